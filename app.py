@@ -1,0 +1,52 @@
+"""Diffusion Lab: one gr.Blocks from the tabs in demos/, queued and launched.
+
+    python app.py                       # http://127.0.0.1:7860, CPU (CUDA/MPS when present)
+    python app.py --port 8000 --share --device cuda
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+
+import gradio as gr
+
+# (tab title, module in demos/) — each module's build() fills its tab
+TABS = [
+    ("Forward & reverse diffusion", "demos.ddpm"),
+]
+CONCURRENCY = int(os.environ.get("DIFFUSION_LAB_CONCURRENCY", "2"))  # 2 vCPUs: two jobs at a time
+HEADER = """# Diffusion Lab
+Generative image models you can run, watch and measure, live on a laptop CPU.
+Every control sits next to the formula it changes; every figure quoted comes from a command in the README."""
+
+
+def build_app() -> gr.Blocks:
+    with gr.Blocks(title="Diffusion Lab") as demo:
+        gr.Markdown(HEADER)
+        on_load = []
+        with gr.Tabs():
+            for title, module in TABS:
+                with gr.Tab(title):
+                    hooks = importlib.import_module(module).build() or {}
+                    on_load += hooks.get("load", [])
+        for fn, inputs, outputs in on_load:
+            demo.load(fn, inputs, outputs, api_visibility="private")
+    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
+    return demo
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
+    p.add_argument("--share", action="store_true", help="create a public gradio.live link")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: best available)")
+    args = p.parse_args(argv)
+    if args.device:
+        os.environ["DIFFUSION_LAB_DEVICE"] = args.device
+    build_app().launch(server_name=args.host, server_port=args.port, share=args.share)
+
+
+if __name__ == "__main__":
+    main()

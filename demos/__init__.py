@@ -1,0 +1,1 @@
+"""One module per Gradio tab; each exposes `build()` that fills the current `gr.Tab`."""

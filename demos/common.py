@@ -1,0 +1,118 @@
+"""What every tab shares: user-facing errors, seeds, frame views, GIF files, plots."""
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+import os
+import tempfile
+import uuid
+from pathlib import Path
+
+import gradio as gr
+
+from pipelines.checkpoints import CheckpointMissing
+from pipelines.images import ImageInputError, save_gif
+
+OUTPUT_DIR = Path(os.environ.get("DIFFUSION_LAB_OUTPUTS", Path(tempfile.gettempdir()) / "diffusion-lab"))
+MAX_SEED = 2**31 - 1
+LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
+USER_ERRORS = (ImageInputError, CheckpointMissing, ValueError)
+
+
+def _as_gr_error(exc: Exception) -> gr.Error:
+    return gr.Error(str(exc), print_exception=False)
+
+
+def user_errors(fn):
+    """Turn the pipelines' user-facing exceptions into gr.Error messages (no stack traces)."""
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def gen_wrapper(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except USER_ERRORS as exc:
+                raise _as_gr_error(exc) from None
+        return gen_wrapper
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except USER_ERRORS as exc:
+            raise _as_gr_error(exc) from None
+    return wrapper
+
+
+def check_number(value, name: str, lo: float, hi: float, integer: bool = False):
+    """Validate a slider/number value that may arrive from the API as anything."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}.") from None
+    if math.isnan(v) or not lo <= v <= hi:
+        raise ValueError(f"{name} must be between {lo:g} and {hi:g}, got {value!r}.")
+    if integer:
+        if v != int(v):
+            raise ValueError(f"{name} must be a whole number, got {value!r}.")
+        return int(v)
+    return v
+
+
+def check_choice(value, name: str, choices):
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}.")
+    return value
+
+
+def seed_box(value: int = 0) -> gr.Number:
+    return gr.Number(value=value, label="Seed", precision=0, minimum=0, maximum=MAX_SEED,
+                     info="Same seed + same settings = same images (noise is drawn on the CPU).")
+
+
+def formula(md: str, **kwargs) -> gr.Markdown:
+    return gr.Markdown(md, latex_delimiters=LATEX, **kwargs)
+
+
+def output_path(stem: str, suffix: str) -> Path:
+    OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
+    return OUTPUT_DIR / f"{stem}-{uuid.uuid4().hex[:8]}{suffix}"
+
+
+def write_gif(frames, stem: str, duration_ms: int = 80) -> str:
+    return str(save_gif(frames, output_path(stem, ".gif"), duration_ms))
+
+
+class FramesView:
+    """A gallery of frames + a step slider showing one frame + a GIF download, used by every process tab."""
+
+    def __init__(self, label: str = "Frames"):
+        with gr.Group():
+            self.current = gr.Image(label=f"{label}: the step chosen below", type="pil", interactive=False,
+                                    height=300)
+            self.slider = gr.Slider(0, 1, value=0, step=1, label="Show step", interactive=True)
+            self.gallery = gr.Gallery(label=f"{label}: every shown step", columns=6, height=220,
+                                      object_fit="contain", format="png")
+            self.gif = gr.File(label="Animated GIF", interactive=False)
+        self.state = gr.State([])
+        self.slider.change(self._pick, [self.state, self.slider], self.current, show_progress="hidden",
+                           api_visibility="private")
+
+    @staticmethod
+    def _pick(frames, i):
+        if not frames:
+            return None
+        return frames[max(0, min(int(i or 0), len(frames) - 1))][0]
+
+    @property
+    def outputs(self):
+        return [self.current, self.slider, self.gallery, self.gif, self.state]
+
+    @staticmethod
+    def update(frames: list[tuple], gif: str | None = None, show: int | None = None):
+        """frames: [(PIL image, caption)]; returns values for `outputs`."""
+        last = len(frames) - 1
+        show = last if show is None else show
+        return (frames[show][0] if frames else None,
+                gr.Slider(0, max(last, 1), value=show, step=1),
+                frames, gif, frames)

@@ -1,0 +1,50 @@
+"""Model cards rendered from the records that commands write — never typed by hand.
+
+`training_record.json` (written by a training command) and `metrics.json` (written by an
+evaluation command) are the sources; `write_card` turns them into the folder's README.md.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .checkpoints import read_json
+
+RECORD_FIELDS = [("command", "Training command"), ("dataset", "Data"), ("train_images", "Training images"),
+                 ("steps", "Optimiser steps"), ("batch_size", "Batch size"), ("epochs", "Epochs"),
+                 ("parameters", "Parameters"), ("wall_seconds", "Wall time (s)"), ("hardware", "Hardware"),
+                 ("final_loss", "Final loss (mean of last 100 steps)")]
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return f"`{v}`" if isinstance(v, str) and v.startswith("python") else str(v)
+
+
+def metrics_table(metrics: dict) -> str:
+    """metrics.json: {"command": ..., "rows": [{"figure": ..., "value": ..., "protocol": ...}, ...]}"""
+    rows = metrics.get("rows", [])
+    if not rows:
+        return "_No measured figures yet: run the evaluation command below._\n"
+    out = ["| figure | value | protocol |", "|---|---|---|"]
+    out += [f"| {r['figure']} | {_fmt(r['value'])} | {r.get('protocol', '')} |" for r in rows]
+    return "\n".join(out) + "\n"
+
+
+def write_card(folder: str | Path, title: str, summary: str, extra: str = "") -> Path:
+    folder = Path(folder)
+    record = read_json(folder / "training_record.json", {})
+    metrics = read_json(folder / "metrics.json", {})
+    lines = [f"# {title}", "", summary.strip(), "", "## Training record", "", "| | |", "|---|---|"]
+    lines += [f"| {label} | {_fmt(record[key])} |" for key, label in RECORD_FIELDS if key in record]
+    lines += ["", "The loss curve is `loss_curve` in `training_record.json` (step, running mean).", "",
+              "## Measured quality", "", metrics_table(metrics)]
+    if metrics.get("command"):
+        lines += [f"Reproduce: `{metrics['command']}`", ""]
+    if extra:
+        lines += [extra.strip(), ""]
+    path = folder / "README.md"
+    path.write_text("\n".join(lines))
+    return path

@@ -1,0 +1,98 @@
+"""Datasets through torchvision's ordinary download path, with an offline mirror.
+
+The data root is `$DIFFUSION_LAB_DATA_ROOT` (default `./data`, writable). On a user's
+machine torchvision downloads into it as usual. Offline, `$DIFFUSION_LAB_DATA_MIRROR`
+names a (possibly read-only) folder in torchvision's layout (`<mirror>/MNIST/raw/*.gz`);
+its archives are copied into the root first, and torchvision then finds the verified
+files and unpacks them without going online.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import torch
+from torchvision import datasets, transforms
+
+DATASETS = {"mnist": datasets.MNIST, "fashion-mnist": datasets.FashionMNIST, "cifar10": datasets.CIFAR10}
+CLASS_NAMES = {
+    "mnist": [str(i) for i in range(10)],
+    "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                      "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
+    "cifar10": ["airplane", "automobile", "bird", "cat", "deer",
+                "dog", "frog", "horse", "ship", "truck"],
+}
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    return Path(root or os.environ.get("DIFFUSION_LAB_DATA_ROOT", "data")).expanduser()
+
+
+def _copy_from_mirror(cls, root: Path) -> None:
+    mirror = os.environ.get("DIFFUSION_LAB_DATA_MIRROR")
+    if not mirror:
+        return
+    src = Path(mirror).expanduser() / cls.__name__ / "raw"
+    dst = root / cls.__name__ / "raw"
+    if not src.is_dir():
+        return
+    dst.mkdir(parents=True, exist_ok=True)
+    for f in src.glob("*.gz"):
+        if not (dst / f.name).exists():
+            shutil.copyfile(f, dst / f.name)
+
+
+def load_dataset(name: str, train: bool = True, root=None, transform=None):
+    """A torchvision dataset of images in [-1, 1] (the range every model here uses)."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
+    cls, root = DATASETS[name], data_root(root)
+    _copy_from_mirror(cls, root)
+    transform = transform or transforms.Compose([transforms.ToTensor(), transforms.Normalize(0.5, 0.5)])
+    return cls(str(root), train=train, download=True, transform=transform)
+
+
+def dataset_tensors(name: str, train: bool = True, root=None, limit: int | None = None):
+    """The whole split as (images in [-1, 1], labels) tensors; MNIST-sized data fits in memory."""
+    ds = load_dataset(name, train, root)
+    if hasattr(ds, "data") and isinstance(ds.data, torch.Tensor):  # MNIST family: skip per-item PIL
+        x = ds.data[:limit].float().div(127.5).sub(1).unsqueeze(1)
+        y = torch.as_tensor(ds.targets[:limit])
+        return x, y
+    n = len(ds) if limit is None else min(limit, len(ds))
+    xs, ys = zip(*(ds[i] for i in range(n)))
+    return torch.stack(xs), torch.as_tensor(ys)
+
+
+def export_examples(name: str = "mnist", out_dir: str | os.PathLike = "assets/mnist", per_class: int = 2,
+                    root=None) -> list[Path]:
+    """Write the first `per_class` test images of each class as PNGs (the app's example gallery)."""
+    from PIL import Image
+
+    ds = load_dataset(name, train=False, root=root, transform=lambda img: img)
+    out, counts, paths = Path(out_dir), {}, []
+    out.mkdir(parents=True, exist_ok=True)
+    for i in range(len(ds)):
+        img, label = ds[i]
+        if counts.get(label, 0) >= per_class:
+            continue
+        counts[label] = counts.get(label, 0) + 1
+        path = out / f"{CLASS_NAMES[name][label].replace('/', '-').lower()}_{counts[label]}_test{i}.png"
+        Image.Image.save(img, path)
+        paths.append(path)
+        if len(paths) == per_class * len(CLASS_NAMES[name]):
+            break
+    return sorted(paths)
+
+
+if __name__ == "__main__":
+    import argparse
+
+    p = argparse.ArgumentParser(description="Export test-set example images for the app's galleries.")
+    p.add_argument("--dataset", default="mnist", choices=list(DATASETS))
+    p.add_argument("--out", default="assets/mnist")
+    p.add_argument("--per-class", type=int, default=2)
+    a = p.parse_args()
+    for path in export_examples(a.dataset, a.out, a.per_class):
+        print(path)

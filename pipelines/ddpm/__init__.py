@@ -1,0 +1,1 @@
+"""An unconditional DDPM on MNIST: diffusers' UNet2DModel + DDPM/DDIM schedulers."""

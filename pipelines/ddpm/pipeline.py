@@ -1,0 +1,69 @@
+"""Load the shipped MNIST DDPM and sample from it, frame by frame."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+from diffusers import UNet2DModel
+
+from ..checkpoints import checkpoint_dir, read_json, weights_hash
+from ..runtime import cpu_generator, pick_device
+from ..sampling import denoise, sample
+from ..schedules import make_scheduler
+from .model import count_parameters
+
+TRAIN_COMMAND = "python -m pipelines.ddpm.train --dataset mnist --steps 1500 --mixed-precision bf16"
+MAX_IMAGES, MAX_DDIM_STEPS = 64, 1000
+
+
+@dataclass
+class DDPM:
+    unet: UNet2DModel
+    scheduler_config: dict
+    record: dict
+    path: Path
+    device: torch.device
+
+    @property
+    def parameters(self) -> int:
+        return count_parameters(self.unet)
+
+    @property
+    def weights_hash(self) -> str:
+        return weights_hash(self.path)
+
+    def predict(self, x: torch.Tensor, t) -> torch.Tensor:
+        return self.unet(x, t).sample
+
+    def frames(self, sampler: str = "DDIM", steps: int = 50, num_images: int = 16, seed: int = 0, eta: float = 0.0):
+        """Yield a `sampling.Step` per reverse step; DDPM ancestral always runs its full T steps."""
+        num_images, steps = int(num_images), int(steps)
+        if not 1 <= num_images <= MAX_IMAGES:
+            raise ValueError(f"Number of images must be between 1 and {MAX_IMAGES}.")
+        scheduler = make_scheduler(sampler, self.scheduler_config)
+        if sampler.startswith("DDPM"):
+            steps = scheduler.config.num_train_timesteps
+        elif not 1 <= steps <= MAX_DDIM_STEPS:
+            raise ValueError(f"Steps must be between 1 and {MAX_DDIM_STEPS}.")
+        shape = (num_images, self.unet.config.in_channels, self.unet.config.sample_size, self.unet.config.sample_size)
+        return denoise(self.predict, scheduler, shape, steps, cpu_generator(seed), self.device, eta=eta)
+
+    def generate(self, sampler: str = "DDIM", steps: int = 50, num_images: int = 16, seed: int = 0) -> torch.Tensor:
+        step = None
+        for step in self.frames(sampler, steps, num_images, seed):
+            pass
+        return step.x.clamp(-1, 1).cpu()
+
+
+@lru_cache(maxsize=2)
+def load_ddpm(name: str = "ddpm-mnist", device: str | None = None) -> DDPM:
+    path = checkpoint_dir(name, TRAIN_COMMAND, required="unet/config.json")
+    device = pick_device(device)
+    unet = UNet2DModel.from_pretrained(path / "unet", torch_dtype=torch.float32).to(device).eval()
+    sched = read_json(path / "scheduler" / "scheduler_config.json")
+    return DDPM(unet, sched, read_json(path / "training_record.json", {}), path, device)
+
+
+__all__ = ["DDPM", "load_ddpm", "sample", "TRAIN_COMMAND"]

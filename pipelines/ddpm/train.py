@@ -1,0 +1,145 @@
+"""Train the MNIST DDPM (Ho et al. 2020, Algorithm 1) with accelerate: CPU, one GPU or many.
+
+    python -m pipelines.ddpm.train --dataset mnist --steps 1500
+    accelerate launch -m pipelines.ddpm.train --dataset mnist --steps 1500   # multi-GPU
+
+Resumable: the full state (weights, EMA, optimiser, scheduler, RNG) is saved to
+`runs/<name>/state` every `--save-every` steps and picked up again by re-running the same
+command. At the end the EMA weights are exported to `checkpoints/<name>/` in diffusers'
+DDPMPipeline layout (unet/ + scheduler/), with `training_record.json`.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from diffusers import DDPMScheduler
+from diffusers.training_utils import EMAModel
+from torch.utils.data import DataLoader, TensorDataset
+
+from ..checkpoints import checkpoints_root, write_json
+from ..data import dataset_tensors
+from ..schedules import SCHEDULES, schedule_config
+from ..training import RunLog, command_line, downsample_curve, hardware_summary
+from .model import UNET_CONFIG, build_unet, count_parameters
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"])
+    p.add_argument("--name", default=None, help="run / checkpoint name (default: ddpm-<dataset>)")
+    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--warmup", type=int, default=100)
+    p.add_argument("--schedule", default="linear (DDPM)", choices=list(SCHEDULES))
+    p.add_argument("--prediction-type", default="epsilon", choices=["epsilon", "v_prediction"])
+    p.add_argument("--zero-snr", action="store_true")
+    p.add_argument("--mixed-precision", default="no", choices=["no", "bf16", "fp16"])
+    p.add_argument("--save-every", type=int, default=250)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--runs", default="runs")
+    p.add_argument("--output", default=None, help="export folder (default: checkpoints/<name>)")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    name = args.name or f"ddpm-{args.dataset}"
+    run_dir, out_dir = Path(args.runs) / name, Path(args.output or checkpoints_root() / name)
+    accelerator = Accelerator(mixed_precision=args.mixed_precision)
+    set_seed(args.seed)
+
+    # 1. data: the training split as [-1, 1] tensors
+    x_train, _ = dataset_tensors(args.dataset, train=True, root=args.data_root)
+    loader = DataLoader(TensorDataset(x_train), batch_size=args.batch_size, shuffle=True, drop_last=True)
+
+    # 2. model, noise schedule, optimiser with warm-up + cosine decay, EMA of the weights
+    unet = build_unet()
+    noise_scheduler = DDPMScheduler(**schedule_config(args.schedule, args.zero_snr,
+                                                      prediction_type=args.prediction_type))
+    opt = torch.optim.AdamW(unet.parameters(), lr=args.lr, weight_decay=0.0)
+    lr_sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / args.warmup)
+                                                 * 0.5 * (1 + math.cos(math.pi * min(s, args.steps) / args.steps)))
+    ema = EMAModel(unet.parameters(), decay=0.9995, use_ema_warmup=True, power=3 / 4)
+    unet, opt, loader, lr_sched = accelerator.prepare(unet, opt, loader, lr_sched)
+    ema.to(accelerator.device)
+    accelerator.register_for_checkpointing(ema)
+
+    # 3. resume if a saved state exists
+    log, step, state_dir = RunLog(run_dir), 0, run_dir / "state"
+    if (state_dir / "step.txt").exists():
+        accelerator.load_state(str(state_dir))
+        step = int((state_dir / "step.txt").read_text())
+        accelerator.print(f"resumed {name} at step {step}")
+
+    def save_state():
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            accelerator.save_state(str(state_dir))
+            (state_dir / "step.txt").write_text(str(step))
+            log.save_meta()
+
+    # 4. Algorithm 1: x_0 ~ data, t ~ U{0..T-1}, ε ~ N(0, I); regress the target on x_t
+    unet.train()
+    t_last = time.time()
+    while step < args.steps:
+        for (x0,) in loader:
+            noise = torch.randn_like(x0)
+            t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (x0.shape[0],), device=x0.device)
+            x_t = noise_scheduler.add_noise(x0, noise, t)  # x_t = sqrt(ᾱ_t)·x_0 + sqrt(1−ᾱ_t)·ε
+            target = noise if args.prediction_type == "epsilon" else noise_scheduler.get_velocity(x0, noise, t)
+            with accelerator.autocast():
+                pred = unet(x_t, t).sample
+            loss = F.mse_loss(pred.float(), target)
+            accelerator.backward(loss)
+            accelerator.clip_grad_norm_(unet.parameters(), 1.0)
+            opt.step(), lr_sched.step(), opt.zero_grad(set_to_none=True)
+            ema.step(unet.parameters())
+            step += 1
+            if accelerator.is_main_process:
+                log.log(step=step, loss=loss.item(), lr=lr_sched.get_last_lr()[0])
+                if step % 50 == 0:
+                    rate = 50 / (time.time() - t_last)
+                    t_last = time.time()
+                    accelerator.print(f"step {step}/{args.steps} loss {loss.item():.4f} ({rate:.2f} it/s)")
+            if step % args.save_every == 0 or step == args.steps:
+                save_state()
+            if step >= args.steps:
+                break
+
+    # 5. export the EMA weights (fp16 on disk) + scheduler config + training record
+    if accelerator.is_main_process:
+        export = build_unet()
+        ema.copy_to(export.parameters())
+        out_dir.mkdir(parents=True, exist_ok=True)
+        export.half().save_pretrained(out_dir / "unet")
+        noise_scheduler.save_pretrained(out_dir / "scheduler")
+        write_json(out_dir / "model_index.json", {"_class_name": "DDPMPipeline", "_diffusers_version": "0.42.1",
+                                                  "scheduler": ["diffusers", "DDPMScheduler"],
+                                                  "unet": ["diffusers", "UNet2DModel"]})
+        rows = log.rows(upto_step=step)
+        tail = [r["loss"] for r in rows[-100:]]
+        write_json(out_dir / "training_record.json", {
+            "command": command_line(), "dataset": args.dataset, "split": "train",
+            "train_images": len(x_train), "steps": step, "batch_size": args.batch_size * accelerator.num_processes,
+            "epochs": round(step * args.batch_size * accelerator.num_processes / len(x_train), 2),
+            "lr": args.lr, "mixed_precision": args.mixed_precision, "ema_decay": 0.9995,
+            "schedule": args.schedule, "prediction_type": args.prediction_type, "zero_snr": args.zero_snr,
+            "parameters": count_parameters(export), "unet_config": UNET_CONFIG,
+            "wall_seconds": round(log.wall_seconds()), "sessions": log.meta["sessions"],
+            "hardware": hardware_summary(), "final_loss": sum(tail) / max(1, len(tail)),
+            "loss_curve": downsample_curve(rows),
+        })
+        accelerator.print(f"exported {name} to {out_dir}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""Noise schedules and samplers, all from diffusers; this module only names the choices.
+
+Forward process (DDPM eq. 4):  x_t = sqrt(ᾱ_t)·x_0 + sqrt(1 − ᾱ_t)·ε,  ᾱ_t = Π_{s≤t} (1 − β_s)
+Signal-to-noise ratio:         SNR(t) = ᾱ_t / (1 − ᾱ_t)
+"""
+from __future__ import annotations
+
+import torch
+from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
+
+# name shown to the user -> (diffusers beta_schedule, beta_start, beta_end)
+SCHEDULES = {
+    "linear (DDPM)": ("linear", 1e-4, 0.02),
+    "scaled-linear (Stable Diffusion)": ("scaled_linear", 0.00085, 0.012),
+    "cosine (improved DDPM)": ("squaredcos_cap_v2", 1e-4, 0.02),
+}
+SAMPLERS = {"DDPM (ancestral)": DDPMScheduler, "DDIM": DDIMScheduler, "DPM-Solver++ (multistep)": DPMSolverMultistepScheduler}
+SPACINGS = ("leading", "trailing", "linspace")
+
+
+def schedule_config(schedule: str = "linear (DDPM)", zero_snr: bool = False, num_train_timesteps: int = 1000,
+                    prediction_type: str = "epsilon", timestep_spacing: str = "leading") -> dict:
+    beta_schedule, beta_start, beta_end = SCHEDULES[schedule]
+    return dict(num_train_timesteps=num_train_timesteps, beta_schedule=beta_schedule, beta_start=beta_start,
+                beta_end=beta_end, rescale_betas_zero_snr=zero_snr, prediction_type=prediction_type,
+                timestep_spacing=timestep_spacing, clip_sample=False)
+
+
+def make_scheduler(sampler: str, config: dict, **overrides):
+    """A fresh diffusers scheduler of kind `sampler` built from a stored scheduler config."""
+    cls = SAMPLERS[sampler]
+    cfg = {k: v for k, v in dict(config, **overrides).items() if not k.startswith("_")}
+    if cls is DPMSolverMultistepScheduler:
+        cfg.pop("clip_sample", None)
+        if cfg.get("rescale_betas_zero_snr"):
+            cfg.setdefault("final_sigmas_type", "zero")
+    return cls.from_config(cfg)
+
+
+def alphas_cumprod(schedule: str, zero_snr: bool = False, num_train_timesteps: int = 1000) -> torch.Tensor:
+    return DDPMScheduler(**schedule_config(schedule, zero_snr, num_train_timesteps)).alphas_cumprod.clone()
+
+
+def log_snr(abar: torch.Tensor) -> torch.Tensor:
+    """log SNR(t) = log ᾱ_t − log(1 − ᾱ_t); −inf where ᾱ_T = 0 (zero terminal SNR)."""
+    abar = abar.double()
+    return (abar.log() - (1 - abar).log()).float()

@@ -1,0 +1,83 @@
+"""Pieces every training command shares: run folders, resumable state, logs and records."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from .checkpoints import read_json, write_json
+
+
+def hardware_summary() -> str:
+    if torch.cuda.is_available():
+        return f"{torch.cuda.device_count()}x {torch.cuda.get_device_name(0)}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"CPU: {cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+
+
+def command_line() -> str:
+    module = sys.argv[0]
+    if module.endswith(".py"):
+        parts = Path(module).resolve().with_suffix("").parts
+        if "pipelines" in parts:
+            module = "-m " + ".".join(parts[parts.index("pipelines"):])
+    return "python " + " ".join([module] + sys.argv[1:])
+
+
+class RunLog:
+    """`runs/<name>/log.jsonl` plus the wall time accumulated over resumed sessions."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.run_dir / "log.jsonl"
+        self.meta_path = self.run_dir / "meta.json"
+        self.meta = read_json(self.meta_path, {"wall_seconds": 0.0, "sessions": 0})
+        self.meta["sessions"] += 1
+        self._t0 = time.time()
+
+    def wall_seconds(self) -> float:
+        return self.meta["wall_seconds"] + time.time() - self._t0
+
+    def log(self, **row) -> None:
+        with self.path.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def save_meta(self) -> None:
+        write_json(self.meta_path, dict(self.meta, wall_seconds=self.wall_seconds()))
+        self.meta["wall_seconds"], self._t0 = self.wall_seconds(), time.time()
+
+    def rows(self, upto_step: int | None = None) -> list[dict]:
+        if not self.path.exists():
+            return []
+        rows = [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+        # a resumed run repeats the steps after its last saved state; keep the latest of each
+        by_step = {r["step"]: r for r in rows if upto_step is None or r["step"] <= upto_step}
+        return [by_step[s] for s in sorted(by_step)]
+
+
+def downsample_curve(rows: list[dict], key: str = "loss", points: int = 100, smooth: int = 20) -> list[list[float]]:
+    """[(step, running-mean loss)] with at most `points` entries, for model cards and plots."""
+    if not rows:
+        return []
+    vals = [r[key] for r in rows]
+    out, every = [], max(1, len(rows) // points)
+    for i in range(0, len(rows), every):
+        window = vals[max(0, i - smooth + 1): i + 1]
+        out.append([rows[i]["step"], sum(window) / len(window)])
+    if out[-1][0] != rows[-1]["step"]:
+        window = vals[-smooth:]
+        out.append([rows[-1]["step"], sum(window) / len(window)])
+    return out
