@@ -14,6 +14,8 @@ import gradio as gr
 # (tab title, module in demos/) — each module's build() fills its tab
 TABS = [
     ("Forward & reverse diffusion", "demos.ddpm"),
+    ("VAE latent space", "demos.vae"),
+    ("Metrics: FID & IS", "demos.metrics"),
 ]
 CONCURRENCY = int(os.environ.get("DIFFUSION_LAB_CONCURRENCY", "2"))  # 2 vCPUs: two jobs at a time
 HEADER = """# Diffusion Lab
@@ -30,8 +32,8 @@ def build_app() -> gr.Blocks:
                 with gr.Tab(title):
                     hooks = importlib.import_module(module).build() or {}
                     on_load += hooks.get("load", [])
-        for fn, inputs, outputs in on_load:
-            demo.load(fn, inputs, outputs, api_visibility="private")
+        for fn, inputs, outputs, *kwargs in on_load:  # optional 4th item: extra event kwargs
+            demo.load(fn, inputs, outputs, api_visibility="private", **(kwargs[0] if kwargs else {}))
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
     return demo
 

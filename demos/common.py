@@ -13,11 +13,12 @@ import gradio as gr
 
 from pipelines.checkpoints import CheckpointMissing
 from pipelines.images import ImageInputError, save_gif
+from pipelines.metrics.features import FeatureNetworkMissing
 
 OUTPUT_DIR = Path(os.environ.get("DIFFUSION_LAB_OUTPUTS", Path(tempfile.gettempdir()) / "diffusion-lab"))
 MAX_SEED = 2**31 - 1
 LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
-USER_ERRORS = (ImageInputError, CheckpointMissing, ValueError)
+USER_ERRORS = (ImageInputError, CheckpointMissing, FeatureNetworkMissing, ValueError)
 
 
 def _as_gr_error(exc: Exception) -> gr.Error:

@@ -168,10 +168,13 @@ def build():
     show = gr.Button("Show the forward process", variant="primary")
 
     fwd_inputs = [image, schedule, zero_snr, t, fwd_seed]
-    show.click(forward_process, fwd_inputs, [strip, x_t, t_info, fwd_gif, plot], api_name="forward")
+    # preprocess=False: raw inputs reach our own checks (image size before decoding, named ranges),
+    # so bad input gets this tab's clear messages rather than PIL's or a component's
+    fwd_outputs = [strip, x_t, t_info, fwd_gif, plot]
+    show.click(forward_process, fwd_inputs, fwd_outputs, api_name="forward", preprocess=False)
     for ctl in (schedule, zero_snr, image, fwd_seed):
-        ctl.change(forward_process, fwd_inputs, [strip, x_t, t_info, fwd_gif, plot], api_visibility="private")
-    t.release(forward_at_t, fwd_inputs, [x_t, t_info], api_name="forward_at_t")
+        ctl.change(forward_process, fwd_inputs, fwd_outputs, api_visibility="private", preprocess=False)
+    t.release(forward_at_t, fwd_inputs, [x_t, t_info], api_name="forward_at_t", preprocess=False)
     use_sketch.click(use_drawing, sketch, image, api_visibility="private")
 
     gr.Markdown("## Reverse process: a DDPM trained here on MNIST")
@@ -195,6 +198,6 @@ def build():
         info = gr.Markdown()
         curve = gr.Plot()
     run.click(reverse_process, [sampler, steps, num_images, eta, rev_seed],
-              [live, final, status, *frames.outputs], api_name="reverse")
-    return {"load": [(forward_process, fwd_inputs, [strip, x_t, t_info, fwd_gif, plot]),
+              [live, final, status, *frames.outputs], api_name="reverse", preprocess=False)
+    return {"load": [(forward_process, fwd_inputs, fwd_outputs, {"preprocess": False}),
                      (model_info, [], [info]), (model_loss_plot, [], [curve])]}

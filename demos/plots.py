@@ -46,3 +46,61 @@ def loss_plot(curves: dict[str, list], title: str = "training loss", ylabel: str
     if len(curves) > 1:
         ax.legend(fontsize=8)
     return fig
+
+
+def metrics_plot(rows: list[dict], name: str) -> Figure | None:
+    """One evaluation plot of results/metrics.json: value vs x per series, one panel per metric (FID, IS),
+    with the real-data floor at the same n and features as a dashed line."""
+    mine = [r for r in rows if (r.get("plot") or {}).get("name") == name]
+    if not mine:
+        return None
+    metrics = list(dict.fromkeys(r["metric"] for r in mine))
+    fig = Figure(figsize=(4.2 * len(metrics), 3.2), layout="constrained")
+    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
+    multi_features = len({r["features"] for r in mine}) > 1
+    for ax, metric in zip(axes, metrics):
+        series: dict[str, list] = {}
+        for r in mine:
+            if r["metric"] == metric:
+                label = r["plot"]["series"] + (f" [{r['features']}]" if multi_features else "")
+                series.setdefault(label, []).append((r["plot"]["x"], r["value"], r))
+        for i, (label, pts) in enumerate(series.items()):
+            pts.sort(key=lambda p: p[0])
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", color=f"C{i}", label=label)
+            ref = pts[0][2]
+            for f in rows:
+                if (f.get("floor") and f["metric"] == metric and f["features"] == ref["features"]
+                        and f["n"] == ref["n"] and f.get("dataset") == ref.get("dataset")):
+                    ax.axhline(f["value"], color=f"C{i}" if multi_features else "k", ls="--", lw=1,
+                               label="real data, same n" + (f" [{f['features']}]" if multi_features else ""))
+        figures = {r["figure"] for r in mine if r["metric"] == metric}
+        ax.set(title=figures.pop() if len(figures) == 1 else metric, xlabel=mine[0]["plot"].get("x_label", ""),
+               ylabel=metric)
+        ax.title.set_fontsize(9)
+        if metric == "FID":
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(name, fontsize=10)
+    return fig
+
+
+def quality_diversity_plot(sweeps: dict[str, list[dict]], real_diversity: dict[str, float] | None = None) -> Figure:
+    """Classifier-free guidance: judge accuracy and sample diversity against the scale w.
+
+    sweeps: label -> [{"w", "accuracy", "diversity"}, ...] (the `quality_diversity` of a metrics.json).
+    """
+    fig = Figure(figsize=(8, 3.2), layout="constrained")
+    ax_q, ax_d = fig.subplots(1, 2)
+    for i, (label, rows) in enumerate(sweeps.items()):
+        ws = [r["w"] for r in rows]
+        ax_q.plot(ws, [100 * r["accuracy"] for r in rows], "o-", color=f"C{i}", label=label)
+        ax_d.plot(ws, [r["diversity"] for r in rows], "o-", color=f"C{i}", label=label)
+        if real_diversity and label in real_diversity:
+            ax_d.axhline(real_diversity[label], color=f"C{i}", ls="--", lw=1, label=f"{label}: real test images")
+    ax_q.set(title="quality: judged as the requested class", xlabel="guidance scale w", ylabel="%", ylim=(0, 102))
+    ax_d.set(title="diversity: mean pairwise judge-feature distance", xlabel="guidance scale w")
+    for ax in (ax_q, ax_d):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    return fig

@@ -24,10 +24,12 @@ def noised(x0: torch.Tensor, timesteps, schedule: str, zero_snr: bool = False, s
     return scheduler.add_noise(x0.expand(len(t), *x0.shape), eps, t)
 
 
-def markov_chain(x0: torch.Tensor, betas: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Run x_0 -> x_T step by step; returns the whole trajectory (T, *x0.shape)."""
-    out, x = [], x0
-    for beta in betas:
+def markov_chain(x0: torch.Tensor, betas: torch.Tensor, generator: torch.Generator, keep=None) -> dict:
+    """Run x_0 -> x_T one step at a time; returns {t: x_t} for t in `keep` (default: every t)."""
+    keep = set(range(len(betas))) if keep is None else set(keep)
+    out, x = {}, x0
+    for t, beta in enumerate(betas):
         x = (1 - beta).sqrt() * x + beta.sqrt() * randn(x.shape, generator)
-        out.append(x)
-    return torch.stack(out)
+        if t in keep:
+            out[t] = x
+    return out

@@ -49,7 +49,9 @@ def save_gif(frames: list[Image.Image], path: str | Path, duration_ms: int = 80,
 
 def open_image(data) -> Image.Image:
     """Anything a user may hand us (path, bytes, PIL, numpy) -> PIL, or ImageInputError."""
-    if data is None:
+    if isinstance(data, dict):  # a gradio FileData / ImageData payload: {"path": ..., ...}
+        data = data.get("path") or data.get("url")
+    if data is None or (isinstance(data, str) and not data.strip()):
         raise ImageInputError("No image given: choose one from the gallery, upload one or draw one.")
     if isinstance(data, Image.Image):
         img = data
@@ -80,10 +82,19 @@ def open_image(data) -> Image.Image:
     return img
 
 
-def flatten_alpha(img: Image.Image, background=(0, 0, 0)) -> Image.Image:
-    """Paint transparent pixels (e.g. an empty sketch pad) with `background`."""
+def flatten_alpha(img: Image.Image, background=None) -> Image.Image:
+    """Paint transparent pixels (e.g. an empty sketch pad) with `background`.
+
+    background=None picks the colour that contrasts with the visible strokes: black ink drawn on a
+    transparent canvas lands on white (and is inverted later), white ink on black.
+    """
     if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
         img = img.convert("RGBA")
+        if background is None:
+            arr = np.asarray(img, dtype=np.float32) / 255.0
+            visible = arr[..., 3] > 0.5
+            lum = arr[..., :3][visible].mean() if visible.any() else 0.0
+            background = (255, 255, 255) if visible.any() and lum < 0.5 else (0, 0, 0)
         base = Image.new("RGBA", img.size, background + (255,))
         img = Image.alpha_composite(base, img)
     return img.convert("RGB")
@@ -103,18 +114,57 @@ def to_digit_tensor(data, size: int = 28) -> tuple[torch.Tensor, list[str]]:
     if np.median(border) > 0.5:
         grey = 1.0 - grey
         notes.append("inverted (the background was light; MNIST is white ink on black)")
-    if img.size != (size, size):
-        notes.append(f"resized from {img.width}x{img.height} to {size}x{size}")
-    # MNIST-style framing: fit the ink's bounding box into 20x20, centre it in size x size.
+    if img.size == (size, size):  # already digit-sized: keep the user's framing
+        t = torch.from_numpy(grey * 2.0 - 1.0).unsqueeze(0)
+        return t, notes
+    notes.append(f"resized from {img.width}x{img.height} to {size}x{size}")
+    # MNIST's own framing: fit the ink's bounding box into 20x20, then centre its mass in size x size.
     ink = grey > 0.15 * grey.max()
     rows, cols = np.where(ink)
     crop = grey[rows.min(): rows.max() + 1, cols.min(): cols.max() + 1]
     h, w = crop.shape
-    inner = round(size * 20 / 28)
-    scale = inner / max(h, w)
-    crop_img = Image.fromarray((crop * 255).astype(np.uint8)).resize(
+    scale = round(size * 20 / 28) / max(h, w)
+    crop_img = Image.fromarray((crop / crop.max() * 255).astype(np.uint8)).resize(
         (max(1, round(w * scale)), max(1, round(h * scale))), Image.LANCZOS)
-    canvas = Image.new("L", (size, size), 0)
-    canvas.paste(crop_img, ((size - crop_img.width) // 2, (size - crop_img.height) // 2))
-    t = torch.from_numpy(np.asarray(canvas, dtype=np.float32) / 127.5 - 1.0).unsqueeze(0)
+    canvas = np.zeros((size, size), dtype=np.float32)
+    top, left = (size - crop_img.height) // 2, (size - crop_img.width) // 2
+    canvas[top: top + crop_img.height, left: left + crop_img.width] = np.asarray(crop_img, np.float32) / 255.0
+    ys, xs = np.indices(canvas.shape)
+    mass = canvas.sum()
+    dy, dx = round(size / 2 - 0.5 - (ys * canvas).sum() / mass), round(size / 2 - 0.5 - (xs * canvas).sum() / mass)
+    canvas = np.roll(canvas, (dy, dx), axis=(0, 1))
+    t = torch.from_numpy(canvas * 2.0 - 1.0).unsqueeze(0)
     return t, notes
+
+
+def side_by_side(*images: Image.Image, gap: int = 12, background: int = 255) -> Image.Image:
+    """Images next to each other on one canvas (e.g. x_t and the predicted x̂_0 of a reverse step)."""
+    mode = "RGB" if any(im.mode == "RGB" for im in images) else "L"
+    images = [im.convert(mode) for im in images]
+    canvas = Image.new(mode, (sum(im.width for im in images) + gap * (len(images) - 1),
+                              max(im.height for im in images)), background if mode == "L" else (background,) * 3)
+    x = 0
+    for im in images:
+        canvas.paste(im, (x, 0))
+        x += im.width + gap
+    return canvas
+
+
+def labelled_grid(x: torch.Tensor, row_labels: list[str], col_labels: list[str], scale: int = 2,
+                  padding: int = 2, label_width: int = 90, label_height: int = 18) -> Image.Image:
+    """x: (rows, cols, C, H, W) in [-1, 1] -> one image with a label left of each row and above each column."""
+    from PIL import ImageDraw
+
+    rows, cols = x.shape[:2]
+    body = grid(x.flatten(0, 1), nrow=cols, scale=scale, padding=padding).convert("RGB")
+    canvas = Image.new("RGB", (body.width + label_width, body.height + label_height), (255, 255, 255))
+    canvas.paste(body, (label_width, label_height))
+    draw = ImageDraw.Draw(canvas)
+    cell_h, cell_w = (body.height - padding) / rows, (body.width - padding) / cols
+    for j, text in enumerate(col_labels):
+        draw.text((label_width + padding + j * cell_w + cell_w / 2, label_height / 2), text, fill=(0, 0, 0),
+                  anchor="mm")
+    for i, text in enumerate(row_labels):
+        draw.text((label_width - 6, label_height + padding + i * cell_h + cell_h / 2), text, fill=(0, 0, 0),
+                  anchor="rm")
+    return canvas

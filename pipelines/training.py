@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import sys
@@ -81,3 +82,15 @@ def downsample_curve(rows: list[dict], key: str = "loss", points: int = 100, smo
         window = vals[-smooth:]
         out.append([rows[-1]["step"], sum(window) / len(window)])
     return out
+
+
+def warmup_cosine(warmup: int, steps: int):
+    """LR multiplier for LambdaLR: linear warm-up over `warmup` steps, then cosine decay to 0 at `steps`."""
+    return lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))
+
+
+def loss_summary(log: RunLog, upto_step: int) -> dict:
+    """The loss fields of a training record: final loss (mean of the last 100 steps) and the curve."""
+    rows = log.rows(upto_step=upto_step)
+    tail = [r["loss"] for r in rows[-100:]]
+    return {"final_loss": sum(tail) / max(1, len(tail)), "loss_curve": downsample_curve(rows)}

@@ -37,22 +37,26 @@ class DDPM:
     def predict(self, x: torch.Tensor, t) -> torch.Tensor:
         return self.unet(x, t).sample
 
-    def frames(self, sampler: str = "DDIM", steps: int = 50, num_images: int = 16, seed: int = 0, eta: float = 0.0):
-        """Yield a `sampling.Step` per reverse step; DDPM ancestral always runs its full T steps."""
+    def frames(self, sampler: str = "DDIM", steps: int = 50, num_images: int = 16, seed: int = 0, eta: float = 0.0,
+               strided: bool = False):
+        """Yield a `sampling.Step` per reverse step. DDPM ancestral runs its full T steps unless `strided`:
+        then `steps` spaced timesteps (diffusers' DDPMScheduler.set_timesteps), each step drawing from
+        the posterior q(x_t' | x_t, x̂_0) between the two timesteps it jumps between."""
         num_images, steps = int(num_images), int(steps)
         if not 1 <= num_images <= MAX_IMAGES:
             raise ValueError(f"Number of images must be between 1 and {MAX_IMAGES}.")
         scheduler = make_scheduler(sampler, self.scheduler_config)
-        if sampler.startswith("DDPM"):
+        if sampler.startswith("DDPM") and not strided:
             steps = scheduler.config.num_train_timesteps
         elif not 1 <= steps <= MAX_DDIM_STEPS:
             raise ValueError(f"Steps must be between 1 and {MAX_DDIM_STEPS}.")
         shape = (num_images, self.unet.config.in_channels, self.unet.config.sample_size, self.unet.config.sample_size)
         return denoise(self.predict, scheduler, shape, steps, cpu_generator(seed), self.device, eta=eta)
 
-    def generate(self, sampler: str = "DDIM", steps: int = 50, num_images: int = 16, seed: int = 0) -> torch.Tensor:
+    def generate(self, sampler: str = "DDIM", steps: int = 50, num_images: int = 16, seed: int = 0,
+                 strided: bool = False) -> torch.Tensor:
         step = None
-        for step in self.frames(sampler, steps, num_images, seed):
+        for step in self.frames(sampler, steps, num_images, seed, strided=strided):
             pass
         return step.x.clamp(-1, 1).cpu()
 

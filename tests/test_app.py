@@ -1,0 +1,61 @@
+"""The app as a user and a script see it: Blocks build, named endpoints answer, the page renders."""
+from pathlib import Path
+
+import pytest
+from gradio_client import handle_file
+
+from demos.ddpm import EXAMPLES
+
+SCREENSHOTS = Path(__file__).parent / "screenshots"
+
+
+def test_blocks_build_with_named_endpoints():
+    import app
+    demo = app.build_app()
+    names = {dep.get("api_name") for dep in demo.config["dependencies"]}
+    assert {"forward", "forward_at_t", "reverse"} <= names
+
+
+def test_forward_endpoint(client):
+    strip, x_t, info, gif, plot = client.predict(handle_file(EXAMPLES[0]), "cosine (improved DDPM)", True, 999, 0,
+                                                 api_name="/forward")
+    assert len(strip) == 8 and Path(x_t).exists() and Path(gif).suffix == ".gif"
+    assert "t=999" in info and "ᾱ=0.0000" in info  # zero terminal SNR: nothing of x_0 is left at T
+
+
+def test_forward_rejects_a_non_image(client, tmp_path):
+    bad = tmp_path / "notes.png"
+    bad.write_bytes(b"not an image")
+    with pytest.raises(Exception, match="not an image"):
+        client.predict(handle_file(str(bad)), "linear (DDPM)", False, 10, 0, api_name="/forward")
+
+
+def test_reverse_endpoint_streams_to_a_gif(client):
+    job = client.submit("DDIM", 6, 4, 0.0, 3, api_name="/reverse")
+    outputs = job.result(timeout=300)
+    live, final, status, current, slider, gallery, gif = outputs  # (gr.State is not sent to clients)
+    assert status.startswith("done: 6 steps") and Path(final).exists() and Path(gif).suffix == ".gif"
+    assert len(gallery) == 6
+    assert len(job.outputs()) >= 2  # streamed: frames arrived before the end
+
+
+@pytest.mark.parametrize("args, message", [
+    (("DDIM", 0, 4, 0.0, 0), "Steps"), (("DDIM", 10, 0, 0.0, 0), "Number of images"),
+    (("DDIM", 10, 4, 2.0, 0), "η"), (("Euler", 10, 4, 0.0, 0), "Sampler"), (("DDIM", 10, 4, 0.0, -5), "Seed")])
+def test_reverse_rejects_bad_input_clearly(client, args, message):
+    with pytest.raises(Exception, match=message):
+        client.predict(*args, api_name="/reverse")
+
+
+def test_page_renders_and_a_control_drives_the_model(app_url, browser):
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(app_url, wait_until="networkidle")
+    for text in ("Forward process", "Noise schedule", "Zero terminal SNR", "Reverse process", "Sampler",
+                 "Denoise from pure noise"):
+        page.get_by_text(text).first.wait_for(state="visible", timeout=60_000)
+    page.get_by_label("DDIM steps N").first.fill("5")
+    page.get_by_role("button", name="Denoise from pure noise").click()
+    page.get_by_text("done: 5 steps").first.wait_for(timeout=120_000)
+    page.screenshot(path=str(SCREENSHOTS / "ddpm_tab.png"), full_page=True)
+    page.close()
