@@ -14,6 +14,7 @@ import gradio as gr
 # (tab title, module in demos/) — each module's build() fills its tab
 TABS = [
     ("Forward & reverse diffusion", "demos.ddpm"),
+    ("Classifier-free guidance", "demos.cfg"),
     ("VAE latent space", "demos.vae"),
     ("Metrics: FID & IS", "demos.metrics"),
 ]

@@ -1,0 +1,1 @@
+"""Classifier-free guidance: a hand-written class-conditional UNet, its trainer, sampler and evaluation."""

@@ -1,0 +1,33 @@
+"""The model card of a classifier-free guidance checkpoint, rendered from its records."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..cards import write_card
+from ..checkpoints import read_json
+
+SUMMARY = """A class-conditional DDPM for classifier-free guidance (Ho & Salimans 2022), trained here on {data}.
+Network: the hand-written `pipelines.cfg.model.ClassConditionalUNet` ({params:,} parameters): the label
+embedding is added to the timestep embedding and conditions every residual and attention block. During
+training each image's label is replaced, with probability {p}, by a separate learned null label (index
+{null}), so one network is both the conditional model ε(x_t, t, y) and the unconditional one ε(x_t, t, ∅).
+Sampling combines them as ε̃ = ε(∅) + w·(ε(y) − ε(∅)) (`torch.lerp(uncond, cond, w)`): w = 0 is the
+unconditional model, w = 1 the plain conditional one."""
+
+EXTRA = """The judge is the shipped `classifier-{dataset}` CNN (test accuracy in its own card); diversity is
+the mean pairwise Euclidean distance between the judge's 128-d penultimate features of the samples of one
+class, averaged over classes. The quality–diversity sweep is `quality_diversity` in `metrics.json`.
+Weights are the EMA weights, stored in fp16."""
+
+DATA_NAMES = {"mnist": "the MNIST training set", "fashion-mnist": "the Fashion-MNIST training set",
+              "cifar10": "the CIFAR-10 training set"}
+
+
+def write_cfg_card(folder: str | Path) -> Path:
+    folder = Path(folder)
+    record, config = read_json(folder / "training_record.json", {}), read_json(folder / "config.json", {})
+    dataset = config.get("dataset", record.get("dataset", "?"))
+    summary = SUMMARY.format(data=DATA_NAMES.get(dataset, dataset), params=record.get("parameters", 0),
+                             p=record.get("p_uncond", 0.1), null=config.get("num_classes", 10))
+    return write_card(folder, f"cfg-{dataset}: class-conditional DDPM for classifier-free guidance", summary,
+                      EXTRA.format(dataset=dataset))

@@ -1,0 +1,157 @@
+"""Train a class-conditional DDPM for classifier-free guidance (Ho & Salimans 2022, Algorithm 1).
+
+    python -m pipelines.cfg.train --dataset mnist
+    python -m pipelines.cfg.train --dataset fashion-mnist
+    python -m pipelines.cfg.train --dataset cifar10 --channels 64,128,256 --steps 50000   # downloads CIFAR-10
+    accelerate launch -m pipelines.cfg.train --dataset mnist                                # multi-GPU
+
+One network learns both models: every image keeps its label with probability 1 − p_uncond and gets the
+learned null label otherwise (a fresh coin per image). Resumable like `pipelines.ddpm.train`: the full
+state is saved to `runs/<name>/state` every `--save-every` steps and picked up by re-running the same
+command. At the end the EMA weights are exported (fp16) to `checkpoints/<name>/`: config.json,
+model.safetensors, scheduler/, training_record.json, and a model card.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from diffusers import DDPMScheduler
+from diffusers.training_utils import EMAModel
+from safetensors.torch import save_file
+from torch.utils.data import DataLoader, TensorDataset
+
+from ..checkpoints import checkpoints_root, write_json
+from ..data import CLASS_NAMES, dataset_tensors
+from ..schedules import SCHEDULES, schedule_config
+from ..training import RunLog, command_line, hardware_summary, loss_summary, warmup_cosine
+from .model import ClassConditionalUNet, count_parameters, drop_labels
+
+P_UNCOND = 0.1
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", default="mnist", choices=list(CLASS_NAMES))
+    p.add_argument("--name", default=None, help="run / checkpoint name (default: cfg-<dataset>)")
+    p.add_argument("--steps", type=int, default=1200)
+    p.add_argument("--batch-size", type=int, default=96)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--warmup", type=int, default=100)
+    p.add_argument("--p-uncond", type=float, default=P_UNCOND, help="probability of dropping each label")
+    p.add_argument("--channels", default="32,64,64", help="UNet widths at full, 1/2 and 1/4 resolution")
+    p.add_argument("--emb-dim", type=int, default=128)
+    p.add_argument("--schedule", default="linear (DDPM)", choices=list(SCHEDULES))
+    p.add_argument("--mixed-precision", default="bf16", choices=["no", "bf16", "fp16"])
+    p.add_argument("--save-every", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--runs", default="runs")
+    p.add_argument("--output", default=None, help="export folder (default: checkpoints/<name>)")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    name = args.name or f"cfg-{args.dataset}"
+    run_dir, out_dir = Path(args.runs) / name, Path(args.output or checkpoints_root() / name)
+    accelerator = Accelerator(mixed_precision=args.mixed_precision)
+    set_seed(args.seed)
+
+    # 1. data: the training split as [-1, 1] tensors with their labels
+    x_train, y_train = dataset_tensors(args.dataset, train=True, root=args.data_root)
+    loader = DataLoader(TensorDataset(x_train, y_train), batch_size=args.batch_size, shuffle=True, drop_last=True)
+
+    # 2. model, noise schedule, optimiser with warm-up + cosine decay, EMA of the weights
+    def build():
+        return ClassConditionalUNet(in_channels=x_train.shape[1], image_size=x_train.shape[-1],
+                                    num_classes=len(CLASS_NAMES[args.dataset]),
+                                    channels=[int(c) for c in args.channels.split(",")], emb_dim=args.emb_dim)
+    model = build()
+    noise_scheduler = DDPMScheduler(**schedule_config(args.schedule))
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
+    lr_sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(args.warmup, args.steps))
+    ema = EMAModel(model.parameters(), decay=0.9995, use_ema_warmup=True, power=3 / 4)
+    model, opt, loader, lr_sched = accelerator.prepare(model, opt, loader, lr_sched)
+    ema.to(accelerator.device)
+    accelerator.register_for_checkpointing(ema)
+
+    # 3. resume if a saved state exists
+    log, step, state_dir = RunLog(run_dir), 0, run_dir / "state"
+    if (state_dir / "step.txt").exists():
+        accelerator.load_state(str(state_dir))
+        step = int((state_dir / "step.txt").read_text())
+        accelerator.print(f"resumed {name} at step {step}")
+
+    def save_state():
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            accelerator.save_state(str(state_dir))
+            (state_dir / "step.txt").write_text(str(step))
+            log.save_meta()
+
+    # 4. x_0, y ~ data; y -> null with prob p (per image); t ~ U{0..T-1}; regress ε on (x_t, t, y)
+    null_label = accelerator.unwrap_model(model).null_label
+    model.train()
+    t_last = time.time()
+    while step < args.steps:
+        for x0, y in loader:
+            y = drop_labels(y, args.p_uncond, null_label)
+            noise = torch.randn_like(x0)
+            t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (x0.shape[0],), device=x0.device)
+            x_t = noise_scheduler.add_noise(x0, noise, t)  # x_t = sqrt(ᾱ_t)·x_0 + sqrt(1−ᾱ_t)·ε
+            with accelerator.autocast():
+                pred = model(x_t, t, y)
+            loss = F.mse_loss(pred.float(), noise)
+            accelerator.backward(loss)
+            accelerator.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step(), lr_sched.step(), opt.zero_grad(set_to_none=True)
+            ema.step(model.parameters())
+            step += 1
+            if accelerator.is_main_process:
+                log.log(step=step, loss=loss.item(), lr=lr_sched.get_last_lr()[0])
+                if step % 25 == 0:
+                    rate = 25 / (time.time() - t_last)
+                    t_last = time.time()
+                    accelerator.print(f"step {step}/{args.steps} loss {loss.item():.4f} ({rate:.2f} it/s)",
+                                      flush=True)
+            if step % args.save_every == 0 or step == args.steps:
+                save_state()
+            if step >= args.steps:
+                break
+
+    # 5. export the EMA weights (fp16 on disk) + scheduler config + training record + card
+    if accelerator.is_main_process:
+        export = build()
+        ema.copy_to(export.parameters())
+        out_dir.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.half().contiguous() for k, v in export.state_dict().items()}, out_dir / "model.safetensors")
+        write_json(out_dir / "config.json", dict(export.config, _class_name="ClassConditionalUNet",
+                                                 dataset=args.dataset, class_names=CLASS_NAMES[args.dataset]))
+        noise_scheduler.save_pretrained(out_dir / "scheduler")
+        write_json(out_dir / "training_record.json", {
+            "command": command_line(), "dataset": args.dataset, "split": "train",
+            "train_images": len(x_train), "steps": step, "batch_size": args.batch_size * accelerator.num_processes,
+            "epochs": round(step * args.batch_size * accelerator.num_processes / len(x_train), 2),
+            "lr": args.lr, "mixed_precision": args.mixed_precision, "ema_decay": 0.9995,
+            "p_uncond": args.p_uncond, "label_dropout": "per sample, to a learned null embedding",
+            "schedule": args.schedule, "prediction_type": "epsilon",
+            "parameters": count_parameters(export), "model_config": export.config,
+            "wall_seconds": round(log.wall_seconds()), "sessions": log.meta["sessions"],
+            "hardware": hardware_summary(), **loss_summary(log, step),
+        })
+        from .card import write_cfg_card
+        write_cfg_card(out_dir)
+        accelerator.print(f"exported {name} to {out_dir}")
+
+
+if __name__ == "__main__":
+    main()
