@@ -112,7 +112,7 @@ class FramesView:
     @staticmethod
     def update(frames: list[tuple], gif: str | None = None, show: int | None = None):
         """frames: [(PIL image, caption)]; returns values for `outputs`."""
-        last = len(frames) - 1
+        last = max(len(frames) - 1, 0)
         show = last if show is None else show
         return (frames[show][0] if frames else None,
                 gr.Slider(0, max(last, 1), value=show, step=1),

@@ -122,7 +122,7 @@ def main(argv=None):
 
 def _machine() -> str:
     from .training import hardware_summary
-    return hardware_summary().split(",")[0] + f", {torch.get_num_threads()} threads"
+    return hardware_summary().split(",")[0]
 
 
 def _load_registrations():

@@ -12,7 +12,7 @@ from .checkpoints import read_json
 RECORD_FIELDS = [("command", "Training command"), ("dataset", "Data"), ("train_images", "Training images"),
                  ("steps", "Optimiser steps"), ("batch_size", "Batch size"), ("epochs", "Epochs"),
                  ("parameters", "Parameters"), ("wall_seconds", "Wall time (s)"), ("hardware", "Hardware"),
-                 ("final_loss", "Final loss (mean of last 100 steps)")]
+                 ("final_loss", "Final training loss")]
 
 
 def _fmt(v) -> str:

@@ -11,7 +11,6 @@ DDPMPipeline layout (unet/ + scheduler/), with `training_record.json`.
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from ..checkpoints import checkpoints_root, write_json
 from ..data import dataset_tensors
 from ..schedules import SCHEDULES, schedule_config
-from ..training import RunLog, command_line, downsample_curve, hardware_summary
+from ..training import RunLog, command_line, downsample_curve, hardware_summary, warmup_cosine
 from .model import UNET_CONFIG, build_unet, count_parameters
 
 
@@ -66,8 +65,7 @@ def main(argv=None):
     noise_scheduler = DDPMScheduler(**schedule_config(args.schedule, args.zero_snr,
                                                       prediction_type=args.prediction_type))
     opt = torch.optim.AdamW(unet.parameters(), lr=args.lr, weight_decay=0.0)
-    lr_sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / args.warmup)
-                                                 * 0.5 * (1 + math.cos(math.pi * min(s, args.steps) / args.steps)))
+    lr_sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(args.warmup, args.steps))
     ema = EMAModel(unet.parameters(), decay=0.9995, use_ema_warmup=True, power=3 / 4)
     unet, opt, loader, lr_sched = accelerator.prepare(unet, opt, loader, lr_sched)
     ema.to(accelerator.device)
