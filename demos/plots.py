@@ -60,6 +60,7 @@ def metrics_plot(rows: list[dict], name: str) -> Figure | None:
     multi_features = len({r["features"] for r in mine}) > 1
     for ax, metric in zip(axes, metrics):
         series: dict[str, list] = {}
+        drawn = set()   # each floor once per panel
         for r in mine:
             if r["metric"] == metric:
                 label = r["plot"]["series"] + (f" [{r['features']}]" if multi_features else "")
@@ -70,7 +71,8 @@ def metrics_plot(rows: list[dict], name: str) -> Figure | None:
             ref = pts[0][2]
             for f in rows:
                 if (f.get("floor") and f["metric"] == metric and f["features"] == ref["features"]
-                        and f["n"] == ref["n"] and f.get("dataset") == ref.get("dataset")):
+                        and f["n"] == ref["n"] and f.get("dataset") == ref.get("dataset") and id(f) not in drawn):
+                    drawn.add(id(f))
                     ax.axhline(f["value"], color=f"C{i}" if multi_features else "k", ls="--", lw=1,
                                label="real data, same n" + (f" [{f['features']}]" if multi_features else ""))
         figures = {r["figure"] for r in mine if r["metric"] == metric}

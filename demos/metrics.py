@@ -1,0 +1,171 @@
+"""Metrics: FID and Inception Score — the latest results of the evaluation command, and a small-n
+FID / IS computed on demand for any model registered in pipelines.evaluate.GENERATORS."""
+from __future__ import annotations
+
+import gradio as gr
+
+from pipelines.checkpoints import PROJECT_ROOT, read_json
+from pipelines.evaluate import GENERATORS, PROTOCOLS, format_value
+from pipelines.images import grid
+from pipelines.metrics.features import DEFAULT_FEATURES, get_feature_network, inception_cache_file
+from pipelines.metrics.fid import FIDNumericalError
+from pipelines.metrics.scoring import real_floor, reference_description, score_images
+
+from .common import check_choice, check_number, formula, seed_box, user_errors
+from .plots import metrics_plot
+
+RESULTS = PROJECT_ROOT / "results" / "metrics.json"
+QUICK_RESULTS = PROJECT_ROOT / "results" / "quick" / "metrics.json"
+COMMAND = "python -m pipelines.evaluate"
+MIN_N, MAX_N, MAX_STEPS = 16, 1000, 100
+MAX_WORK = 20_000   # images × sampling steps per request: ~2-3 min on 2 CPU cores for the MNIST DDPM
+FEATURE_CHOICES = [("Judge classifier of the model's dataset (trained here)", "classifier"),
+                   ("Inception-v3 pool3 (torchvision; needs cached weights)", "inception-v3")]
+TABLE_HEADERS = ["model", "setting", "figure", "value", "protocol"]
+HISTORY_HEADERS = ["model", "setting", "features", "n", "FID", "IS (mean ± std)", "FID of real images, same n"]
+
+FORMULAS_MD = r"""
+**Fréchet Inception Distance** (Heusel et al. 2017). Embed real and generated images with a feature network,
+fit a Gaussian $\mathcal N(\mu, \Sigma)$ to each set of features, and measure the distance between the Gaussians:
+$$\mathrm{FID} = \lVert \mu_r - \mu_g \rVert^2 + \operatorname{Tr}\!\big(\Sigma_r + \Sigma_g - 2\,(\Sigma_r \Sigma_g)^{1/2}\big)$$
+Lower is better; 0 means the two Gaussians coincide. The matrix square root is computed with `scipy.linalg.sqrtm`
+in float64; tiny imaginary parts left by rounding are checked and dropped, and $\varepsilon I$ is added to both
+covariances when their product is singular.
+
+**Inception Score** (Salimans et al. 2016). Run a classifier on the generated images:
+$$\mathrm{IS} = \exp\Big(\mathbb E_x\,\mathrm{KL}\big(p(y\mid x)\,\Vert\,p(y)\big)\Big),\qquad p(y) = \mathbb E_x\,p(y\mid x)$$
+High when each image is classified confidently (peaked $p(y\mid x)$) *and* the classes are diverse (flat $p(y)$):
+$1 \le \mathrm{IS} \le K$ for $K$ classes. Reported as mean ± std over splits of the images. The judge was trained
+with label smoothing (0.05), so even real digits score well below 10: read a model's IS against the real images' IS.
+
+**Which network?** Inception-v3 (ImageNet) is the standard, but its weights cannot be downloaded here, so the
+offline default is the judge CNN trained on the real training set: its 128-d penultimate layer for FID, its
+softmax for IS. A figure is only comparable to another with the same network, layer, preprocessing and n —
+every label says which, e.g. "FID (MNIST classifier features, n=500)".
+"""
+
+CAVEAT_MD = """
+**Small n is biased.** A Gaussian fitted to few samples has a noisy mean and a shrunk, noisy covariance, so FID is
+biased *upwards* as n shrinks (and IS downwards): even real images get a clearly non-zero FID at small n. That is
+why every on-demand score is shown next to the FID of *n real training images* against the same reference — the
+best any model can do at that n. Compare models only at the same n, seed count and features; with fewer samples
+than feature dimensions (128 for the judge) the covariance is singular and FID means little.
+"""
+
+
+# ----------------------------------------------------------------------------- latest results
+def load_results() -> tuple[dict | None, str]:
+    """The latest results document and a status line saying where it came from."""
+    doc = read_json(RESULTS)
+    if doc:
+        return doc, (f"Results of `{doc['command']}` from {doc['created']} ({doc['hardware']}). "
+                     f"{doc['protocol_text']}.")
+    doc = read_json(QUICK_RESULTS)
+    if doc:
+        return doc, (f"**No full evaluation yet** — showing a *quick* smoke-test run from {doc['created']} "
+                     f"(tiny n: not a measurement). Run `{COMMAND}` for the real figures.")
+    return None, f"**No results yet.** Run `{COMMAND}` (or `{COMMAND} --quick` for a smoke test) and reload."
+
+
+def results_view():
+    doc, status = load_results()
+    if not doc:
+        return status, [], gr.Plot(value=None, visible=False)
+    rows = doc["rows"]
+    skipped = [f"- **{k}** — {v['status']}: {v['reason']}" for k, v in doc["evaluations"].items()
+               if v["status"] != "ok"]
+    if skipped:
+        status += "\n\nNot evaluated:\n" + "\n".join(skipped)
+    table = [[r["model"], r["setting"], r["figure"], format_value(r), r["protocol"]] for r in rows]
+    plots = list(dict.fromkeys(r["plot"]["name"] for r in rows if r.get("plot")))
+    fig = metrics_plot(rows, plots[0]) if plots else None
+    return status, table, gr.Plot(value=fig, visible=fig is not None)
+
+
+# ----------------------------------------------------------------------------- on demand
+def generator_changed(name):
+    gen = GENERATORS.get(name)
+    if gen is None:
+        return gr.Slider(), ""
+    info = gen.description + ("" if gen.steps else " (no sampling steps to choose)")
+    return gr.Slider(value=gen.steps or 25, interactive=gen.steps is not None), info
+
+
+@user_errors
+def compute(model, features, n, steps, seed, history, progress=gr.Progress()):
+    """Sample n images from `model`, score FID and IS, and score n real images as the floor."""
+    check_choice(model, "Model", list(GENERATORS))
+    check_choice(features, "Feature network", [v for _, v in FEATURE_CHOICES])
+    n = check_number(n, "n", MIN_N, MAX_N, integer=True)
+    seed = check_number(seed, "Seed", 0, 2**31 - 1, integer=True)
+    gen = GENERATORS[model]
+    steps = check_number(steps, "Steps", 1, MAX_STEPS, integer=True) if gen.steps else None
+    if steps and n * steps > MAX_WORK:
+        raise ValueError(f"n × steps = {n * steps:,} is over this Space's limit of {MAX_WORK:,} "
+                         f"(e.g. n = {MAX_WORK // steps} at {steps} steps); lower n or the steps.")
+    key = DEFAULT_FEATURES[gen.dataset] if features == "classifier" else features
+    net = get_feature_network(key)   # CheckpointMissing / FeatureNetworkMissing -> a clear gr.Error
+    if n <= net.dim:
+        gr.Warning(f"n = {n} ≤ {net.dim} feature dimensions: the covariance is singular, FID is strongly biased.")
+    progress(0, desc="sampling")
+    out = gen.sample(n, seed, steps, lambda done, total: progress((done, total), desc="sampling"))
+    images, labels = out if isinstance(out, tuple) else (out, None)   # conditional models give labels too
+    try:
+        progress(0.9, desc="features of the generated images")
+        s = score_images(images, gen.dataset, key, labels=labels if key == DEFAULT_FEATURES[gen.dataset] else None)
+        progress(0.95, desc="the floor: features of n real images")
+        floor = real_floor(gen.dataset, key, n, seed=seed + 1)
+    except FIDNumericalError as exc:
+        raise ValueError(f"FID could not be computed reliably ({exc}).") from None
+    setting = f"{steps} steps" if steps else "—"
+    md = (f"### {model}{', ' + setting if steps else ''}, seed {seed}\n"
+          f"- **{s.fid_label}: {s.fid:.4g}** — real training images at the same n: {floor.fid:.4g}\n"
+          f"- **{s.is_label}: {s.is_mean:.3f} ± {s.is_std:.2g}** — real images: {floor.is_mean:.3f} "
+          f"± {floor.is_std:.2g} (max {net.num_classes})\n"
+          + (f"- **{s.accuracy_label}: {s.accuracy:.1%}** of the samples show the requested class\n"
+             if s.accuracy is not None else "") + "\n"
+          f"Features: {net.describe()}; {reference_description(gen.dataset)}.")
+    history = (history or []) + [[model, setting, net.name, n, f"{s.fid:.4g}",
+                                  f"{s.is_mean:.3f} ± {s.is_std:.2g}", f"{floor.fid:.4g}"]]
+    return md, grid(images[:64], nrow=8, scale=2), history, history
+
+
+# ----------------------------------------------------------------------------- layout
+def build():
+    gr.Markdown("## Measuring generative models: FID and Inception Score")
+    formula(FORMULAS_MD)
+
+    gr.Markdown(f"### Latest results of the evaluation command (`{COMMAND}`)")
+    status = gr.Markdown()
+    plot = gr.Plot(label="Quality vs sampling steps (dashed: real images at the same n)")
+    table = gr.Dataframe(headers=TABLE_HEADERS, interactive=False, wrap=True, label="Results table")
+    reload = gr.Button("Reload results", size="sm")
+    reload.click(results_view, [], [status, table, plot], api_visibility="private")
+
+    gr.Markdown("### Compute a small-n FID / IS now")
+    formula(CAVEAT_MD)
+    with gr.Row():
+        with gr.Column(scale=1):
+            names = list(GENERATORS)
+            model = gr.Dropdown(names, value=names[0] if names else None, label="Model")
+            model_info = gr.Markdown(GENERATORS[names[0]].description if names else "")
+            features = gr.Dropdown(FEATURE_CHOICES, value="classifier", label="Feature network",
+                                   info=f"Inception-v3 weights are looked for at {inception_cache_file().name} "
+                                        "in the torch hub cache; never downloaded.")
+            n = gr.Slider(MIN_N, MAX_N, value=200, step=1, label="n: images to generate and score",
+                          info=f"n × steps ≤ {MAX_WORK:,} per request")
+            steps = gr.Slider(1, MAX_STEPS, value=GENERATORS[names[0]].steps or 25 if names else 25, step=1,
+                              label="Sampling steps")
+            seed = seed_box(0)
+            run = gr.Button("Compute FID & IS", variant="primary")
+        with gr.Column(scale=2):
+            result = gr.Markdown("_Choose a model and press **Compute**. The default protocol of the evaluation "
+                                 f"command uses n = {PROTOCOLS['default'].n}; expect a minute or two on a CPU._")
+            samples = gr.Image(label="The scored samples (first 64)", type="pil", interactive=False, height=330)
+    history_table = gr.Dataframe(headers=HISTORY_HEADERS, interactive=False, label="Computed in this session "
+                                 "(compare rows only at the same n and features)")
+    history = gr.State([])
+    model.change(generator_changed, model, [steps, model_info], api_visibility="private")
+    run.click(compute, [model, features, n, steps, seed, history], [result, samples, history_table, history],
+              api_name="metrics_compute")
+    return {"load": [(results_view, [], [status, table, plot])]}
