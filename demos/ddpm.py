@@ -1,7 +1,6 @@
 """Forward & reverse diffusion: q(x_t | x_0) in closed form, and a trained MNIST DDPM sampling."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import gradio as gr
 import torch

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .checkpoints import read_json
+from .checkpoints import read_json, write_json
 
 RECORD_FIELDS = [("command", "Training command"), ("dataset", "Data"), ("train_images", "Training images"),
                  ("steps", "Optimiser steps"), ("batch_size", "Batch size"), ("epochs", "Epochs"),
@@ -33,6 +33,18 @@ def metrics_table(metrics: dict) -> str:
     return "\n".join(out) + "\n"
 
 
+def update_metrics(folder: str | Path, evaluation: str, command: str, rows: list[dict], **extra) -> dict:
+    """Replace `evaluation`'s rows in folder/metrics.json, keeping the rows other commands wrote there."""
+    path = Path(folder) / "metrics.json"
+    old = read_json(path, {})
+    keep = [r for r in old.get("rows", []) if r.get("evaluation") != evaluation]
+    commands = dict(old.get("commands", {}), **{evaluation: command})
+    doc = dict(old, **extra, commands=commands, rows=keep + [dict(r, evaluation=evaluation) for r in rows])
+    doc.pop("command", None)
+    write_json(path, doc)
+    return doc
+
+
 def write_card(folder: str | Path, title: str, summary: str, extra: str = "") -> Path:
     folder = Path(folder)
     record = read_json(folder / "training_record.json", {})
@@ -41,8 +53,9 @@ def write_card(folder: str | Path, title: str, summary: str, extra: str = "") ->
     lines += [f"| {label} | {_fmt(record[key])} |" for key, label in RECORD_FIELDS if key in record]
     lines += ["", "The loss curve is `loss_curve` in `training_record.json` (step, running mean).", "",
               "## Measured quality", "", metrics_table(metrics)]
-    if metrics.get("command"):
-        lines += [f"Reproduce: `{metrics['command']}`", ""]
+    commands = metrics.get("commands") or ({"": metrics["command"]} if metrics.get("command") else {})
+    lines += [f"Reproduce: `{c}`" + ("" if not name else f" ({name})") for name, c in commands.items()]
+    lines += [""] if commands else []
     if extra:
         lines += [extra.strip(), ""]
     path = folder / "README.md"

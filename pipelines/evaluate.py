@@ -39,6 +39,7 @@ from typing import Callable
 
 import torch
 
+from .cards import update_metrics
 from .checkpoints import PROJECT_ROOT, CheckpointMissing, checkpoints_root, read_json, write_json
 from .metrics.features import DEFAULT_FEATURES, FeatureNetworkMissing, get_feature_network
 from .metrics.scoring import (Score, real_floor, real_subset, real_vs_real,
@@ -353,11 +354,8 @@ def write_checkpoint_metrics(doc: dict) -> list[Path]:
         folder = checkpoints_root() / ev["checkpoint"] if ev.get("checkpoint") else None
         if ev["status"] != "ok" or folder is None or not folder.is_dir():
             continue
-        old = read_json(folder / "metrics.json", {})
-        keep = [r for r in old.get("rows", []) if r.get("evaluation") != name]
         mine = [dict(r, figure=f"{r['figure']}, {r['setting']}") for r in doc["rows"] if r["evaluation"] == name]
-        write_json(folder / "metrics.json", dict(old, command=doc["command"], protocol=doc["protocol_text"],
-                                                  created=doc["created"], rows=keep + mine))
+        update_metrics(folder, name, doc["command"], mine, protocol=doc["protocol_text"], created=doc["created"])
         written.append(folder / "metrics.json")
     return written
 

@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-import torch
-
-from ..cards import write_card
-from ..checkpoints import write_json
+from ..cards import update_metrics, write_card
 from ..data import dataset_tensors
 from ..training import command_line
 from .model import load_classifier
@@ -30,9 +27,8 @@ def evaluate(dataset: str, command: str | None = None) -> dict:
     worst = min(range(len(per_class)), key=per_class.__getitem__)
     rows.append(dict(figure=f"worst class: {judge.class_names[worst]}", value=per_class[worst],
                      protocol="accuracy on that class's test images"))
-    metrics = {"command": command or command_line(), "rows": rows}
     path = judge_path(dataset)
-    write_json(path / "metrics.json", metrics)
+    metrics = update_metrics(path, "judge-card", command or command_line(), rows)
     write_card(path, f"Judge classifier: {dataset}", SUMMARY.format(dataset=dataset))
     return metrics
 
@@ -46,7 +42,6 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"])
     args = p.parse_args(argv)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     for r in evaluate(args.dataset)["rows"]:
         print(f"{r['figure']}: {r['value']:.4f} ({r['protocol']})")
 

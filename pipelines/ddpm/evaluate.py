@@ -13,8 +13,7 @@ import argparse
 
 import torch
 
-from ..cards import write_card
-from ..checkpoints import write_json
+from ..cards import update_metrics, write_card
 from ..metrics.scoring import real_floor, score_images
 from ..training import command_line
 from .pipeline import load_ddpm
@@ -63,7 +62,7 @@ def main(argv=None):
              dict(figure=s.is_label, value=s.is_mean, protocol=protocol),
              dict(figure=floor.is_label + " — real training images", value=floor.is_mean,
                   protocol=f"n={args.n} real training images")]
-    write_json(model.path / "metrics.json", {"command": command_line(), "rows": rows})
+    update_metrics(model.path, "ddpm-card", command_line(), rows)
     write_card(model.path, "MNIST DDPM", SUMMARY)
     for r in rows:
         print(f"{r['figure']}: {r['value']:.4g}   ({r['protocol']})")
