@@ -71,17 +71,15 @@ def test_checkpoint_record_is_complete(shipped):
 
 
 def test_samples_look_like_mnist(shipped):
-    """A judge trained on real MNIST recognises the samples, and they span the digits."""
-    from pipelines.classifier import load_classifier
-    judge = load_classifier("mnist")
+    """On the features of a judge trained on real MNIST, samples sit near the test set and span the digits.
+
+    Measured at 1500 training steps (n=64, DDIM 25): FID 55 and IS 4.0, against FID 20 / IS 7.4 for 64 real
+    training images, FID 430 for blank images and 12 000 for uniform noise (IS 1.0 for both)."""
+    from pipelines.metrics.scoring import score_images
     x = shipped.generate("DDIM", steps=25, num_images=64, seed=0)
-    probs = judge.predict_proba(x)
-    confident = (probs.max(-1).values > 0.9).float().mean().item()
-    classes = probs.argmax(-1).unique().numel()
+    s = score_images(x, "mnist", "mnist-classifier")
+    assert s.fid < 100, s.fid
+    assert s.is_mean > 3.0, s.is_mean
+    assert len(set(s.network.probs(x).argmax(-1).tolist())) >= 9  # not collapsed onto a few digits
     background = (x < -0.9).float().mean().item()  # MNIST: ~81% of pixels are black background
-    assert confident >= 0.3, confident  # measured 0.42 at 1500 steps (see the model card)
-    assert classes >= 9, classes
     assert 0.65 < background < 0.95, background
-    # pure noise pushed through the same judge is not confidently a digit this often
-    noise = torch.rand_like(x) * 2 - 1
-    assert (judge.predict_proba(noise).max(-1).values > 0.9).float().mean().item() < confident
