@@ -1,0 +1,1 @@
+"""A convolutional VAE on MNIST: latent interpolation, latent map, reconstructions (model.py is the lesson)."""
