@@ -35,6 +35,18 @@ def checkpoint_dir(name: str, train_command: str, required: str = "") -> Path:
     return path
 
 
+def load_pretrained(cls, path: str | Path, **kwargs):
+    """`cls.from_pretrained(path)` for diffusers/transformers models, safe beside other threads.
+
+    low_cpu_mem_usage=False: the default path builds the model inside accelerate's
+    `init_empty_weights()`, which patches nn.Module globally, so a module another app thread
+    constructs at that moment would get its parameters on the "meta" device.
+    """
+    import torch
+    kwargs = {"torch_dtype": torch.float32, "low_cpu_mem_usage": False, **kwargs}
+    return cls.from_pretrained(path, **kwargs)
+
+
 def read_json(path: str | Path, default=None):
     path = Path(path)
     if not path.exists():

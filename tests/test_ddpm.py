@@ -83,3 +83,19 @@ def test_samples_look_like_mnist(shipped):
     assert len(set(s.network.probs(x).argmax(-1).tolist())) >= 9  # not collapsed onto a few digits
     background = (x < -0.9).float().mean().item()  # MNIST: ~81% of pixels are black background
     assert 0.65 < background < 0.95, background
+
+
+def test_loading_never_patches_modules_other_threads_build(monkeypatch, shipped):
+    """diffusers' default loader runs inside accelerate's init_empty_weights(), which moves every module built
+    meanwhile — in any app thread — to the "meta" device. load_pretrained must not take that path."""
+    import accelerate
+    from diffusers import UNet2DModel
+
+    from pipelines.checkpoints import load_pretrained
+
+    def refuse():
+        raise AssertionError("init_empty_weights() was entered")
+    monkeypatch.setattr(accelerate, "init_empty_weights", refuse)
+    unet = load_pretrained(UNet2DModel, shipped.path / "unet")
+    assert all(p.device.type == "cpu" for p in unet.parameters())
+    assert torch.equal(next(unet.parameters()), next(shipped.unet.parameters()))

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from diffusers import UNet2DModel
 
-from ..checkpoints import checkpoint_dir, read_json, weights_hash
+from ..checkpoints import checkpoint_dir, load_pretrained, read_json, weights_hash
 from ..runtime import cpu_generator, pick_device
 from ..sampling import denoise, sample
 from ..schedules import make_scheduler
@@ -65,7 +65,7 @@ class DDPM:
 def load_ddpm(name: str = "ddpm-mnist", device: str | None = None) -> DDPM:
     path = checkpoint_dir(name, TRAIN_COMMAND, required="unet/config.json")
     device = pick_device(device)
-    unet = UNet2DModel.from_pretrained(path / "unet", torch_dtype=torch.float32).to(device).eval()
+    unet = load_pretrained(UNet2DModel, path / "unet").to(device).eval()
     sched = read_json(path / "scheduler" / "scheduler_config.json")
     return DDPM(unet, sched, read_json(path / "training_record.json", {}), path, device)
 

@@ -109,31 +109,14 @@ class VAE:
         return t["mu"].float(), t["labels"].long()
 
 
-def _with_weights(model: ConvVAE, state: dict) -> ConvVAE:
-    """Put the stored tensors in as the parameters, writing `_parameters` directly.
-
-    Not `load_state_dict`: while another app thread is inside accelerate's `init_empty_weights()`
-    (diffusers' `from_pretrained`), every parameter registered anywhere is moved to the "meta"
-    device; writing the dict bypasses that patch, so loading is safe beside other tabs.
-    """
-    names = [n for n, _ in model.named_parameters()]
-    if set(names) != set(state):
-        raise ValueError(f"checkpoint does not match ConvVAE: missing {set(names) - set(state)}, "
-                         f"unexpected {set(state) - set(names)}")
-    for full in names:
-        owner, _, leaf = full.rpartition(".")
-        module = model.get_submodule(owner) if owner else model
-        module._parameters[leaf] = torch.nn.Parameter(state[full].float(), requires_grad=False)
-    return model
-
-
 @lru_cache(maxsize=4)
 def load_vae(name: str = "vae-mnist-16d", device: str | None = None) -> VAE:
     if name in MODELS:
         name = MODELS[name]
     path = checkpoint_dir(name, train_command(name), required="model.safetensors")
     config = {k: v for k, v in read_json(path / "config.json").items() if not k.startswith("_")}
-    model = _with_weights(ConvVAE(**config), load_file(path / "model.safetensors"))
+    model = ConvVAE(**config)
+    model.load_state_dict({k: v.float() for k, v in load_file(path / "model.safetensors").items()})
     device = pick_device(device)
     return VAE(model.to(device).eval(), name, path, device,
                read_json(path / "training_record.json", {}), read_json(path / "metrics.json", {}))
