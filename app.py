@@ -20,7 +20,8 @@ TABS = [
 ]
 CONCURRENCY = int(os.environ.get("DIFFUSION_LAB_CONCURRENCY", "2"))  # 2 vCPUs: two jobs at a time
 # MNIST-sized images are shown enlarged: keep their pixels crisp instead of blurred
-CSS = "img { image-rendering: pixelated; }"
+CSS = """img { image-rendering: pixelated; }
+.digit-input img { width: 100% !important; height: 100% !important; object-fit: contain; }"""
 HEADER = """# Diffusion Lab
 Generative image models you can run, watch and measure, live on a laptop CPU.
 Every control sits next to the formula it changes; every figure quoted comes from a command in the README."""

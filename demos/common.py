@@ -11,13 +11,14 @@ from pathlib import Path
 
 import gradio as gr
 
-from pipelines.checkpoints import CheckpointMissing
-from pipelines.images import ImageInputError, save_gif
+from pipelines.checkpoints import PROJECT_ROOT, CheckpointMissing
+from pipelines.images import ImageInputError, save_gif, to_digit_tensor
 from pipelines.metrics.features import FeatureNetworkMissing
 
 OUTPUT_DIR = Path(os.environ.get("DIFFUSION_LAB_OUTPUTS", Path(tempfile.gettempdir()) / "diffusion-lab"))
 MAX_SEED = 2**31 - 1
 LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
+MNIST_EXAMPLES = sorted(str(p) for p in (PROJECT_ROOT / "assets" / "mnist").glob("*.png"))
 USER_ERRORS = (ImageInputError, CheckpointMissing, FeatureNetworkMissing, ValueError)
 
 
@@ -64,6 +65,29 @@ def check_choice(value, name: str, choices):
     if value not in choices:
         raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}.")
     return value
+
+
+def digit_input(label: str, value: str | None = None) -> gr.Image:
+    """An x₀ picker: upload/paste, or click one of the shipped MNIST test digits below it.
+
+    Wire its events with preprocess=False so the raw upload reaches `to_digit_tensor`'s checks."""
+    img = gr.Image(label=label, type="filepath", value=value, height=200, sources=["upload", "clipboard"],
+                   image_mode="RGBA", elem_classes=["digit-input"])
+    gr.Examples(MNIST_EXAMPLES, inputs=img, label="MNIST test digits", examples_per_page=20)
+    return img
+
+
+@user_errors
+def use_drawing(drawing):
+    """The sketch pad's picture, checked before it is used (a blank pad gets a clear message)."""
+    img = drawing.get("composite") if isinstance(drawing, dict) else drawing
+    if img is None:
+        raise ImageInputError("The sketch pad is empty: draw a digit first.")
+    try:
+        to_digit_tensor(img)
+    except ImageInputError:
+        raise ImageInputError("The drawing is blank: draw a digit with the brush, then press the button.") from None
+    return img
 
 
 def seed_box(value: int = 0) -> gr.Number:

@@ -6,16 +6,15 @@ import gradio as gr
 import torch
 from PIL import Image
 
-from pipelines.checkpoints import PROJECT_ROOT
 from pipelines.ddpm.pipeline import load_ddpm
 from pipelines.forward import forward_scheduler, noised
 from pipelines.images import grid, to_digit_tensor, to_pil
 from pipelines.schedules import SCHEDULES
 
-from .common import FramesView, check_choice, check_number, formula, seed_box, user_errors, write_gif
+from .common import (MNIST_EXAMPLES, FramesView, check_choice, check_number, digit_input, formula, seed_box,
+                     use_drawing, user_errors, write_gif)
 from .plots import loss_plot, schedule_plot
 
-EXAMPLES = sorted(str(p) for p in (PROJECT_ROOT / "assets" / "mnist").glob("*.png"))
 STRIP_T = (0, 50, 100, 200, 300, 500, 700, 999)
 REVERSE_SAMPLERS = ("DDIM", "DDPM (ancestral)")
 MAX_IMAGES, MAX_STEPS, MAX_FRAMES = 36, 250, 25
@@ -76,13 +75,6 @@ def forward_at_t(image, schedule, zero_snr, t, seed):
     return to_pil(at_t, 8), _caption_t(schedule, bool(zero_snr), t)
 
 
-def use_drawing(drawing):
-    img = (drawing or {}).get("composite") if isinstance(drawing, dict) else drawing
-    if img is None:
-        raise gr.Error("The sketch pad is empty: draw a digit first.")
-    return img
-
-
 # ---------------------------------------------------------------- reverse process
 def model_info() -> str:
     try:
@@ -141,10 +133,8 @@ def build():
     gr.Markdown("## Forward process $q(x_t \\mid x_0)$", latex_delimiters=[{"left": "$", "right": "$", "display": False}])
     with gr.Row():
         with gr.Column(scale=1):
-            image = gr.Image(label="x₀: pick a test digit below, upload, or draw", type="filepath",
-                             value=EXAMPLES[0] if EXAMPLES else None, height=220, sources=["upload", "clipboard"],
-                             image_mode="RGBA")
-            gr.Examples(EXAMPLES, inputs=image, label="MNIST test digits", examples_per_page=20)
+            image = digit_input("x₀: pick a test digit below, upload, or draw",
+                                MNIST_EXAMPLES[0] if MNIST_EXAMPLES else None)
             with gr.Accordion("Draw a digit", open=False):
                 sketch = gr.Sketchpad(label="white on black, or black on white", type="pil", height=280,
                                       canvas_size=(280, 280))

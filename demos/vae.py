@@ -5,15 +5,15 @@ import gradio as gr
 import numpy as np
 import torch
 
-from pipelines.checkpoints import PROJECT_ROOT, CheckpointMissing
+from pipelines.checkpoints import CheckpointMissing
 from pipelines.data import CLASS_NAMES
 from pipelines.images import ImageInputError, grid, to_digit_tensor, to_pil
 from pipelines.vae.pipeline import MAP_MODEL, MAX_STEPS, MAX_VARIATIONS, MODELS, load_vae
 
-from .common import MAX_SEED, check_choice, check_number, formula, seed_box, user_errors, write_gif
+from .common import (MAX_SEED, MNIST_EXAMPLES, check_choice, check_number, digit_input, formula, seed_box, use_drawing,
+                     user_errors, write_gif)
 from .vae_plots import latent_map_plot, vae_loss_plot
 
-EXAMPLES = sorted(str(p) for p in (PROJECT_ROOT / "assets" / "mnist").glob("*.png"))
 METHODS = ("linear", "spherical")
 MAP_EXTENT, MAX_GRID = 3.0, 30
 OOD_MODEL = "vae-mnist-16d"  # the sharper model is the better judge of "digit-like"
@@ -79,18 +79,6 @@ def _digit(image, label: str, check: bool = True) -> torch.Tensor:
                        f"the VAE maps it to the nearest digit-like code it knows.")
     return x
 
-
-@user_errors
-def use_drawing(drawing):
-    """The sketch pad's picture, checked before it is used (a blank pad gets a clear message)."""
-    img = drawing.get("composite") if isinstance(drawing, dict) else drawing
-    if img is None:
-        raise ImageInputError("The sketch pad is empty: draw a digit first.")
-    try:
-        to_digit_tensor(img)
-    except ImageInputError:
-        raise ImageInputError("The drawing is blank: draw a digit with the brush, then press the button.") from None
-    return img
 
 
 def _lams(steps: int) -> list[float]:
@@ -198,25 +186,18 @@ def model_card(model) -> tuple[str, object]:
 
 
 # ---------------------------------------------------------------- layout
-def _digit_input(label: str, value):
-    img = gr.Image(label=label, type="filepath", value=value, height=180, sources=["upload", "clipboard"],
-                   image_mode="RGBA")
-    gr.Examples(EXAMPLES, inputs=img, label="MNIST test digits", examples_per_page=20)
-    return img
-
-
 def build():
     formula(INTRO_MD)
     model = gr.Radio(list(MODELS), value="16-D latent", label="Model",
                      info="16-D: sharper reconstructions. 2-D: coarser, but its whole latent space fits on the map below.")
 
     gr.Markdown("## Interpolation")
-    ex = {c: [p for p in EXAMPLES if p.rsplit("/", 1)[-1].startswith(f"{c}_")] for c in "0123456789"}
+    ex = {c: [p for p in MNIST_EXAMPLES if p.rsplit("/", 1)[-1].startswith(f"{c}_")] for c in "0123456789"}
     with gr.Row():
         with gr.Column():
-            image_a = _digit_input("Digit A (λ = 1)", (ex["3"] or EXAMPLES or [None])[-1])
+            image_a = digit_input("Digit A (λ = 1)", (ex["3"] or MNIST_EXAMPLES or [None])[-1])
         with gr.Column():
-            image_b = _digit_input("Digit B (λ = 0)", (ex["8"] or EXAMPLES or [None])[-1])
+            image_b = digit_input("Digit B (λ = 0)", (ex["8"] or MNIST_EXAMPLES or [None])[-1])
         with gr.Column():
             formula(INTERP_MD)
             method = gr.Radio(list(METHODS), value="linear", label="Interpolation path")
@@ -250,7 +231,7 @@ def build():
     gr.Markdown("## Reconstruction")
     with gr.Row():
         with gr.Column():
-            rec_in = _digit_input("Input digit", (ex["5"] or EXAMPLES or [None])[-1])
+            rec_in = digit_input("Input digit", (ex["5"] or MNIST_EXAMPLES or [None])[-1])
         with gr.Column():
             formula(RECON_MD)
             variations = gr.Slider(1, MAX_VARIATIONS, value=8, step=1, label="Variations")

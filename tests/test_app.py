@@ -6,7 +6,7 @@ import pytest
 from gradio_client import handle_file
 from playwright.sync_api import expect
 
-from demos.ddpm import EXAMPLES
+from demos.common import MNIST_EXAMPLES as EXAMPLES
 
 SCREENSHOTS = Path(__file__).parent / "screenshots"
 

@@ -3,7 +3,8 @@ import gradio as gr
 import pytest
 from PIL import Image, ImageDraw
 
-from demos.ddpm import EXAMPLES, forward_at_t, forward_process, use_drawing
+from demos.common import MNIST_EXAMPLES as EXAMPLES, use_drawing
+from demos.ddpm import forward_at_t, forward_process
 
 
 def _drawing(blank: bool):

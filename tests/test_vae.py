@@ -1,7 +1,6 @@
 """The VAE of the MNIST assignment: the maths, the shipped checkpoints' figures, and the tab's callbacks."""
 from __future__ import annotations
 
-import math
 
 import gradio as gr
 import numpy as np
@@ -179,7 +178,7 @@ def vae_demo():
 
 
 def _example(demo, digit: str) -> str:
-    return next(p for p in demo.EXAMPLES if p.rsplit("/", 1)[-1].startswith(f"{digit}_"))
+    return next(p for p in demo.MNIST_EXAMPLES if p.rsplit("/", 1)[-1].startswith(f"{digit}_"))
 
 
 def test_interpolate_callback_is_deterministic(vae_demo, tmp_path):
