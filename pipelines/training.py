@@ -49,6 +49,14 @@ class RunLog:
         self.meta["sessions"] += 1
         self._t0 = time.time()
 
+    def record_session(self, start_step: int, previous: dict | None = None) -> None:
+        """Note which command ran from which step; a run resumed with a new --steps shows both commands."""
+        history = self.meta.setdefault("history", [])
+        if not history and start_step > 0 and previous and previous.get("command"):
+            history.append({"command": previous["command"], "from_step": 0})
+        if not history or history[-1]["command"] != command_line():
+            history.append({"command": command_line(), "from_step": start_step})
+
     def wall_seconds(self) -> float:
         return self.meta["wall_seconds"] + time.time() - self._t0
 

@@ -22,7 +22,7 @@ from diffusers import DDPMScheduler
 from diffusers.training_utils import EMAModel
 from torch.utils.data import DataLoader, TensorDataset
 
-from ..checkpoints import checkpoints_root, write_json
+from ..checkpoints import checkpoints_root, read_json, write_json
 from ..data import dataset_tensors
 from ..schedules import SCHEDULES, schedule_config
 from ..training import RunLog, command_line, downsample_curve, hardware_summary, warmup_cosine
@@ -77,6 +77,7 @@ def main(argv=None):
         accelerator.load_state(str(state_dir))
         step = int((state_dir / "step.txt").read_text())
         accelerator.print(f"resumed {name} at step {step}")
+    log.record_session(step, previous=read_json(out_dir / "training_record.json", {}))
 
     def save_state():
         accelerator.wait_for_everyone()
@@ -133,6 +134,7 @@ def main(argv=None):
             "schedule": args.schedule, "prediction_type": args.prediction_type, "zero_snr": args.zero_snr,
             "parameters": count_parameters(export), "unet_config": UNET_CONFIG,
             "wall_seconds": round(log.wall_seconds()), "sessions": log.meta["sessions"],
+            "history": log.meta["history"],
             "hardware": hardware_summary(), "final_loss": sum(tail) / max(1, len(tail)),
             "loss_curve": downsample_curve(rows),
         })
