@@ -1,7 +1,6 @@
 """The VAE of the MNIST assignment: the maths, the shipped checkpoints' figures, and the tab's callbacks."""
 from __future__ import annotations
 
-
 import gradio as gr
 import numpy as np
 import pytest
