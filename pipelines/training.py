@@ -37,6 +37,23 @@ def command_line() -> str:
     return "python " + " ".join([module] + sys.argv[1:])
 
 
+def add_run_args(p) -> None:
+    """The options every training command shares: seed, threads, data root, run and export folders."""
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--data-root", default=None, help="torchvision data root (default: $DIFFUSION_LAB_DATA_ROOT)")
+    p.add_argument("--runs", default="runs", help="where resumable state and logs go")
+    p.add_argument("--output", default=None, help="export folder (default: checkpoints/<name>)")
+
+
+def run_paths(args, name: str) -> tuple[Path, Path]:
+    """Apply --threads; return (runs/<name>, the export folder)."""
+    from .checkpoints import checkpoints_root
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return Path(args.runs) / name, Path(args.output or checkpoints_root() / name)
+
+
 class RunLog:
     """`runs/<name>/log.jsonl` plus the wall time accumulated over resumed sessions."""
 

@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from ..checkpoints import checkpoints_root, write_json
+from ..checkpoints import write_json
 from ..data import dataset_tensors
-from ..training import command_line, hardware_summary
+from ..training import add_run_args, command_line, hardware_summary, run_paths
 from .model import JudgeCNN
 
 
@@ -37,16 +36,11 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data-root", default=None)
-    p.add_argument("--output", default=None)
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    add_run_args(p)
     args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    _, out = run_paths(args, f"classifier-{args.dataset}")
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
-    out = checkpoints_root() / f"classifier-{args.dataset}" if args.output is None else args.output
     x, y = dataset_tensors(args.dataset, True, args.data_root)
     x_test, y_test = dataset_tensors(args.dataset, False, args.data_root)
 
@@ -70,7 +64,6 @@ def main(argv=None):
         acc = accuracy(model, x_test, y_test)
         print(f"epoch {epoch + 1}/{args.epochs}: loss {loss.item():.4f}, test accuracy {acc:.4f}", flush=True)
 
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     save_file({k: v.half().contiguous() for k, v in model.state_dict().items() if v.is_floating_point()}
               | {k: v for k, v in model.state_dict().items() if not v.is_floating_point()},

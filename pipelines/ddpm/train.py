@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -22,10 +21,11 @@ from diffusers import DDPMScheduler
 from diffusers.training_utils import EMAModel
 from torch.utils.data import DataLoader, TensorDataset
 
-from ..checkpoints import checkpoints_root, read_json, write_json
+from ..checkpoints import read_json, write_json
 from ..data import dataset_tensors
 from ..schedules import SCHEDULES, schedule_config
-from ..training import RunLog, command_line, downsample_curve, hardware_summary, warmup_cosine
+from ..training import (RunLog, add_run_args, command_line, downsample_curve, hardware_summary, run_paths,
+                        warmup_cosine)
 from .model import UNET_CONFIG, build_unet, count_parameters
 
 
@@ -42,17 +42,14 @@ def parse_args(argv=None):
     p.add_argument("--zero-snr", action="store_true")
     p.add_argument("--mixed-precision", default="no", choices=["no", "bf16", "fp16"])
     p.add_argument("--save-every", type=int, default=250)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data-root", default=None)
-    p.add_argument("--runs", default="runs")
-    p.add_argument("--output", default=None, help="export folder (default: checkpoints/<name>)")
+    add_run_args(p)
     return p.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
     name = args.name or f"ddpm-{args.dataset}"
-    run_dir, out_dir = Path(args.runs) / name, Path(args.output or checkpoints_root() / name)
+    run_dir, out_dir = run_paths(args, name)
     accelerator = Accelerator(mixed_precision=args.mixed_precision)
     set_seed(args.seed)
 

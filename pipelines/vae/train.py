@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
 
-from ..checkpoints import checkpoints_root, write_json
+from ..checkpoints import write_json
 from ..data import dataset_tensors
-from ..training import RunLog, command_line, downsample_curve, hardware_summary
+from ..training import RunLog, add_run_args, command_line, downsample_curve, hardware_summary, run_paths
 from .model import ConvVAE, count_parameters, to_unit, vae_loss
 
 
@@ -34,22 +33,16 @@ def parse_args(argv=None):
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--name", default=None, help="run / checkpoint name (default: vae-mnist-<latent-dim>d)")
     p.add_argument("--limit", type=int, default=None, help="use only the first N training images (smoke tests)")
-    p.add_argument("--data-root", default=None)
-    p.add_argument("--runs", default="runs")
-    p.add_argument("--output", default=None, help="export folder (default: checkpoints/<name>)")
+    add_run_args(p)
     return p.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     name = args.name or f"vae-mnist-{args.latent_dim}d"
-    run_dir, out_dir = Path(args.runs) / name, Path(args.output or checkpoints_root() / name)
+    run_dir, out_dir = run_paths(args, name)
     torch.manual_seed(args.seed)
 
     # 1. data: MNIST training images as Bernoulli means in [0, 1] (BCE needs targets in [0, 1])
