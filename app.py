@@ -18,6 +18,7 @@ TABS = [
     ("VAE latent space", "demos.vae"),
     ("Metrics: FID & IS", "demos.metrics"),
 ]
+MAX_UPLOAD = "20mb"  # uploads are digits and photos; larger files are refused before they reach a tab
 CONCURRENCY = int(os.environ.get("DIFFUSION_LAB_CONCURRENCY", "2"))  # 2 vCPUs: two jobs at a time
 # MNIST-sized images are shown enlarged: keep their pixels crisp instead of blurred
 CSS = """img { image-rendering: pixelated; }
@@ -44,7 +45,7 @@ def build_app() -> gr.Blocks:
 
 def launch(demo: gr.Blocks, **kwargs):
     """Launch with the app's look; used by main() and by the tests."""
-    return demo.launch(css=CSS, **kwargs)
+    return demo.launch(css=CSS, max_file_size=MAX_UPLOAD, **kwargs)
 
 
 def main(argv=None):

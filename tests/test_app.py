@@ -32,6 +32,13 @@ def test_forward_rejects_a_non_image(client, tmp_path):
         client.predict(handle_file(str(bad)), "linear (DDPM)", False, 10, 0, api_name="/forward")
 
 
+def test_forward_refuses_an_absurdly_large_upload(client, tmp_path):
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(b"\x89PNG" + bytes(25 * 2**20))  # 25 MB: over the app's upload limit
+    with pytest.raises(Exception, match="(?i)too large|exceeds|size"):
+        client.predict(handle_file(str(huge)), "linear (DDPM)", False, 10, 0, api_name="/forward")
+
+
 def test_reverse_endpoint_streams_to_a_gif(client):
     job = client.submit("DDIM", 6, 4, 0.0, 3, api_name="/reverse")
     outputs = job.result(timeout=300)
