@@ -29,5 +29,5 @@ def write_cfg_card(folder: str | Path) -> Path:
     dataset = config.get("dataset", record.get("dataset", "?"))
     summary = SUMMARY.format(data=DATA_NAMES.get(dataset, dataset), params=record.get("parameters", 0),
                              p=record.get("p_uncond", 0.1), null=config.get("num_classes", 10))
-    return write_card(folder, f"cfg-{dataset}: class-conditional DDPM for classifier-free guidance", summary,
-                      EXTRA.format(dataset=dataset))
+    extra = EXTRA.format(dataset=dataset) + (f"\n\nNote on training: {record['note']}." if record.get("note") else "")
+    return write_card(folder, f"cfg-{dataset}: class-conditional DDPM for classifier-free guidance", summary, extra)

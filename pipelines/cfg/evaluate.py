@@ -26,7 +26,7 @@ from ..training import command_line, hardware_summary
 from .card import write_cfg_card
 from .pipeline import load_cfg
 
-SCALES = (0, 1, 2, 3, 5, 7)
+SCALES = (0, 1, 3, 5, 7)
 GUIDED_SCALE = 3.0
 
 
@@ -45,7 +45,7 @@ def class_histogram(pred: torch.Tensor, num_classes: int) -> dict:
     """Counts, entropy (bits; uniform = log2 K) and χ² against uniform, with its p-value."""
     counts = torch.bincount(pred, minlength=num_classes).double()
     p = counts / counts.sum()
-    entropy = -(p[p > 0] * p[p > 0].log2()).sum().item()
+    entropy = max(0.0, -(p[p > 0] * p[p > 0].log2()).sum().item())
     expected = counts.sum() / num_classes
     chi2 = ((counts - expected) ** 2 / expected).sum().item()
     try:
@@ -59,7 +59,7 @@ def class_histogram(pred: torch.Tensor, num_classes: int) -> dict:
 
 
 @torch.no_grad()
-def judge_samples(model, judge, scale: float, per_class: int, steps: int, seed: int, batch_classes: int = 5):
+def judge_samples(model, judge, scale: float, per_class: int, steps: int, seed: int, batch_classes: int = 4):
     """Generate per_class samples of every class at scale w; return (images, requested labels)."""
     k = len(model.class_names)
     xs, ys = [], []
@@ -70,7 +70,7 @@ def judge_samples(model, judge, scale: float, per_class: int, steps: int, seed: 
     return torch.cat(xs), torch.cat(ys)
 
 
-def evaluate(dataset: str, per_class: int = 16, steps: int = 25, seed: int = 0, scales=SCALES,
+def evaluate(dataset: str, per_class: int = 16, steps: int = 20, seed: int = 0, scales=SCALES,
              device: str | None = None, log=print) -> dict:
     name = f"cfg-{dataset}"
     model, judge = load_cfg(name, device), load_classifier(dataset, device)
@@ -121,7 +121,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"])
     p.add_argument("--per-class", type=int, default=16)
-    p.add_argument("--steps", type=int, default=25)
+    p.add_argument("--steps", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--scales", default=",".join(map(str, SCALES)))
     p.add_argument("--threads", type=int, default=None)

@@ -26,7 +26,7 @@ from diffusers.training_utils import EMAModel
 from safetensors.torch import save_file
 from torch.utils.data import DataLoader, TensorDataset
 
-from ..checkpoints import checkpoints_root, write_json
+from ..checkpoints import checkpoints_root, read_json, write_json
 from ..data import CLASS_NAMES, dataset_tensors
 from ..schedules import SCHEDULES, schedule_config
 from ..training import RunLog, command_line, hardware_summary, loss_summary, warmup_cosine
@@ -90,6 +90,7 @@ def main(argv=None):
         accelerator.load_state(str(state_dir))
         step = int((state_dir / "step.txt").read_text())
         accelerator.print(f"resumed {name} at step {step}")
+    log.record_session(step, previous=read_json(out_dir / "training_record.json", {}))
 
     def save_state():
         accelerator.wait_for_everyone()
@@ -146,6 +147,7 @@ def main(argv=None):
             "schedule": args.schedule, "prediction_type": "epsilon",
             "parameters": count_parameters(export), "model_config": export.config,
             "wall_seconds": round(log.wall_seconds()), "sessions": log.meta["sessions"],
+            "history": log.meta["history"],
             "hardware": hardware_summary(), **loss_summary(log, step),
         })
         from .card import write_cfg_card
