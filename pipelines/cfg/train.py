@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -26,10 +25,11 @@ from diffusers.training_utils import EMAModel
 from safetensors.torch import save_file
 from torch.utils.data import DataLoader, TensorDataset
 
-from ..checkpoints import checkpoints_root, read_json, write_json
+from ..checkpoints import read_json, write_json
 from ..data import CLASS_NAMES, dataset_tensors
 from ..schedules import SCHEDULES, schedule_config
-from ..training import RunLog, command_line, hardware_summary, loss_summary, warmup_cosine
+from ..training import (RunLog, add_run_args, command_line, hardware_summary, loss_summary, run_paths,
+                        warmup_cosine)
 from .model import ClassConditionalUNet, count_parameters, drop_labels
 
 P_UNCOND = 0.1
@@ -49,20 +49,14 @@ def parse_args(argv=None):
     p.add_argument("--schedule", default="linear (DDPM)", choices=list(SCHEDULES))
     p.add_argument("--mixed-precision", default="bf16", choices=["no", "bf16", "fp16"])
     p.add_argument("--save-every", type=int, default=100)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--data-root", default=None)
-    p.add_argument("--runs", default="runs")
-    p.add_argument("--output", default=None, help="export folder (default: checkpoints/<name>)")
+    add_run_args(p)
     return p.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     name = args.name or f"cfg-{args.dataset}"
-    run_dir, out_dir = Path(args.runs) / name, Path(args.output or checkpoints_root() / name)
+    run_dir, out_dir = run_paths(args, name)
     accelerator = Accelerator(mixed_precision=args.mixed_precision)
     set_seed(args.seed)
 
