@@ -170,7 +170,7 @@ def build():
     with gr.Row():
         with gr.Column(scale=1):
             sampler = gr.Radio(list(REVERSE_SAMPLERS), value="DDIM", label="Sampler")
-            steps = gr.Slider(1, MAX_STEPS, value=50, step=1, label="DDIM steps N (DDPM always runs all 1000)")
+            steps = gr.Slider(1, MAX_STEPS, value=20, step=1, label="DDIM steps N (DDPM always runs all 1000)")
             eta = gr.Slider(0, 1, value=0, step=0.05, label="DDIM η (0 = deterministic, 1 ≈ DDPM noise)")
             num_images = gr.Slider(1, MAX_IMAGES, value=16, step=1, label="Number of images")
             rev_seed = seed_box(0)

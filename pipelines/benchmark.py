@@ -99,13 +99,13 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--naive-images", type=int, default=1)
-    p.add_argument("--only", nargs="*", default=None, help=f"subset of {list(ROWS)}")
+    p.add_argument("--only", nargs="*", default=None, help="subset of the registered rows, e.g. ddpm cfg")
     p.add_argument("--write-readme", action="store_true")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    _load_registrations()
+    registry = _load_registrations()
     rows = []
-    for name, fn in ROWS.items():
+    for name, fn in registry.items():
         if args.only is None or name in args.only:
             rows += fn(args)
     header = (f"Measured by `python -m pipelines.benchmark` on {_machine()} with torch.set_num_threads({args.threads}), "
@@ -124,14 +124,17 @@ def _machine() -> str:
     return hardware_summary().split(",")[0]
 
 
-def _load_registrations():
-    """Pipelines that add rows import `register` from here; importing them registers the rows."""
+def _load_registrations() -> dict:
+    """Pipelines that add rows import `register` from `pipelines.benchmark`; importing them registers the rows.
+
+    Under `python -m` this file runs as __main__, so the registry is the one of the imported module."""
     import importlib
     for module in ("pipelines.cfg.pipeline",):
         try:
             importlib.import_module(module)
         except ImportError:
             pass
+    return importlib.import_module("pipelines.benchmark").ROWS
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from ..sampling import denoise, sample
 from ..schedules import make_scheduler
 from .model import count_parameters
 
-TRAIN_COMMAND = "python -m pipelines.ddpm.train --dataset mnist --steps 1500 --mixed-precision bf16"
+TRAIN_COMMAND = "python -m pipelines.ddpm.train --dataset mnist --steps 2300 --mixed-precision bf16"
 MAX_IMAGES, MAX_DDIM_STEPS = 64, 1000
 
 
