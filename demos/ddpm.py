@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import gradio as gr
 import torch
-from PIL import Image
 
 from pipelines.ddpm.pipeline import load_ddpm
 from pipelines.forward import forward_scheduler, noised
-from pipelines.images import grid, to_digit_tensor, to_pil
+from pipelines.images import grid, side_by_side, to_digit_tensor, to_pil
 from pipelines.schedules import SCHEDULES
 
 from .common import (MNIST_EXAMPLES, FramesView, check_choice, check_number, digit_input, formula, seed_box,
@@ -96,14 +95,6 @@ def model_loss_plot():
         return None
 
 
-def _frame(x: torch.Tensor, x0: torch.Tensor, nrow: int) -> Image.Image:
-    left, right = grid(x, nrow, scale=2), grid(x0, nrow, scale=2)
-    canvas = Image.new("L", (left.width + right.width + 12, left.height), 255)
-    canvas.paste(left.convert("L"), (0, 0))
-    canvas.paste(right.convert("L"), (left.width + 12, 0))
-    return canvas
-
-
 @user_errors
 def reverse_process(sampler, steps, num_images, eta, seed, progress=gr.Progress()):
     """Stream (x_t, x̂_0) frames while denoising pure noise, then the gallery and the GIF."""
@@ -118,7 +109,7 @@ def reverse_process(sampler, steps, num_images, eta, seed, progress=gr.Progress(
     for step in model.frames(sampler, steps, num_images, seed, eta=eta):
         every = max(1, step.n // MAX_FRAMES)
         if step.i % every == 0 or step.i == step.n - 1:
-            img = _frame(step.x, step.denoised, nrow)
+            img = side_by_side(grid(step.x, nrow, scale=2), grid(step.denoised, nrow, scale=2))
             frames.append((img, f"step {step.i + 1}/{step.n}  (t={step.t})"))
             progress((step.i + 1, step.n), desc="denoising")
             status = f"step {step.i + 1}/{step.n}, t = {step.t}"
