@@ -37,6 +37,9 @@ def command_line() -> str:
     return "python " + " ".join([module] + sys.argv[1:])
 
 
+EMA_DECAY = 0.9995
+
+
 def add_run_args(p) -> None:
     """The options every training command shares: seed, threads, data root, run and export folders."""
     p.add_argument("--seed", type=int, default=0)
@@ -119,3 +122,37 @@ def loss_summary(log: RunLog, upto_step: int) -> dict:
     rows = log.rows(upto_step=upto_step)
     tail = [r["loss"] for r in rows[-100:]]
     return {"final_loss": sum(tail) / max(1, len(tail)), "loss_curve": downsample_curve(rows)}
+
+
+def prepare_diffusion_training(accelerator, model, loader, args):
+    """AdamW with warm-up + cosine decay and an EMA of the weights, prepared by accelerate.
+
+    Returns (model, opt, loader, lr_sched, ema); the EMA is part of the saved state."""
+    from diffusers.training_utils import EMAModel
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
+    lr_sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(args.warmup, args.steps))
+    ema = EMAModel(model.parameters(), decay=EMA_DECAY, use_ema_warmup=True, power=3 / 4)
+    model, opt, loader, lr_sched = accelerator.prepare(model, opt, loader, lr_sched)
+    ema.to(accelerator.device)
+    accelerator.register_for_checkpointing(ema)
+    return model, opt, loader, lr_sched, ema
+
+
+class ResumableState:
+    """accelerate's full training state in runs/<name>/state: loaded if present, saved on request."""
+
+    def __init__(self, accelerator, run_dir: Path, out_dir: Path, name: str):
+        from .checkpoints import read_json
+        self.accelerator, self.dir, self.log, self.step = accelerator, Path(run_dir) / "state", RunLog(run_dir), 0
+        if (self.dir / "step.txt").exists():
+            accelerator.load_state(str(self.dir))
+            self.step = int((self.dir / "step.txt").read_text())
+            accelerator.print(f"resumed {name} at step {self.step}")
+        self.log.record_session(self.step, previous=read_json(Path(out_dir) / "training_record.json", {}))
+
+    def save(self, step: int) -> None:
+        self.accelerator.wait_for_everyone()
+        if self.accelerator.is_main_process:
+            self.accelerator.save_state(str(self.dir))
+            (self.dir / "step.txt").write_text(str(step))
+            self.log.save_meta()

@@ -21,15 +21,14 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from diffusers import DDPMScheduler
-from diffusers.training_utils import EMAModel
 from safetensors.torch import save_file
 from torch.utils.data import DataLoader, TensorDataset
 
-from ..checkpoints import read_json, write_json
+from ..checkpoints import write_json
 from ..data import CLASS_NAMES, dataset_tensors
 from ..schedules import SCHEDULES, schedule_config
-from ..training import (RunLog, add_run_args, command_line, hardware_summary, loss_summary, run_paths,
-                        warmup_cosine)
+from ..training import (EMA_DECAY, ResumableState, add_run_args, command_line, hardware_summary, loss_summary, run_paths,
+                        prepare_diffusion_training)
 from .model import ClassConditionalUNet, count_parameters, drop_labels
 
 P_UNCOND = 0.1
@@ -71,27 +70,11 @@ def main(argv=None):
                                     channels=[int(c) for c in args.channels.split(",")], emb_dim=args.emb_dim)
     model = build()
     noise_scheduler = DDPMScheduler(**schedule_config(args.schedule))
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
-    lr_sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(args.warmup, args.steps))
-    ema = EMAModel(model.parameters(), decay=0.9995, use_ema_warmup=True, power=3 / 4)
-    model, opt, loader, lr_sched = accelerator.prepare(model, opt, loader, lr_sched)
-    ema.to(accelerator.device)
-    accelerator.register_for_checkpointing(ema)
+    model, opt, loader, lr_sched, ema = prepare_diffusion_training(accelerator, model, loader, args)
 
     # 3. resume if a saved state exists
-    log, step, state_dir = RunLog(run_dir), 0, run_dir / "state"
-    if (state_dir / "step.txt").exists():
-        accelerator.load_state(str(state_dir))
-        step = int((state_dir / "step.txt").read_text())
-        accelerator.print(f"resumed {name} at step {step}")
-    log.record_session(step, previous=read_json(out_dir / "training_record.json", {}))
-
-    def save_state():
-        accelerator.wait_for_everyone()
-        if accelerator.is_main_process:
-            accelerator.save_state(str(state_dir))
-            (state_dir / "step.txt").write_text(str(step))
-            log.save_meta()
+    state = ResumableState(accelerator, run_dir, out_dir, name)
+    log, step = state.log, state.step
 
     # 4. x_0, y ~ data; y -> null with prob p (per image); t ~ U{0..T-1}; regress ε on (x_t, t, y)
     null_label = accelerator.unwrap_model(model).null_label
@@ -119,7 +102,7 @@ def main(argv=None):
                     accelerator.print(f"step {step}/{args.steps} loss {loss.item():.4f} ({rate:.2f} it/s)",
                                       flush=True)
             if step % args.save_every == 0 or step == args.steps:
-                save_state()
+                state.save(step)
             if step >= args.steps:
                 break
 
@@ -136,7 +119,7 @@ def main(argv=None):
             "command": command_line(), "dataset": args.dataset, "split": "train",
             "train_images": len(x_train), "steps": step, "batch_size": args.batch_size * accelerator.num_processes,
             "epochs": round(step * args.batch_size * accelerator.num_processes / len(x_train), 2),
-            "lr": args.lr, "mixed_precision": args.mixed_precision, "ema_decay": 0.9995,
+            "lr": args.lr, "mixed_precision": args.mixed_precision, "ema_decay": EMA_DECAY,
             "p_uncond": args.p_uncond, "label_dropout": "per sample, to a learned null embedding",
             "schedule": args.schedule, "prediction_type": "epsilon",
             "parameters": count_parameters(export), "model_config": export.config,

@@ -18,14 +18,13 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from diffusers import DDPMScheduler
-from diffusers.training_utils import EMAModel
 from torch.utils.data import DataLoader, TensorDataset
 
-from ..checkpoints import read_json, write_json
+from ..checkpoints import write_json
 from ..data import dataset_tensors
 from ..schedules import SCHEDULES, schedule_config
-from ..training import (RunLog, add_run_args, command_line, downsample_curve, hardware_summary, run_paths,
-                        warmup_cosine)
+from ..training import (EMA_DECAY, ResumableState, add_run_args, command_line, downsample_curve, hardware_summary,
+                        prepare_diffusion_training, run_paths)
 from .model import UNET_CONFIG, build_unet, count_parameters
 
 
@@ -61,27 +60,11 @@ def main(argv=None):
     unet = build_unet()
     noise_scheduler = DDPMScheduler(**schedule_config(args.schedule, args.zero_snr,
                                                       prediction_type=args.prediction_type))
-    opt = torch.optim.AdamW(unet.parameters(), lr=args.lr, weight_decay=0.0)
-    lr_sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(args.warmup, args.steps))
-    ema = EMAModel(unet.parameters(), decay=0.9995, use_ema_warmup=True, power=3 / 4)
-    unet, opt, loader, lr_sched = accelerator.prepare(unet, opt, loader, lr_sched)
-    ema.to(accelerator.device)
-    accelerator.register_for_checkpointing(ema)
+    unet, opt, loader, lr_sched, ema = prepare_diffusion_training(accelerator, unet, loader, args)
 
     # 3. resume if a saved state exists
-    log, step, state_dir = RunLog(run_dir), 0, run_dir / "state"
-    if (state_dir / "step.txt").exists():
-        accelerator.load_state(str(state_dir))
-        step = int((state_dir / "step.txt").read_text())
-        accelerator.print(f"resumed {name} at step {step}")
-    log.record_session(step, previous=read_json(out_dir / "training_record.json", {}))
-
-    def save_state():
-        accelerator.wait_for_everyone()
-        if accelerator.is_main_process:
-            accelerator.save_state(str(state_dir))
-            (state_dir / "step.txt").write_text(str(step))
-            log.save_meta()
+    state = ResumableState(accelerator, run_dir, out_dir, name)
+    log, step = state.log, state.step
 
     # 4. Algorithm 1: x_0 ~ data, t ~ U{0..T-1}, ε ~ N(0, I); regress the target on x_t
     unet.train()
@@ -107,7 +90,7 @@ def main(argv=None):
                     t_last = time.time()
                     accelerator.print(f"step {step}/{args.steps} loss {loss.item():.4f} ({rate:.2f} it/s)")
             if step % args.save_every == 0 or step == args.steps:
-                save_state()
+                state.save(step)
             if step >= args.steps:
                 break
 
@@ -127,7 +110,7 @@ def main(argv=None):
             "command": command_line(), "dataset": args.dataset, "split": "train",
             "train_images": len(x_train), "steps": step, "batch_size": args.batch_size * accelerator.num_processes,
             "epochs": round(step * args.batch_size * accelerator.num_processes / len(x_train), 2),
-            "lr": args.lr, "mixed_precision": args.mixed_precision, "ema_decay": 0.9995,
+            "lr": args.lr, "mixed_precision": args.mixed_precision, "ema_decay": EMA_DECAY,
             "schedule": args.schedule, "prediction_type": args.prediction_type, "zero_snr": args.zero_snr,
             "parameters": count_parameters(export), "unet_config": UNET_CONFIG,
             "wall_seconds": round(log.wall_seconds()), "sessions": log.meta["sessions"],
