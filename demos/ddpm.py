@@ -3,7 +3,6 @@ from __future__ import annotations
 
 
 import gradio as gr
-import torch
 
 from pipelines.ddpm.pipeline import load_ddpm
 from pipelines.forward import forward_scheduler, noised
@@ -36,10 +35,6 @@ Left of each frame: $x_t$; right: the predicted $\hat x_0$.
 
 
 # ---------------------------------------------------------------- forward process
-def _x0(image) -> tuple[torch.Tensor, list[str]]:
-    return to_digit_tensor(image, size=28)
-
-
 def _caption_t(schedule: str, zero_snr: bool, t: int) -> str:
     abar = forward_scheduler(schedule, zero_snr).alphas_cumprod[t].item()
     snr = abar / (1 - abar) if abar < 1 else float("inf")
@@ -52,7 +47,7 @@ def forward_process(image, schedule, zero_snr, t, seed):
     check_choice(schedule, "Schedule", SCHEDULES)
     t = check_number(t, "t", 0, 999, integer=True)
     seed = check_number(seed, "Seed", 0, 2**31 - 1, integer=True)
-    x0, notes = _x0(image)
+    x0, notes = to_digit_tensor(image)
     if notes:
         gr.Info("Input " + "; ".join(notes) + ".")
     zero_snr = bool(zero_snr)
@@ -69,7 +64,7 @@ def forward_at_t(image, schedule, zero_snr, t, seed):
     """Only x_t at one t (the slider's live update)."""
     check_choice(schedule, "Schedule", SCHEDULES)
     t = check_number(t, "t", 0, 999, integer=True)
-    x0, _ = _x0(image)
+    x0, _ = to_digit_tensor(image)
     at_t = noised(x0, [t], schedule, bool(zero_snr), check_number(seed, "Seed", 0, 2**31 - 1, integer=True))[0]
     return to_pil(at_t, 8), _caption_t(schedule, bool(zero_snr), t)
 

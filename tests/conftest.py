@@ -25,6 +25,17 @@ def mnist_test():
     return dataset_tensors("mnist", train=False)
 
 
+@pytest.fixture(scope="session")
+def mnist_judge():
+    """The shipped MNIST judge as a feature network (FID / IS features and class probabilities)."""
+    from pipelines.checkpoints import CheckpointMissing
+    from pipelines.metrics.features import get_feature_network
+    try:
+        return get_feature_network("mnist-classifier")
+    except CheckpointMissing as exc:
+        pytest.skip(f"MNIST judge classifier not trained yet: {exc}")
+
+
 def _free_port() -> int:
     import socket
     with socket.socket() as s:

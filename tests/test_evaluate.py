@@ -11,14 +11,6 @@ from pipelines.checkpoints import CheckpointMissing
 TINY = ev.Protocol("quick", n=16, n_half=100, steps=(2,))
 
 
-@pytest.fixture(scope="module")
-def judge():
-    from pipelines.metrics.features import get_feature_network
-    try:
-        return get_feature_network("mnist-classifier")
-    except CheckpointMissing as exc:
-        pytest.skip(f"MNIST judge classifier not trained yet: {exc}")
-
 
 def test_missing_checkpoint_is_skipped_and_errors_do_not_hide_others(monkeypatch):
     def missing(ctx):
@@ -80,7 +72,7 @@ def test_ddpm_strided_ancestral_sampling_runs_the_asked_steps():
     assert next(iter(m.frames("DDPM (ancestral)", 4, 1, seed=0))).n == 1000   # default: the full chain
 
 
-def test_quick_floor_writes_results_and_readme(judge, tmp_path):
+def test_quick_floor_writes_results_and_readme(mnist_judge, tmp_path):
     (tmp_path / "README.md").write_text("# Diffusion Lab\n")
     doc = ev.main(["--quick", "--only", "floor-mnist", "--out", str(tmp_path), "--readme",
                    str(tmp_path / "README.md"), "--threads", "1"])
@@ -96,7 +88,7 @@ def test_quick_floor_writes_results_and_readme(judge, tmp_path):
     assert (tmp_path / "metrics.md").read_text().startswith("# Measured results")
 
 
-def test_ddpm_evaluation_rows_when_trained(judge):
+def test_ddpm_evaluation_rows_when_trained(mnist_judge):
     from pipelines.ddpm.pipeline import load_ddpm
     try:
         load_ddpm()
@@ -109,7 +101,7 @@ def test_ddpm_evaluation_rows_when_trained(judge):
     assert all(r["figure"].endswith("n=16)") or "n=16," in r["figure"] for r in rows)
 
 
-def test_metrics_tab_builds_and_scores_real_images(judge):
+def test_metrics_tab_builds_and_scores_real_images(mnist_judge):
     import gradio as gr
     from demos import metrics
 
@@ -136,7 +128,7 @@ def test_optional_inception_features_are_noted_when_absent(monkeypatch, tmp_path
     get_feature_network.cache_clear()
 
 
-def test_judge_accuracy_of_real_labelled_images(judge, mnist_test):
+def test_judge_accuracy_of_real_labelled_images(mnist_judge, mnist_test):
     from pipelines.metrics.scoring import score_images
 
     x, y = mnist_test

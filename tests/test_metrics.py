@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines.checkpoints import CheckpointMissing
 from pipelines.metrics import fid as fidlib
 from pipelines.metrics.features import FeatureNetworkMissing, InceptionFeatures, inception_cache_file
 from pipelines.metrics.fid import FIDNumericalError, fid_from_features, frechet_distance, gaussian_stats
@@ -166,14 +165,6 @@ def test_inception_preprocessing_and_pool3_features_untrained():
     np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-9)
     assert net.fid_label(1000) == "FID (Inception-v3 pool3 features, n=1,000)"
 
-
-@pytest.fixture(scope="module")
-def mnist_judge():
-    from pipelines.metrics.features import get_feature_network
-    try:
-        return get_feature_network("mnist-classifier")
-    except CheckpointMissing as exc:
-        pytest.skip(f"MNIST judge classifier not trained yet: {exc}")
 
 
 def test_judge_real_vs_real_halves_small_noise_and_collapse_far(mnist_judge, mnist_test):
