@@ -15,6 +15,7 @@ import gradio as gr
 TABS = [
     ("Forward & reverse diffusion", "demos.ddpm"),
     ("Classifier-free guidance", "demos.cfg"),
+    ("Zero SNR & v-prediction", "demos.zero_snr"),
     ("VAE latent space", "demos.vae"),
     ("Metrics: FID & IS", "demos.metrics"),
 ]

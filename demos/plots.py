@@ -106,3 +106,48 @@ def quality_diversity_plot(sweeps: dict[str, list[dict]], real_diversity: dict[s
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     return fig
+
+
+def terminal_snr_plot(schedule: str, zero_snr: bool) -> Figure:
+    """One schedule with and without the zero-terminal-SNR rescale: sqrt(ᾱ_t) and log SNR(t), ᾱ_T printed."""
+    fig = Figure(figsize=(9, 3.2), layout="constrained")
+    ax_a, ax_s = fig.subplots(1, 2)
+    for zsnr, color in ((False, "C0"), (True, "C3")):
+        abar = alphas_cumprod(schedule, zsnr)
+        bold = zsnr == zero_snr
+        label = f"{'rescaled to zero SNR' if zsnr else 'as is'}: ᾱ_T = {abar[-1].item():.3g}"
+        kw = dict(color=color, lw=2.6 if bold else 1.2, alpha=1 if bold else 0.6, label=label)
+        ax_a.plot(abar.sqrt().numpy(), **kw)
+        ax_s.plot(log_snr(abar).numpy(), **kw)
+    ax_a.set(title=r"$\sqrt{\bar\alpha_t}$ (how much of $x_0$ is left in $x_t$)", xlabel="t", ylim=(-0.02, 1.02))
+    ax_s.set(title=r"$\log \mathrm{SNR}(t)$; $-\infty$ at $t = T$ once rescaled", xlabel="t")
+    inset = ax_a.inset_axes([0.45, 0.45, 0.5, 0.45])
+    for zsnr, color in ((False, "C0"), (True, "C3")):
+        inset.plot(range(900, 1000), alphas_cumprod(schedule, zsnr)[900:].sqrt().numpy(), color=color)
+    inset.set_title("t = 900…999", fontsize=7)
+    inset.tick_params(labelsize=6)
+    for ax in (ax_a, ax_s):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower left")
+    fig.suptitle(schedule, fontsize=9)
+    return fig
+
+
+def brightness_plot(data_hist: list[float], samples: dict[str, list[float]], bins: int = 20) -> Figure:
+    """Histogram of per-image mean brightness (0-1): the data (bars) against each model's samples (lines)."""
+    import numpy as np
+    fig = Figure(figsize=(9, 3.2), layout="constrained")
+    ax = fig.subplots()
+    edges = np.linspace(0, 1, bins + 1)
+    centres = (edges[:-1] + edges[1:]) / 2
+    ax.bar(centres, data_hist, width=1 / bins, color="0.8", edgecolor="0.5", label="data (brightness-mnist test set)")
+    for i, (label, values) in enumerate(samples.items()):
+        if values:
+            h, _ = np.histogram(np.clip(values, 0, 1), bins=edges)
+            ax.plot(centres, h / len(values), "o-", color=f"C{i}", lw=2 if "zero" in label and "v-" in label else 1.2,
+                    label=f"{label} (n={len(values)})")
+    ax.set(title="mean brightness of unconditional samples (w = 0) vs the data", xlabel="mean brightness (0 = black)",
+           ylabel="share of images", xlim=(0, 1))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return fig

@@ -22,7 +22,9 @@ CLASS_NAMES = {
                       "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
     "cifar10": ["airplane", "automobile", "bird", "cat", "deer",
                 "dog", "frog", "horse", "ship", "truck"],
+    "brightness-mnist": [str(i) for i in range(10)] + ["all black", "all white"],
 }
+BLANK_SHARE = 1 / 6  # share of brightness-mnist images that are flat black or flat white (half each)
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
@@ -53,8 +55,33 @@ def load_dataset(name: str, train: bool = True, root=None, transform=None):
     return cls(str(root), train=train, download=True, transform=transform)
 
 
+def brightness_mnist(train: bool = True, root=None, limit: int | None = None):
+    """MNIST where brightness matters (the zero-terminal-SNR lesson): (images in [-1, 1], labels).
+
+    Each digit gets a random background brightness b ~ U[0, 1] and an ink brightness b ± c with contrast
+    c ~ U[0.35, 1], so a digit can be dark on light or light on dark. A share `BLANK_SHARE` of the images
+    is replaced by a flat all-black (label 10) or all-white (label 11) image. Deterministic per split.
+    """
+    x, y = dataset_tensors("mnist", train, root, limit)
+    g = torch.Generator().manual_seed(0 if train else 1)
+    n = len(x)
+    ink_mask = (x + 1) / 2                                           # MNIST ink in [0, 1]
+    b, c = torch.rand(n, generator=g), 0.35 + 0.65 * torch.rand(n, generator=g)
+    up = torch.rand(n, generator=g) < 0.5
+    ink = torch.where((up & (b + c <= 1)) | (b - c < 0), b + c, b - c).clamp(0, 1)
+    ink = torch.where((ink - b).abs() < 0.35, (b < 0.5).float(), ink)  # no contrast either way: max contrast
+    img = b.view(-1, 1, 1, 1) * (1 - ink_mask) + ink.view(-1, 1, 1, 1) * ink_mask
+    blank = torch.rand(n, generator=g)
+    black, white = blank < BLANK_SHARE / 2, (blank >= BLANK_SHARE / 2) & (blank < BLANK_SHARE)
+    img[black], img[white] = 0.0, 1.0
+    y = torch.where(black, 10, torch.where(white, 11, y))
+    return img * 2 - 1, y
+
+
 def dataset_tensors(name: str, train: bool = True, root=None, limit: int | None = None):
     """The whole split as (images in [-1, 1], labels) tensors; MNIST-sized data fits in memory."""
+    if name == "brightness-mnist":
+        return brightness_mnist(train, root, limit)
     ds = load_dataset(name, train, root)
     if hasattr(ds, "data") and isinstance(ds.data, torch.Tensor):  # MNIST family: skip per-item PIL
         x = ds.data[:limit].float().div(127.5).sub(1).unsqueeze(1)

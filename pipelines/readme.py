@@ -18,3 +18,13 @@ def replace_section(name: str, text: str, path: str | Path = PROJECT_ROOT / "REA
     else:
         body = body.rstrip() + "\n\n" + block + "\n"
     path.write_text(body)
+
+
+def read_section(name: str, path: str | Path = PROJECT_ROOT / "README.md") -> str:
+    """The text between `<!-- name:start -->` and `<!-- name:end -->`, or "" if there is none."""
+    path = Path(path)
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    body = path.read_text() if path.exists() else ""
+    if start not in body or end not in body:
+        return ""
+    return body.split(start, 1)[1].split(end, 1)[0].strip()

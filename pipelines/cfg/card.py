@@ -12,7 +12,8 @@ embedding is added to the timestep embedding and conditions every residual and a
 training each image's label is replaced, with probability {p}, by a separate learned null label (index
 {null}), so one network is both the conditional model ε(x_t, t, y) and the unconditional one ε(x_t, t, ∅).
 Sampling combines them as ε̃ = ε(∅) + w·(ε(y) − ε(∅)) (`torch.lerp(uncond, cond, w)`): w = 0 is the
-unconditional model, w = 1 the plain conditional one."""
+unconditional model, w = 1 the plain conditional one.
+Noise schedule: {schedule}{zsnr}; the network predicts {target}; sampling defaults to "{spacing}" timestep spacing."""
 
 EXTRA = """The judge is the shipped `classifier-{dataset}` CNN (test accuracy in its own card); diversity is
 the mean pairwise Euclidean distance between the judge's 128-d penultimate features of the samples of one
@@ -20,7 +21,10 @@ class, averaged over classes. The quality–diversity sweep is `quality_diversit
 Weights are the EMA weights, stored in fp16."""
 
 DATA_NAMES = {"mnist": "the MNIST training set", "fashion-mnist": "the Fashion-MNIST training set",
-              "cifar10": "the CIFAR-10 training set"}
+              "cifar10": "the CIFAR-10 training set",
+              "brightness-mnist": "brightness-varied MNIST (`pipelines.data.brightness_mnist`: random background and "
+                                  "ink brightness, plus flat all-black and all-white images as classes 10 and 11)"}
+TARGETS = {"epsilon": "the noise ε", "v_prediction": "the velocity v = sqrt(ᾱ_t)·ε − sqrt(1 − ᾱ_t)·x_0"}
 
 
 def write_cfg_card(folder: str | Path) -> Path:
@@ -28,6 +32,10 @@ def write_cfg_card(folder: str | Path) -> Path:
     record, config = read_json(folder / "training_record.json", {}), read_json(folder / "config.json", {})
     dataset = config.get("dataset", record.get("dataset", "?"))
     summary = SUMMARY.format(data=DATA_NAMES.get(dataset, dataset), params=record.get("parameters", 0),
-                             p=record.get("p_uncond", 0.1), null=config.get("num_classes", 10))
+                             p=record.get("p_uncond", 0.1), null=config.get("num_classes", 10),
+                             schedule=record.get("schedule", "linear (DDPM)"),
+                             zsnr=", rescaled to zero terminal SNR (ᾱ_T = 0)" if record.get("zero_terminal_snr") else "",
+                             target=TARGETS[record.get("prediction_type", "epsilon")],
+                             spacing=record.get("timestep_spacing", "leading"))
     extra = EXTRA.format(dataset=dataset) + (f"\n\nNote on training: {record['note']}." if record.get("note") else "")
-    return write_card(folder, f"cfg-{dataset}: class-conditional DDPM for classifier-free guidance", summary, extra)
+    return write_card(folder, f"{folder.name}: class-conditional DDPM for classifier-free guidance", summary, extra)

@@ -14,7 +14,7 @@ from ..checkpoints import checkpoint_dir, read_json, weights_hash
 from ..guidance import guided_predictor, two_pass_predictor
 from ..runtime import cpu_generator, pick_device
 from ..sampling import denoise
-from ..schedules import make_scheduler
+from ..schedules import SPACINGS, make_scheduler
 from .model import ClassConditionalUNet, count_parameters
 
 # name shown to the user -> checkpoint folder
@@ -23,6 +23,9 @@ MAX_IMAGES, MAX_STEPS, MAX_SCALE = 64, 1000, 30.0
 
 
 def train_command(name: str) -> str:
+    if name.startswith("brightness-"):  # the four models of the zero-terminal-SNR lesson
+        from ..zero_snr import train_command as zero_snr_command
+        return zero_snr_command(name)
     return f"python -m pipelines.cfg.train --dataset {name.removeprefix('cfg-')}"
 
 
@@ -73,10 +76,11 @@ class CFGModel:
         return cond, torch.full_like(cond, self.net.null_label)
 
     def frames(self, label, scale: float = 3.0, sampler: str = "DDIM", steps: int = 25, num_images: int = 16,
-               seed: int = 0, rescale: float = 0.0, eta: float = 0.0):
+               seed: int = 0, rescale: float = 0.0, eta: float = 0.0, spacing: str | None = None):
         """Yield a `sampling.Step` per reverse step for `num_images` samples of one class (or a list of classes).
 
         DDPM ancestral always runs all T steps. The guided prediction is `guidance.guided_predictor`.
+        `spacing` overrides the stored timestep spacing ("leading", "trailing", "linspace").
         """
         classes = list(label) if isinstance(label, (list, tuple)) else [label] * int(num_images)
         if not 1 <= len(classes) <= MAX_IMAGES:
@@ -84,7 +88,9 @@ class CFGModel:
         scale = float(scale)
         if not 0 <= scale <= MAX_SCALE:
             raise ValueError(f"CFG scale w must be between 0 and {MAX_SCALE:g}, got {scale:g}.")
-        scheduler = make_scheduler(sampler, self.scheduler_config)
+        if spacing is not None and spacing not in SPACINGS:
+            raise ValueError(f"Timestep spacing must be one of {SPACINGS}, got {spacing!r}.")
+        scheduler = make_scheduler(sampler, self.scheduler_config, **({"timestep_spacing": spacing} if spacing else {}))
         if sampler.startswith("DDPM"):
             steps = scheduler.config.num_train_timesteps
         elif not 1 <= int(steps) <= MAX_STEPS:
@@ -95,11 +101,11 @@ class CFGModel:
                        self.device, eta=eta)
 
     def generate(self, label, scale: float = 3.0, sampler: str = "DDIM", steps: int = 25, num_images: int = 16,
-                 seed: int = 0, rescale: float = 0.0) -> torch.Tensor:
+                 seed: int = 0, rescale: float = 0.0, spacing: str | None = None, clamp: bool = True) -> torch.Tensor:
         step = None
-        for step in self.frames(label, scale, sampler, steps, num_images, seed, rescale):
+        for step in self.frames(label, scale, sampler, steps, num_images, seed, rescale, spacing=spacing):
             pass
-        return step.x.clamp(-1, 1).cpu()
+        return step.x.clamp(-1, 1).cpu() if clamp else step.x.cpu()
 
     def sweep(self, scales=(0, 1, 3, 7), classes=None, per_class: int = 1, sampler: str = "DDIM", steps: int = 25,
               seed: int = 0, rescale: float = 0.0, progress=None) -> torch.Tensor:

@@ -3,6 +3,8 @@
     python -m pipelines.cfg.train --dataset mnist
     python -m pipelines.cfg.train --dataset fashion-mnist
     python -m pipelines.cfg.train --dataset cifar10 --channels 64,128,256 --steps 50000   # downloads CIFAR-10
+    python -m pipelines.cfg.train --dataset brightness-mnist --zero-snr --prediction-type v_prediction \
+        --name zsnr-v-zero                                                                 # the zero-SNR lesson
     accelerate launch -m pipelines.cfg.train --dataset mnist                                # multi-GPU
 
 One network learns both models: every image keeps its label with probability 1 − p_uncond and gets the
@@ -14,6 +16,7 @@ model.safetensors, scheduler/, training_record.json, and a model card.
 from __future__ import annotations
 
 import argparse
+import shlex
 import time
 
 import torch
@@ -26,7 +29,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from ..checkpoints import write_json
 from ..data import CLASS_NAMES, dataset_tensors
-from ..schedules import SCHEDULES, schedule_config
+from ..schedules import SCHEDULES, SPACINGS, schedule_config
 from ..training import (EMA_DECAY, ResumableState, add_run_args, command_line, hardware_summary, loss_summary, run_paths,
                         prepare_diffusion_training)
 from .model import ClassConditionalUNet, count_parameters, drop_labels
@@ -46,6 +49,10 @@ def parse_args(argv=None):
     p.add_argument("--channels", default="32,64,64", help="UNet widths at full, 1/2 and 1/4 resolution")
     p.add_argument("--emb-dim", type=int, default=128)
     p.add_argument("--schedule", default="linear (DDPM)", choices=list(SCHEDULES))
+    p.add_argument("--zero-snr", action="store_true", help="rescale the betas to zero terminal SNR (Lin et al.)")
+    p.add_argument("--prediction-type", default="epsilon", choices=["epsilon", "v_prediction"])
+    p.add_argument("--timestep-spacing", default=None, choices=list(SPACINGS),
+                   help="stored as the sampling default (default: trailing with --zero-snr, else leading)")
     p.add_argument("--mixed-precision", default="bf16", choices=["no", "bf16", "fp16"])
     p.add_argument("--save-every", type=int, default=100)
     add_run_args(p)
@@ -69,14 +76,16 @@ def main(argv=None):
                                     num_classes=len(CLASS_NAMES[args.dataset]),
                                     channels=[int(c) for c in args.channels.split(",")], emb_dim=args.emb_dim)
     model = build()
-    noise_scheduler = DDPMScheduler(**schedule_config(args.schedule))
+    spacing = args.timestep_spacing or ("trailing" if args.zero_snr else "leading")
+    noise_scheduler = DDPMScheduler(**schedule_config(args.schedule, args.zero_snr, prediction_type=args.prediction_type,
+                                                      timestep_spacing=spacing))
     model, opt, loader, lr_sched, ema = prepare_diffusion_training(accelerator, model, loader, args)
 
     # 3. resume if a saved state exists
     state = ResumableState(accelerator, run_dir, out_dir, name)
     log, step = state.log, state.step
 
-    # 4. x_0, y ~ data; y -> null with prob p (per image); t ~ U{0..T-1}; regress ε on (x_t, t, y)
+    # 4. x_0, y ~ data; y -> null with prob p (per image); t ~ U{0..T-1}; regress ε (or v) on (x_t, t, y)
     null_label = accelerator.unwrap_model(model).null_label
     model.train()
     t_last = time.time()
@@ -88,7 +97,11 @@ def main(argv=None):
             x_t = noise_scheduler.add_noise(x0, noise, t)  # x_t = sqrt(ᾱ_t)·x_0 + sqrt(1−ᾱ_t)·ε
             with accelerator.autocast():
                 pred = model(x_t, t, y)
-            loss = F.mse_loss(pred.float(), noise)
+            if args.prediction_type == "v_prediction":  # v = sqrt(ᾱ_t)·ε − sqrt(1−ᾱ_t)·x_0 (Lin et al. eq. 8)
+                target = noise_scheduler.get_velocity(x0, noise, t)
+            else:
+                target = noise
+            loss = F.mse_loss(pred.float(), target)
             accelerator.backward(loss)
             accelerator.clip_grad_norm_(model.parameters(), 1.0)
             opt.step(), lr_sched.step(), opt.zero_grad(set_to_none=True)
@@ -116,12 +129,13 @@ def main(argv=None):
                                                  dataset=args.dataset, class_names=CLASS_NAMES[args.dataset]))
         noise_scheduler.save_pretrained(out_dir / "scheduler")
         write_json(out_dir / "training_record.json", {
-            "command": command_line(), "dataset": args.dataset, "split": "train",
+            "command": command_line() if argv is None else "python -m pipelines.cfg.train " + shlex.join(argv), "dataset": args.dataset, "split": "train",
             "train_images": len(x_train), "steps": step, "batch_size": args.batch_size * accelerator.num_processes,
             "epochs": round(step * args.batch_size * accelerator.num_processes / len(x_train), 2),
             "lr": args.lr, "mixed_precision": args.mixed_precision, "ema_decay": EMA_DECAY,
             "p_uncond": args.p_uncond, "label_dropout": "per sample, to a learned null embedding",
-            "schedule": args.schedule, "prediction_type": "epsilon",
+            "schedule": args.schedule, "zero_terminal_snr": args.zero_snr, "prediction_type": args.prediction_type,
+            "timestep_spacing": spacing,
             "parameters": count_parameters(export), "model_config": export.config,
             "wall_seconds": round(log.wall_seconds()), "sessions": log.meta["sessions"],
             "history": log.meta["history"],

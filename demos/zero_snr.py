@@ -1,0 +1,211 @@
+"""Zero terminal SNR, v-prediction, trailing timesteps and CFG rescale (Lin et al. 2024) on four trained models."""
+from __future__ import annotations
+
+import gradio as gr
+import torch
+from torchvision.utils import make_grid
+
+from pipelines.cfg.pipeline import MAX_SCALE, load_cfg
+from pipelines.checkpoints import checkpoints_root, read_json
+from pipelines.data import CLASS_NAMES
+from pipelines.images import grid, labelled_grid
+from pipelines.schedules import SPACINGS
+from pipelines.zero_snr import SCHEDULE, VARIANTS, variant_label
+from pipelines.zero_snr.evaluate import brightness, finite_rows
+
+from .common import check_choice, check_number, formula, seed_box, user_errors
+from .plots import brightness_plot, terminal_snr_plot
+
+CLASSES = CLASS_NAMES["brightness-mnist"]
+OWN = "the model's own (leading / trailing)"
+SPACING_CHOICES = (OWN, *SPACINGS)
+MAX_IMAGES, MAX_STEPS, COMPARE_IMAGES = 36, 200, 4
+
+INTRO_MD = r"""
+Lin et al. (2024) found four flaws in how Stable Diffusion is trained and sampled. Four small models trained here
+show each of them. They are the class-conditional UNet of the CFG tab, trained on **brightness-varied MNIST** (random
+background and ink brightness, plus flat *all black* and *all white* images as classes 10 and 11), with Stable
+Diffusion's scaled-linear betas. They differ only in the two toggles below: what the network predicts, and whether
+the schedule is rescaled to zero terminal SNR.
+"""
+
+POINTS_MD = r"""
+**1. The final SNR is not zero.** With SD's betas, $\bar\alpha_T = 0.0047$: at $t = T$ the "pure noise" still holds
+$\sqrt{\bar\alpha_T} = 6.8\%$ of the image, enough to leak its mean brightness. Training always sees that leak;
+sampling starts from $x_T \sim \mathcal N(0, I)$, which has none, so the model keeps images near mid-grey.
+**Fix:** shift and scale $\sqrt{\bar\alpha_t}$ so that $\sqrt{\bar\alpha_T} = 0$ while $\sqrt{\bar\alpha_1}$ is unchanged
+(`rescale_betas_zero_snr`, Algorithm 1):
+$$\sqrt{\bar\alpha_t}\;\leftarrow\;\big(\sqrt{\bar\alpha_t} - \sqrt{\bar\alpha_T}\big)\,\frac{\sqrt{\bar\alpha_1}}{\sqrt{\bar\alpha_1} - \sqrt{\bar\alpha_T}}$$
+
+**2. Predict v, not ε.** At $t = T$ with zero SNR, $x_T = \varepsilon$: predicting ε is trivial and says nothing
+about $x_0$, and $\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\hat\varepsilon)/\sqrt{\bar\alpha_t}$ divides by
+$\sqrt{\bar\alpha_T} = 0$. Predict the velocity instead (`prediction_type="v_prediction"`, `get_velocity`):
+$$v = \sqrt{\bar\alpha_t}\,\varepsilon - \sqrt{1-\bar\alpha_t}\,x_0, \qquad \hat x_0 = \sqrt{\bar\alpha_t}\,x_t - \sqrt{1-\bar\alpha_t}\,\hat v$$
+
+**3. Sample from the last timestep.** "leading" spacing with 25 steps starts at $t = 960$ and "linspace" at
+$t = 999$ but with uneven steps; "trailing" starts exactly at $t = T = 999$ and steps evenly
+(`timestep_spacing="trailing"`).
+
+**4. Rescale classifier-free guidance.** With zero SNR, large $w$ over-exposes. Rescale the guided prediction
+toward the standard deviation of the conditional one (`rescale_noise_cfg`, eq. 15–16):
+$$\tilde x_{\text{cfg}} = \phi\,\tilde x\,\frac{\sigma(x_{\text{cond}})}{\sigma(\tilde x)} + (1-\phi)\,\tilde x, \qquad \phi = 0.7$$
+"""
+
+BRIGHTNESS_MD = r"""
+**Can the models reach black and white?** Left: the unconditional samples' mean brightness against the data's
+(precomputed by `python -m pipelines.zero_snr.evaluate`). Right: the measured figures for every model.
+"""
+
+
+# ---------------------------------------------------------------- helpers
+def variant_name(zero_snr: bool, v_prediction: bool) -> str:
+    return VARIANTS[bool(v_prediction), bool(zero_snr)]
+
+
+def resolve_spacing(spacing: str, zero_snr: bool) -> str:
+    check_choice(spacing, "Timestep spacing", SPACING_CHOICES)
+    return ("trailing" if zero_snr else "leading") if spacing == OWN else spacing
+
+
+def warning(zero_snr, v_prediction, spacing) -> str:
+    """What this combination is known to do, in one sentence, before the user presses Generate."""
+    try:
+        spacing = resolve_spacing(spacing, zero_snr)
+    except ValueError as exc:
+        return f"⚠️ {exc}"
+    if zero_snr and not v_prediction and spacing in ("trailing", "linspace"):
+        return ("⚠️ **Known to break:** an ε model sampled from $t = T$ of a zero-SNR schedule: "
+                "$\\hat x_0 = (x_T - \\hat\\varepsilon)/\\sqrt{\\bar\\alpha_T}$ divides by zero, so the samples "
+                "are NaN (shown as grey). Try it anyway, then switch on v-prediction.")
+    if zero_snr and not v_prediction:
+        return ("⚠️ **Fragile:** an ε model on a zero-SNR schedule. \"leading\" never visits $t = T$, so it avoids the "
+                "division by zero, but the network learned nothing useful at the noisiest steps.")
+    if not zero_snr and spacing == "leading":
+        return ("ℹ️ Stable Diffusion's original setup: non-zero terminal SNR and sampling starts at $t < T$. "
+                "Expect brightness pulled towards mid-grey.")
+    if not zero_snr:
+        return "ℹ️ Non-zero terminal SNR: training leaked the mean brightness that pure noise at sampling lacks."
+    if spacing != "trailing":
+        return f"ℹ️ Zero SNR + v-prediction, but \"{spacing}\" spacing does not step evenly down from $t = T$."
+    return "✅ The paper's recipe: zero terminal SNR, v-prediction, trailing timesteps (add φ = 0.7 for large w)."
+
+
+def _sample(zero_snr, v_prediction, label, scale, rescale, spacing, steps, num_images, seed):
+    model = load_cfg(variant_name(zero_snr, v_prediction))
+    c = model.class_index(label)
+    x = model.generate([c] * num_images, scale, "DDIM", steps, num_images, seed, rescale,
+                       spacing=resolve_spacing(spacing, zero_snr), clamp=False)
+    return x, finite_rows(x)
+
+
+def _readout(x: torch.Tensor, ok: torch.Tensor) -> str:
+    bad = int((~ok).sum())
+    b = brightness(torch.nan_to_num(x[ok])) if ok.any() else None
+    text = f"mean brightness {b.mean().item():.3f} (0 = black, 1 = white)" if b is not None else "no finite samples"
+    return text + (f"; ⚠️ {bad} of {len(x)} samples non-finite (NaN/inf), shown grey" if bad else "")
+
+
+def _checked(label, scale, rescale, steps, num_images, seed, max_images=MAX_IMAGES):
+    if str(label) not in CLASSES:
+        raise ValueError(f"Unknown class {label!r}; choose one of {CLASSES}.")
+    return (str(label), check_number(scale, "CFG scale w", 0, MAX_SCALE), check_number(rescale, "Guidance rescale φ", 0, 1),
+            check_number(steps, "Steps", 1, MAX_STEPS, integer=True),
+            check_number(num_images, "Number of images", 1, max_images, integer=True),
+            check_number(seed, "Seed", 0, 2**31 - 1, integer=True))
+
+
+# ---------------------------------------------------------------- callbacks
+@user_errors
+def generate(zero_snr, v_prediction, label, scale, rescale, spacing, steps, num_images, seed):
+    label, scale, rescale, steps, num_images, seed = _checked(label, scale, rescale, steps, num_images, seed)
+    resolve_spacing(spacing, zero_snr)
+    x, ok = _sample(zero_snr, v_prediction, label, scale, rescale, spacing, steps, num_images, seed)
+    nrow = max(1, int(num_images ** 0.5 + 0.999))
+    title = f"{variant_label(v_prediction, zero_snr)}, {resolve_spacing(spacing, zero_snr)} spacing: "
+    return grid(torch.nan_to_num(x), nrow, scale=3), title + _readout(x, ok)
+
+
+@user_errors
+def compare(label, scale, rescale, spacing, steps, seed, progress=gr.Progress()):
+    """The 2×2 grid: rows ε / v, columns default / zero-SNR; every cell the same seed (same x_T)."""
+    label, scale, rescale, steps, _, seed = _checked(label, scale, rescale, steps, COMPARE_IMAGES, seed)
+    check_choice(spacing, "Timestep spacing", SPACING_CHOICES)
+    cells, notes = [], []
+    for k, (v, z) in enumerate(((False, False), (False, True), (True, False), (True, True))):
+        x, ok = _sample(z, v, label, scale, rescale, spacing, steps, COMPARE_IMAGES, seed)
+        cells.append(make_grid(torch.nan_to_num(x).clamp(-1, 1), nrow=2, padding=1, pad_value=1.0)[:1])
+        notes.append(f"- **{variant_label(v, z)}** ({resolve_spacing(spacing, z)}): {_readout(x, ok)}")
+        progress((k + 1, 4), desc="models done")
+    body = torch.stack(cells).view(2, 2, *cells[0].shape)
+    img = labelled_grid(body, ["ε-prediction", "v-prediction"], ["default schedule", "zero terminal SNR"], scale=2,
+                        label_width=96)
+    return img, f"'{label}', w = {scale:g}, φ = {rescale:g}, {steps} DDIM steps, seed {seed}:\n" + "\n".join(notes)
+
+
+def _measured() -> dict[str, dict]:
+    return {name: read_json(checkpoints_root() / name / "metrics.json", {}) for name in VARIANTS.values()}
+
+
+def brightness_figure():
+    measured = _measured()
+    data = next((m["zero_snr"]["data"] for m in measured.values() if m.get("zero_snr")), None)
+    if data is None:
+        return None
+    samples = {variant_label(m["zero_snr"]["v_prediction"], m["zero_snr"]["zero_snr"]):
+               m["zero_snr"]["unconditional"]["brightness"] for m in measured.values() if m.get("zero_snr")}
+    return brightness_plot(data["histogram"], samples)
+
+
+def figures_md() -> str:
+    from pipelines.readme import read_section
+    text = read_section("zero-snr")
+    return text or "_No measured figures yet: run `python -m pipelines.zero_snr.evaluate --write-readme`._"
+
+
+def schedule_changed(zero_snr, v_prediction, spacing):
+    return terminal_snr_plot(SCHEDULE, bool(zero_snr)), warning(zero_snr, v_prediction, spacing)
+
+
+# ---------------------------------------------------------------- layout
+def build():
+    latex = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
+    gr.Markdown("## Zero terminal SNR, v-prediction, trailing timesteps, CFG rescale")
+    formula(INTRO_MD)
+    with gr.Row():
+        with gr.Column(scale=1):
+            with gr.Row():
+                zero_snr = gr.Checkbox(True, label="Zero terminal SNR (rescaled betas)")
+                v_pred = gr.Checkbox(True, label="v-prediction")
+            spacing = gr.Radio(list(SPACING_CHOICES), value=OWN, label="Timestep spacing")
+            warn = gr.Markdown(warning(True, True, OWN), latex_delimiters=latex)
+            label = gr.Dropdown(CLASSES, value="all black", label="Class (digits, 'all black', 'all white')")
+            scale = gr.Slider(0, 15, value=3, step=0.25, label="CFG scale w")
+            rescale = gr.Slider(0, 1, value=0, step=0.05, label="Guidance rescale φ (0 = off, paper: 0.7)")
+            steps = gr.Slider(1, MAX_STEPS, value=25, step=1, label="DDIM steps")
+            num_images = gr.Slider(1, MAX_IMAGES, value=16, step=1, label="Number of images")
+            seed = seed_box(0)
+            with gr.Row():
+                run = gr.Button("Generate", variant="primary")
+                run_compare = gr.Button("Compare all four (same seed)")
+        with gr.Column(scale=2):
+            with gr.Row():
+                samples = gr.Image(label="Samples (this model)", type="pil", interactive=False, height=340)
+                compare_img = gr.Image(label="2×2: the four models, same seed", type="pil", interactive=False,
+                                       height=340)
+            readout = gr.Markdown()
+            snr_plot = gr.Plot(label="Noise schedule with and without the rescale")
+    formula(POINTS_MD)
+    formula(BRIGHTNESS_MD)
+    with gr.Row():
+        hist = gr.Plot(label="Brightness of generated images vs data")
+    figures = gr.Markdown()
+
+    for ctl in (zero_snr, v_pred, spacing):
+        ctl.change(schedule_changed, [zero_snr, v_pred, spacing], [snr_plot, warn], api_visibility="private",
+                   show_progress="hidden")
+    run.click(generate, [zero_snr, v_pred, label, scale, rescale, spacing, steps, num_images, seed],
+              [samples, readout], api_name="zero_snr_generate")
+    run_compare.click(compare, [label, scale, rescale, spacing, steps, seed], [compare_img, readout],
+                      api_name="zero_snr_compare")
+    return {"load": [(lambda: terminal_snr_plot(SCHEDULE, True), [], [snr_plot]),
+                     (brightness_figure, [], [hist]), (figures_md, [], [figures])]}
