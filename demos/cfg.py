@@ -9,7 +9,10 @@ from pipelines.cfg.pipeline import MAX_SCALE, MODELS, load_cfg, train_command
 from pipelines.data import CLASS_NAMES
 from pipelines.images import grid, labelled_grid, side_by_side
 
-from .common import FramesView, check_choice, check_number, formula, seed_box, user_errors, write_gif
+from pipelines.infotext import attach
+
+from .common import (FramesView, SettingsDrop, check_choice, check_number, formula, samples_image, seed_box,
+                     user_errors, write_gif)
 from .plots import quality_diversity_plot
 
 SAMPLERS = ("DDIM", "DPM-Solver++ (multistep)", "DDPM (ancestral)")
@@ -120,7 +123,9 @@ def generate(model_name, label, scale, rescale, sampler, steps, num_images, seed
             status = f"step {step.i + 1}/{step.n}, t = {step.t}"
             yield img, grid(step.x.clamp(-1, 1), nrow, scale=3), status, *FramesView.update([], None)
     gif = write_gif([f for f, _ in frames], "cfg", duration_ms=120)
-    final = grid(step.x.clamp(-1, 1), nrow, scale=3)
+    final = attach(grid(step.x.clamp(-1, 1), nrow, scale=3), tab="cfg", model_name=model_name,
+                   checkpoint=MODELS[model_name], weights=model.weights_hash, label=label, scale=scale, rescale=rescale,
+                   sampler=sampler, steps=steps, num_images=num_images, seed=seed, schedule=model.record.get("schedule"))
     done = f"done: {model.class_names[c]!s} at w = {scale:g}, {step.n} steps, seed {seed}"
     yield frames[-1][0], final, done, *FramesView.update(frames, gif)
 
@@ -215,13 +220,15 @@ def build():
             seed = seed_box(0)
             run = gr.Button("Generate with guidance", variant="primary")
             status = gr.Textbox(label="Progress", interactive=False)
+            SettingsDrop("cfg", dict(model_name=model_name, label=label, scale=scale, rescale=rescale, sampler=sampler,
+                                     steps=steps, num_images=num_images, seed=seed))
         with gr.Column(scale=2):
             formula(GUIDE_MD)
             formula(TRAIN_MD)
             with gr.Row():
                 live = gr.Image(label="Now: x_t (left) and predicted x̂₀ (right)", type="pil", interactive=False,
                                 height=300)
-                final = gr.Image(label="Samples", type="pil", interactive=False, height=300)
+                final = samples_image("Samples (PNG with its settings inside)")
     frames = FramesView("Guided reverse process")
 
     formula(SWEEP_MD)

@@ -12,6 +12,7 @@ from pathlib import Path
 import gradio as gr
 
 from pipelines.checkpoints import PROJECT_ROOT, CheckpointMissing
+from pipelines import infotext
 from pipelines.images import ImageInputError, save_gif, to_digit_tensor
 from pipelines.metrics.features import FeatureNetworkMissing
 
@@ -141,3 +142,34 @@ class FramesView:
         return (frames[show][0] if frames else None,
                 gr.Slider(0, max(last, 1), value=show, step=1),
                 frames, gif, frames)
+
+
+def samples_image(label: str = "Samples", height: int = 300) -> gr.Image:
+    """A generated-images output served as PNG, so the settings stored by `infotext.attach` survive."""
+    return gr.Image(label=label, type="pil", interactive=False, height=height, format="png")
+
+
+class SettingsDrop:
+    """'Drop a PNG generated here': restores the controls of the tab that made it (from its infotext).
+
+    `controls` maps each stored setting name to the component it restores, e.g. {"seed": seed_box}."""
+
+    def __init__(self, tab: str, controls: dict[str, gr.components.Component]):
+        self.tab, self.names = tab, list(controls)
+        self.file = gr.File(label="Restore settings: drop a PNG generated in this tab", file_types=[".png"],
+                            height=90)
+        self.note = gr.Markdown()
+        self.file.upload(self.restore, self.file, [*controls.values(), self.note], preprocess=False,
+                         api_visibility="private")
+
+    def restore(self, payload):
+        try:
+            settings = infotext.read(payload)
+        except ImageInputError as exc:
+            return *(gr.update() for _ in self.names), f"⚠️ {exc}"
+        if settings.get("tab") != self.tab:
+            where = settings.get("tab", "another")
+            return *(gr.update() for _ in self.names), f"⚠️ This PNG was made in the **{where}** tab: drop it there."
+        found = [n for n in self.names if n in settings]
+        note = "Restored " + ", ".join(f"{n} = {settings[n]}" for n in found) + ". Press the button to regenerate."
+        return *(gr.update(value=settings[n]) if n in settings else gr.update() for n in self.names), note

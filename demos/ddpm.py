@@ -7,10 +7,11 @@ import gradio as gr
 from pipelines.ddpm.pipeline import load_ddpm
 from pipelines.forward import forward_scheduler, noised
 from pipelines.images import grid, side_by_side, to_digit_tensor, to_pil
+from pipelines.infotext import attach
 from pipelines.schedules import SCHEDULES
 
-from .common import (MNIST_EXAMPLES, FramesView, check_choice, check_number, digit_input, formula, seed_box,
-                     use_drawing, user_errors, write_gif)
+from .common import (MNIST_EXAMPLES, FramesView, SettingsDrop, check_choice, check_number, digit_input, formula,
+                     samples_image, seed_box, use_drawing, user_errors, write_gif)
 from .plots import loss_plot, schedule_plot
 
 STRIP_T = (0, 50, 100, 200, 300, 500, 700, 999)
@@ -110,7 +111,8 @@ def reverse_process(sampler, steps, num_images, eta, seed, progress=gr.Progress(
             status = f"step {step.i + 1}/{step.n}, t = {step.t}"
             yield img, grid(step.x.clamp(-1, 1), nrow, scale=3), status, *FramesView.update([], None)
     gif = write_gif([f for f, _ in frames], "reverse", duration_ms=120)
-    final = grid(step.x.clamp(-1, 1), nrow, scale=3)
+    final = attach(grid(step.x.clamp(-1, 1), nrow, scale=3), tab="ddpm", checkpoint="ddpm-mnist",
+                   weights=model.weights_hash, sampler=sampler, steps=steps, num_images=num_images, eta=eta, seed=seed)
     yield frames[-1][0], final, f"done: {step.n} steps, seed {seed}", *FramesView.update(frames, gif)
 
 
@@ -162,12 +164,13 @@ def build():
             rev_seed = seed_box(0)
             run = gr.Button("Denoise from pure noise", variant="primary")
             status = gr.Textbox(label="Progress", interactive=False)
+            SettingsDrop("ddpm", dict(sampler=sampler, steps=steps, num_images=num_images, eta=eta, seed=rev_seed))
         with gr.Column(scale=2):
             formula(REVERSE_MD)
             with gr.Row():
                 live = gr.Image(label="Now: x_t (left) and predicted x̂₀ (right)", type="pil", interactive=False,
                                 height=300)
-                final = gr.Image(label="Samples", type="pil", interactive=False, height=300)
+                final = samples_image("Samples (PNG with its settings inside)")
     frames = FramesView("Reverse process")
     with gr.Accordion("Model card: parameters and training record", open=False):
         info = gr.Markdown()

@@ -13,7 +13,9 @@ from pipelines.schedules import SPACINGS
 from pipelines.zero_snr import SCHEDULE, VARIANTS, variant_label
 from pipelines.zero_snr.evaluate import brightness, finite_rows
 
-from .common import check_choice, check_number, formula, seed_box, user_errors
+from pipelines.infotext import attach
+
+from .common import SettingsDrop, check_choice, check_number, formula, samples_image, seed_box, user_errors
 from .plots import brightness_plot, terminal_snr_plot
 
 CLASSES = CLASS_NAMES["brightness-mnist"]
@@ -95,7 +97,7 @@ def _sample(zero_snr, v_prediction, label, scale, rescale, spacing, steps, num_i
     c = model.class_index(label)
     x = model.generate([c] * num_images, scale, "DDIM", steps, num_images, seed, rescale,
                        spacing=resolve_spacing(spacing, zero_snr), clamp=False)
-    return x, finite_rows(x)
+    return x, finite_rows(x), model
 
 
 def _readout(x: torch.Tensor, ok: torch.Tensor) -> str:
@@ -119,10 +121,14 @@ def _checked(label, scale, rescale, steps, num_images, seed, max_images=MAX_IMAG
 def generate(zero_snr, v_prediction, label, scale, rescale, spacing, steps, num_images, seed):
     label, scale, rescale, steps, num_images, seed = _checked(label, scale, rescale, steps, num_images, seed)
     resolve_spacing(spacing, zero_snr)
-    x, ok = _sample(zero_snr, v_prediction, label, scale, rescale, spacing, steps, num_images, seed)
+    x, ok, model = _sample(zero_snr, v_prediction, label, scale, rescale, spacing, steps, num_images, seed)
     nrow = max(1, int(num_images ** 0.5 + 0.999))
     title = f"{variant_label(v_prediction, zero_snr)}, {resolve_spacing(spacing, zero_snr)} spacing: "
-    return grid(torch.nan_to_num(x), nrow, scale=3), title + _readout(x, ok)
+    img = attach(grid(torch.nan_to_num(x), nrow, scale=3), tab="zero-snr", checkpoint=model.path.name,
+                 weights=model.weights_hash, zero_snr=bool(zero_snr), v_prediction=bool(v_prediction), label=label,
+                 scale=scale, rescale=rescale, spacing=spacing, sampler="DDIM", steps=steps, num_images=num_images,
+                 seed=seed, schedule=model.record.get("schedule"))
+    return img, title + _readout(x, ok)
 
 
 @user_errors
@@ -132,7 +138,7 @@ def compare(label, scale, rescale, spacing, steps, seed, progress=gr.Progress())
     check_choice(spacing, "Timestep spacing", SPACING_CHOICES)
     cells, notes = [], []
     for k, (v, z) in enumerate(((False, False), (False, True), (True, False), (True, True))):
-        x, ok = _sample(z, v, label, scale, rescale, spacing, steps, COMPARE_IMAGES, seed)
+        x, ok, _ = _sample(z, v, label, scale, rescale, spacing, steps, COMPARE_IMAGES, seed)
         cells.append(make_grid(torch.nan_to_num(x).clamp(-1, 1), nrow=2, padding=1, pad_value=1.0)[:1])
         notes.append(f"- **{variant_label(v, z)}** ({resolve_spacing(spacing, z)}): {_readout(x, ok)}")
         progress((k + 1, 4), desc="models done")
@@ -187,9 +193,12 @@ def build():
             with gr.Row():
                 run = gr.Button("Generate", variant="primary")
                 run_compare = gr.Button("Compare all four (same seed)")
+            SettingsDrop("zero-snr", dict(zero_snr=zero_snr, v_prediction=v_pred, label=label, scale=scale,
+                                          rescale=rescale, spacing=spacing, steps=steps, num_images=num_images,
+                                          seed=seed))
         with gr.Column(scale=2):
             with gr.Row():
-                samples = gr.Image(label="Samples (this model)", type="pil", interactive=False, height=340)
+                samples = samples_image("Samples (this model; PNG with its settings inside)", height=340)
                 compare_img = gr.Image(label="2×2: the four models, same seed", type="pil", interactive=False,
                                        height=340)
             readout = gr.Markdown()
