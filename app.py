@@ -23,7 +23,13 @@ MAX_UPLOAD = "20mb"  # uploads are digits and photos; larger files are refused b
 CONCURRENCY = int(os.environ.get("DIFFUSION_LAB_CONCURRENCY", "2"))  # 2 vCPUs: two jobs at a time
 # MNIST-sized images are shown enlarged: keep their pixels crisp instead of blurred
 CSS = """img { image-rendering: pixelated; }
-.digit-input img { width: 100% !important; height: 100% !important; object-fit: contain; }"""
+.digit-input img { width: 100% !important; height: 100% !important; object-fit: contain; }
+body.presenting .gradio-container { zoom: 1.3; }
+body.presenting .gradio-container .prose { font-size: 1.15em; }
+body.presenting .advanced { display: none !important; }"""
+# presentation mode: a class on <body>, set by the checkbox or by ?present=1 in the URL (no server round trip)
+PRESENT_JS = "(on) => { document.body.classList.toggle('presenting', !!on); }"
+PRESENT_FROM_URL_JS = "() => new URLSearchParams(window.location.search).has('present')"
 HEADER = """# Diffusion Lab
 Generative image models you can run, watch and measure, live on a laptop CPU.
 Every control sits next to the formula it changes; every figure quoted comes from a command in the README."""
@@ -31,7 +37,12 @@ Every control sits next to the formula it changes; every figure quoted comes fro
 
 def build_app() -> gr.Blocks:
     with gr.Blocks(title="Diffusion Lab") as demo:
-        gr.Markdown(HEADER)
+        with gr.Row():
+            gr.Markdown(HEADER)
+            present = gr.Checkbox(False, label="Presentation mode: large type, advanced controls hidden "
+                                  "(or open the page with ?present=1)", scale=0, min_width=240)
+        present.change(None, present, None, js=PRESENT_JS, api_visibility="private")
+        demo.load(None, None, present, js=PRESENT_FROM_URL_JS, api_visibility="private")
         on_load = []
         with gr.Tabs():
             for title, module in TABS:

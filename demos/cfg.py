@@ -246,7 +246,8 @@ def build():
     with gr.Row():
         qd = gr.Plot(label="Quality and diversity against w")
         figures = gr.Markdown()
-    with gr.Accordion("Model card: parameters and training record", open=False):
+    with gr.Accordion("Model card: parameters and training record", open=False,
+                      elem_classes=["advanced"]):
         info = gr.Markdown()
 
     # the slider drives the number box; a typed number beyond the slider's range just pins the slider at its end

@@ -92,7 +92,7 @@ def use_drawing(drawing):
 
 
 def seed_box(value: int = 0) -> gr.Number:
-    return gr.Number(value=value, label="Seed", precision=0, minimum=0, maximum=MAX_SEED,
+    return gr.Number(value=value, label="Seed", precision=0, minimum=0, maximum=MAX_SEED, elem_classes=["advanced"],
                      info="Same seed + same settings = same images (noise is drawn on the CPU).")
 
 
@@ -109,18 +109,70 @@ def write_gif(frames, stem: str, duration_ms: int = 80) -> str:
     return str(save_gif(frames, output_path(stem, ".gif"), duration_ms))
 
 
+class Player:
+    """Play / pause / step buttons and a speed setting that walk a slider through a process, so a teacher
+    can show it at the class's pace. Every tick moves the slider by `step`; when the slider's own events
+    do not already redraw (e.g. they fire on release only), chain the redraw with `then_run`.
+
+    `end` is the last value, or a callable of the `limit` component's value (e.g. a frame list's length)."""
+
+    def __init__(self, slider: gr.Slider, start: float, end, step: float = 1, limit=None, fps: float = 4.0):
+        with gr.Row(elem_classes=["player"]):
+            back = gr.Button("◀ step", size="sm", min_width=60)
+            play = gr.Button("▶ play", size="sm", min_width=60, variant="secondary")
+            pause = gr.Button("⏸ pause", size="sm", min_width=60)
+            fwd = gr.Button("step ▶", size="sm", min_width=60)
+            speed = gr.Slider(0.5, 12, value=fps, step=0.5, label="speed (steps per second)", min_width=160)
+        self.timer = gr.Timer(1 / fps, active=False)
+        self.start, self.end, self.step = start, end, step
+        inputs = [slider] + ([limit] if limit is not None else [])
+        quiet = dict(api_visibility="private", show_progress="hidden", concurrency_limit=None)
+        play.click(self._play, [speed, *inputs], [self.timer, slider], **quiet)
+        pause.click(lambda: gr.Timer(active=False), None, self.timer, **quiet)
+        speed.release(lambda fps: gr.Timer(1 / max(0.5, float(fps or 1))), speed, self.timer, **quiet)
+        self.events = [self.timer.tick(self._tick, inputs, [slider, self.timer], **quiet),
+                       back.click(lambda *a: self._move(-1, *a), inputs, slider, **quiet),
+                       fwd.click(lambda *a: self._move(1, *a), inputs, slider, **quiet)]
+
+    def then_run(self, fn, inputs, outputs, **kwargs) -> None:
+        """Run `fn` after every tick and step (for sliders whose redraw is bound to `.release`)."""
+        for event in self.events:
+            event.then(fn, inputs, outputs, api_visibility="private", show_progress="hidden", **kwargs)
+
+    def _last(self, limit=None) -> float:
+        return self.end(limit) if callable(self.end) else self.end
+
+    def _clip(self, value: float, limit=None) -> float:
+        lo, hi = sorted((self.start, self._last(limit)))
+        return round(min(max(value, lo), hi), 6)
+
+    def _move(self, direction: int, value, limit=None):
+        return self._clip(float(value or 0) + direction * self.step, limit)
+
+    def _play(self, fps, value, limit=None):
+        """Start the timer; from the end, start over."""
+        at_end = self._clip(float(value or 0), limit) == self._clip(self._last(limit), limit)
+        return gr.Timer(1 / max(0.5, float(fps or 1)), active=True), (self.start if at_end else gr.update())
+
+    def _tick(self, value, limit=None):
+        new = self._move(1, value, limit)
+        done = new == self._clip(self._last(limit), limit)
+        return new, (gr.Timer(active=False) if done else gr.update())
+
+
 class FramesView:
-    """A gallery of frames + a step slider showing one frame + a GIF download, used by every process tab."""
+    """A gallery of frames + a step slider (with a Player) showing one frame + a GIF, used by every process tab."""
 
     def __init__(self, label: str = "Frames"):
         with gr.Group():
             self.current = gr.Image(label=f"{label}: the step chosen below", type="pil", interactive=False,
                                     height=300)
             self.slider = gr.Slider(0, 1, value=0, step=1, label="Show step", interactive=True)
+            self.state = gr.State([])
+            Player(self.slider, 0, lambda frames: max(len(frames or []) - 1, 0), limit=self.state)
             self.gallery = gr.Gallery(label=f"{label}: every shown step", columns=6, height=220,
                                       object_fit="contain", format="png")
             self.gif = gr.File(label="Animated GIF", interactive=False)
-        self.state = gr.State([])
         self.slider.change(self._pick, [self.state, self.slider], self.current, show_progress="hidden",
                            api_visibility="private")
 
@@ -156,9 +208,10 @@ class SettingsDrop:
 
     def __init__(self, tab: str, controls: dict[str, gr.components.Component]):
         self.tab, self.names = tab, list(controls)
-        self.file = gr.File(label="Restore settings: drop a PNG generated in this tab", file_types=[".png"],
-                            height=90)
-        self.note = gr.Markdown()
+        with gr.Group(elem_classes=["advanced"]):
+            self.file = gr.File(label="Restore settings: drop a PNG generated in this tab", file_types=[".png"],
+                                height=90)
+            self.note = gr.Markdown()
         self.file.upload(self.restore, self.file, [*controls.values(), self.note], preprocess=False,
                          api_visibility="private")
 

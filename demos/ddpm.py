@@ -10,7 +10,7 @@ from pipelines.images import grid, side_by_side, to_digit_tensor, to_pil
 from pipelines.infotext import attach
 from pipelines.schedules import SCHEDULES
 
-from .common import (MNIST_EXAMPLES, FramesView, SettingsDrop, check_choice, check_number, digit_input, formula,
+from .common import (MNIST_EXAMPLES, FramesView, Player, SettingsDrop, check_choice, check_number, digit_input, formula,
                      samples_image, seed_box, use_drawing, user_errors, write_gif)
 from .plots import loss_plot, schedule_plot
 
@@ -134,6 +134,7 @@ def build():
                 zero_snr = gr.Checkbox(False, label="Zero terminal SNR (rescale betas)")
                 fwd_seed = seed_box(0)
             t = gr.Slider(0, 999, value=300, step=1, label="t (0 = clean, 999 = last step)")
+            t_player = Player(t, 0, 999, step=25, fps=4)
             with gr.Row():
                 x_t = gr.Image(label="x_t at the chosen t", type="pil", interactive=False, height=230)
                 t_info = gr.Textbox(label="ᾱ_t and SNR at t", interactive=False)
@@ -152,6 +153,7 @@ def build():
     for ctl in (schedule, zero_snr, image, fwd_seed):
         ctl.change(forward_process, fwd_inputs, fwd_outputs, api_visibility="private", preprocess=False)
     t.release(forward_at_t, fwd_inputs, [x_t, t_info], api_name="forward_at_t", preprocess=False)
+    t_player.then_run(forward_at_t, fwd_inputs, [x_t, t_info], preprocess=False)
     use_sketch.click(use_drawing, sketch, image, api_visibility="private")
 
     gr.Markdown("## Reverse process: a DDPM trained here on MNIST")
@@ -172,7 +174,8 @@ def build():
                                 height=300)
                 final = samples_image("Samples (PNG with its settings inside)")
     frames = FramesView("Reverse process")
-    with gr.Accordion("Model card: parameters and training record", open=False):
+    with gr.Accordion("Model card: parameters and training record", open=False,
+                      elem_classes=["advanced"]):
         info = gr.Markdown()
         curve = gr.Plot()
     run.click(reverse_process, [sampler, steps, num_images, eta, rev_seed],

@@ -10,8 +10,8 @@ from pipelines.data import CLASS_NAMES
 from pipelines.images import ImageInputError, grid, to_digit_tensor, to_pil
 from pipelines.vae.pipeline import MAP_MODEL, MAX_STEPS, MAX_VARIATIONS, MODELS, load_vae
 
-from .common import (MAX_SEED, MNIST_EXAMPLES, check_choice, check_number, digit_input, formula, seed_box, use_drawing,
-                     user_errors, write_gif)
+from .common import (MAX_SEED, MNIST_EXAMPLES, Player, check_choice, check_number, digit_input, formula, seed_box,
+                     use_drawing, user_errors, write_gif)
 from .vae_plots import latent_map_plot, vae_loss_plot
 
 METHODS = ("linear", "spherical")
@@ -203,6 +203,7 @@ def build():
             method = gr.Radio(list(METHODS), value="linear", label="Interpolation path")
             steps = gr.Slider(2, MAX_STEPS, value=10, step=1, label="Number of images in the strip")
             lam = gr.Slider(0, 1, value=0.5, step=0.01, label="λ (1 = A, 0 = B)")
+            lam_player = Player(lam, 1, 0, step=-0.05, fps=4)
             go = gr.Button("Interpolate", variant="primary")
     with gr.Accordion("Draw a digit instead", open=False):
         sketch = gr.Sketchpad(label="Draw a digit (any colour on any background)", type="pil", height=280,
@@ -244,7 +245,8 @@ def build():
         var = gr.Gallery(label="Variations dec(μ + s·σ·ε)", columns=8, height=200, object_fit="contain", format="png")
     rec_stats = gr.Markdown()
 
-    with gr.Accordion("Model card: training record and measured figures", open=False):
+    with gr.Accordion("Model card: training record and measured figures", open=False,
+                      elem_classes=["advanced"]):
         card = gr.Markdown()
         curve = gr.Plot()
 
@@ -257,6 +259,7 @@ def build():
     go.click(interpolate, interp_in, interp_out, api_name="vae_interpolate", **raw).then(
         latent_map, map_in, plot, api_visibility="private", **raw)
     lam.release(at_lambda, [model, image_a, image_b, method, lam], at_lam, api_name="vae_at_lambda", **raw)
+    lam_player.then_run(at_lambda, [model, image_a, image_b, method, lam], at_lam, **raw)
     method.change(interpolate, interp_in, interp_out, api_visibility="private", **raw)
     draw_map.click(latent_map, map_in, plot, api_name="vae_latent_map", **raw)
     rec_go.click(reconstruct, rec_in_all, rec_out, api_name="vae_reconstruct", **raw)
