@@ -256,6 +256,7 @@ def build():
         event(sync_slider, scale, scale_slider, api_visibility="private", show_progress="hidden")
     model_name.change(model_changed, model_name, [label, info, qd, figures], api_visibility="private")
     run.click(generate, [model_name, label, scale, rescale, sampler, steps, num_images, seed],
-              [live, final, status, *frames.outputs], api_name="cfg_generate")
-    run_sweep.click(sweep, [model_name, sweep_scales, sweep_steps, sweep_seed], sweep_img, api_name="cfg_sweep")
+              [live, final, status, *frames.outputs], api_name="cfg_generate", preprocess=False)
+    run_sweep.click(sweep, [model_name, sweep_scales, sweep_steps, sweep_seed], sweep_img, api_name="cfg_sweep",
+                    preprocess=False)  # raw inputs reach our own checks, as in the other tabs
     return {"load": [(model_summary, [model_name], [info, qd, figures])]}

@@ -107,6 +107,12 @@ def _readout(x: torch.Tensor, ok: torch.Tensor) -> str:
     return text + (f"; ⚠️ {bad} of {len(x)} samples non-finite (NaN/inf), shown grey" if bad else "")
 
 
+def check_flag(value, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}.")
+    return value
+
+
 def _checked(label, scale, rescale, steps, num_images, seed, max_images=MAX_IMAGES):
     if str(label) not in CLASSES:
         raise ValueError(f"Unknown class {label!r}; choose one of {CLASSES}.")
@@ -119,6 +125,7 @@ def _checked(label, scale, rescale, steps, num_images, seed, max_images=MAX_IMAG
 # ---------------------------------------------------------------- callbacks
 @user_errors
 def generate(zero_snr, v_prediction, label, scale, rescale, spacing, steps, num_images, seed):
+    zero_snr, v_prediction = check_flag(zero_snr, "Zero terminal SNR"), check_flag(v_prediction, "v-prediction")
     label, scale, rescale, steps, num_images, seed = _checked(label, scale, rescale, steps, num_images, seed)
     resolve_spacing(spacing, zero_snr)
     x, ok, model = _sample(zero_snr, v_prediction, label, scale, rescale, spacing, steps, num_images, seed)
@@ -213,8 +220,8 @@ def build():
         ctl.change(schedule_changed, [zero_snr, v_pred, spacing], [snr_plot, warn], api_visibility="private",
                    show_progress="hidden")
     run.click(generate, [zero_snr, v_pred, label, scale, rescale, spacing, steps, num_images, seed],
-              [samples, readout], api_name="zero_snr_generate")
+              [samples, readout], api_name="zero_snr_generate", preprocess=False)
     run_compare.click(compare, [label, scale, rescale, spacing, steps, seed], [compare_img, readout],
-                      api_name="zero_snr_compare")
+                      api_name="zero_snr_compare", preprocess=False)
     return {"load": [(lambda: terminal_snr_plot(SCHEDULE, True), [], [snr_plot]),
                      (brightness_figure, [], [hist]), (figures_md, [], [figures])]}

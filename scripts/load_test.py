@@ -1,0 +1,201 @@
+"""Load and cold-start test: launch `python app.py` on loopback, then let N gradio_client users hammer it.
+
+    python scripts/load_test.py                      # 20 users × 5 requests, across tabs; README section
+    python scripts/load_test.py --users 4 --requests 2 --no-readme   # a quick look
+
+Measures, in one run:
+  - cold start: `python app.py` started -> first page served (HTTP 200 on /);
+  - service time: each request type alone, one user (the unloaded latency);
+  - under load: failures, p50 / p95 latency, and what the queue implies for p95: with c jobs at a time,
+    a request waits for at most ceil(users / c) - 1 others, so p95 <= ceil(users / c) × slowest service time;
+  - memory: the server's RSS (with children) sampled every 0.2 s: peak, and growth from after the first
+    round of requests to the end (target < 10 %).
+Bounded: loopback only, at most --users × --requests requests, and --timeout seconds overall.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DIGIT = ROOT / "assets" / "mnist" / "3_1_test18.png"
+
+# (name, api_name, args): small requests from every generating tab, bounded like a student's first clicks
+REQUESTS = [
+    ("forward_at_t", "/forward_at_t", lambda h: (h(DIGIT), "linear (DDPM)", False, 400, 0)),
+    ("reverse", "/reverse", lambda h: ("DDIM", 10, 4, 0.0, 0)),
+    ("cfg_generate", "/cfg_generate", lambda h: ("MNIST", "7", 3.0, 0.0, "DDIM", 10, 4, 0)),
+    ("zero_snr_generate", "/zero_snr_generate", lambda h: (True, True, "all white", 3.0, 0.0, "trailing", 10, 4, 0)),
+    ("vae_at_lambda", "/vae_at_lambda", lambda h: ("16-D latent", h(DIGIT), h(DIGIT), "spherical", 0.3)),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_mb(pid: int) -> float:
+    import psutil
+    try:
+        p = psutil.Process(pid)
+        return (p.memory_info().rss + sum(c.memory_info().rss for c in p.children(recursive=True))) / 2**20
+    except psutil.Error:
+        return float("nan")
+
+
+class MemorySampler(threading.Thread):
+    def __init__(self, pid: int, every: float = 0.2):
+        super().__init__(daemon=True)
+        self.pid, self.every, self.samples, self.stop = pid, every, [], threading.Event()
+
+    def run(self):
+        while not self.stop.is_set():
+            self.samples.append((time.time(), rss_mb(self.pid)))
+            time.sleep(self.every)
+
+    def at(self, t: float) -> float:
+        before = [m for ts, m in self.samples if ts <= t]
+        return before[-1] if before else self.samples[0][1]
+
+
+def start_app(port: int, timeout: float) -> tuple[subprocess.Popen, float]:
+    """`python app.py` on loopback; returns (process, seconds until the first page was served)."""
+    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1")
+    t0 = time.time()
+    proc = subprocess.Popen([sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    while time.time() - t0 < timeout:
+        if proc.poll() is not None:
+            raise RuntimeError(f"app.py exited: {proc.stderr.read().decode()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
+                if r.status == 200:
+                    return proc, time.time() - t0
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise TimeoutError(f"no page after {timeout:.0f} s")
+
+
+def one(client_factory, req) -> tuple[str, float, str | None]:
+    from gradio_client import handle_file
+    name, api, args = req
+    t0 = time.time()
+    try:
+        client_factory().predict(*args(handle_file), api_name=api)
+        return name, time.time() - t0, None
+    except Exception as exc:  # a failure is a result here, not a crash
+        return name, time.time() - t0, f"{type(exc).__name__}: {str(exc)[:200]}"
+
+
+def percentile(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, max(0, math.ceil(q * len(xs)) - 1))]
+
+
+def run(users: int, requests: int, timeout: float, concurrency: int) -> dict:
+    from gradio_client import Client
+    port = free_port()
+    proc, cold = start_app(port, timeout=60)
+    url = f"http://127.0.0.1:{port}/"
+    mem = MemorySampler(proc.pid)
+    mem.start()
+    try:
+        # 1. service time of each request type alone (one user, after one warm-up call each)
+        solo = Client(url, verbose=False)
+        service = {}
+        for req in REQUESTS:
+            one(lambda: solo, req)
+            name, secs, err = one(lambda: solo, req)
+            if err:
+                raise RuntimeError(f"{name} fails even alone: {err}")
+            service[name] = secs
+        # 2. users × requests, every user cycling through the tabs from a different starting point
+        clients = [Client(url, verbose=False) for _ in range(users)]
+        jobs = [(u, REQUESTS[(u + k) % len(REQUESTS)]) for k in range(requests) for u in range(users)]
+        results, t_start, first_round_end = [], time.time(), None
+        with ThreadPoolExecutor(max_workers=users) as pool:
+            futures = {}
+            for u in range(users):  # each user runs its requests one after another
+                futures[pool.submit(lambda u=u: [one(lambda: clients[u], req) for uu, req in jobs if uu == u])] = u
+            for f in as_completed(futures, timeout=timeout):
+                results += f.result()
+                first_round_end = first_round_end or time.time()
+        wall = time.time() - t_start
+        lat = [s for _, s, _ in results]
+        fails = [(n, e) for n, _, e in results if e]
+        mem.stop.set()
+        mem.join()
+        base = mem.at(t_start + (wall / requests))           # after about one request per user
+        end, peak = mem.samples[-1][1], max(m for _, m in mem.samples)
+        slowest = max(service.values())
+        return {
+            "command": "python scripts/load_test.py " + " ".join(sys.argv[1:]),
+            "users": users, "requests_per_user": requests, "requests": len(results), "concurrency": concurrency,
+            "cold_start_seconds": round(cold, 2), "service_seconds": {k: round(v, 3) for k, v in service.items()},
+            "failures": len(fails), "failure_examples": fails[:5], "wall_seconds": round(wall, 1),
+            "p50_seconds": round(statistics.median(lat), 2), "p95_seconds": round(percentile(lat, 0.95), 2),
+            "queue_bound_p95_seconds": round(math.ceil(users / concurrency) * slowest, 2),
+            "rss_after_first_round_mb": round(base, 1), "rss_end_mb": round(end, 1), "rss_peak_mb": round(peak, 1),
+            "memory_growth": round((end - base) / base, 4),
+        }
+    finally:
+        mem.stop.set()
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def markdown(r: dict) -> str:
+    service = ", ".join(f"{k} {v:.2f} s" for k, v in r["service_seconds"].items())
+    return (f"Measured by `{r['command']}`: `python app.py` on loopback, {r['users']} concurrent `gradio_client` users × "
+            f"{r['requests_per_user']} requests across the tabs (queue: {r['concurrency']} jobs at a time).\n\n"
+            "| figure | value | target |\n|---|---|---|\n"
+            f"| cold start: `python app.py` → first page served | {r['cold_start_seconds']:.1f} s | < 15 s |\n"
+            f"| requests / failures | {r['requests']} / {r['failures']} | 0 failures |\n"
+            f"| latency p50 / p95 under load | {r['p50_seconds']:.2f} s / {r['p95_seconds']:.2f} s | p95 ≤ "
+            f"{r['queue_bound_p95_seconds']:.2f} s (⌈users / {r['concurrency']}⌉ × slowest service time) |\n"
+            f"| server memory: after the first round → end (peak) | {r['rss_after_first_round_mb']:.0f} MB → "
+            f"{r['rss_end_mb']:.0f} MB ({r['rss_peak_mb']:.0f} MB) | growth {100 * r['memory_growth']:+.1f} % "
+            f"(< 10 %) |\n\nService time of each request alone: {service}.")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--users", type=int, default=20)
+    p.add_argument("--requests", type=int, default=5, help="requests per user")
+    p.add_argument("--timeout", type=float, default=900, help="seconds for the whole load phase")
+    p.add_argument("--no-readme", action="store_true")
+    args = p.parse_args(argv)
+    if not (1 <= args.users <= 50 and 1 <= args.requests <= 20):
+        p.error("bounded: 1-50 users and 1-20 requests each")
+    sys.path.insert(0, str(ROOT))
+    from app import CONCURRENCY
+    r = run(args.users, args.requests, args.timeout, CONCURRENCY)
+    out = ROOT / "results"
+    out.mkdir(exist_ok=True)
+    (out / "load.json").write_text(json.dumps(r, indent=2) + "\n")
+    print(markdown(r))
+    if not args.no_readme:
+        from pipelines.readme import replace_section
+        replace_section("load", markdown(r))
+    return r
+
+
+if __name__ == "__main__":
+    main()
