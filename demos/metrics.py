@@ -3,11 +3,12 @@ FID / IS computed on demand for any model registered in pipelines.evaluate.GENER
 from __future__ import annotations
 
 import gradio as gr
+import torch
 
 from pipelines.checkpoints import PROJECT_ROOT, read_json
 from pipelines.evaluate import GENERATORS, PROTOCOLS, format_value
 from pipelines.images import grid
-from pipelines.metrics.features import DEFAULT_FEATURES, get_feature_network, inception_cache_file
+from pipelines.metrics.features import DEFAULT_FEATURES, JUDGES, get_feature_network, inception_cache_file
 from pipelines.metrics.fid import FIDNumericalError
 from pipelines.metrics.scoring import real_floor, reference_description, score_images
 
@@ -19,7 +20,8 @@ QUICK_RESULTS = PROJECT_ROOT / "results" / "quick" / "metrics.json"
 COMMAND = "python -m pipelines.evaluate"
 MIN_N, MAX_N, MAX_STEPS = 16, 1000, 100
 MAX_WORK = 20_000   # images × sampling steps per request: ~2-3 min on 2 CPU cores for the MNIST DDPM
-FEATURE_CHOICES = [("Judge classifier of the model's dataset (trained here)", "classifier"),
+FEATURE_CHOICES = [("Judge classifier of the model's dataset (trained here; MNIST's for brightness-varied MNIST)",
+                    "classifier"),
                    ("Inception-v3 pool3 (torchvision; needs cached weights)", "inception-v3")]
 TABLE_HEADERS = ["model", "setting", "figure", "value", "protocol"]
 HISTORY_HEADERS = ["model", "setting", "features", "n", "FID", "IS (mean ± std)", "FID of real images, same n"]
@@ -67,19 +69,32 @@ def load_results() -> tuple[dict | None, str]:
     return None, f"**No results yet.** Run `{COMMAND}` (or `{COMMAND} --quick` for a smoke test) and reload."
 
 
+def plot_names(rows: list[dict]) -> list[str]:
+    """One plot per distinct `plot.name` of the results rows, in the order the evaluations ran."""
+    return list(dict.fromkeys(r["plot"]["name"] for r in rows if r.get("plot")))
+
+
 def results_view():
     doc, status = load_results()
     if not doc:
-        return status, [], gr.Plot(value=None, visible=False)
+        return status, [], gr.Dropdown(choices=[], value=None, visible=False), gr.Plot(value=None, visible=False)
     rows = doc["rows"]
     skipped = [f"- **{k}** — {v['status']}: {v['reason']}" for k, v in doc["evaluations"].items()
                if v["status"] != "ok"]
     if skipped:
         status += "\n\nNot evaluated:\n" + "\n".join(skipped)
     table = [[r["model"], r["setting"], r["figure"], format_value(r), r["protocol"]] for r in rows]
-    plots = list(dict.fromkeys(r["plot"]["name"] for r in rows if r.get("plot")))
-    fig = metrics_plot(rows, plots[0]) if plots else None
-    return status, table, gr.Plot(value=fig, visible=fig is not None)
+    names = plot_names(rows)
+    fig = metrics_plot(rows, names[0]) if names else None
+    return (status, table, gr.Dropdown(choices=names, value=names[0] if names else None, visible=bool(names)),
+            gr.Plot(value=fig, visible=fig is not None))
+
+
+def plot_view(name):
+    """The chosen plot of the latest results."""
+    doc, _ = load_results()
+    fig = metrics_plot(doc["rows"], name) if doc and name else None
+    return gr.Plot(value=fig, visible=fig is not None)
 
 
 # ----------------------------------------------------------------------------- on demand
@@ -110,11 +125,12 @@ def compute(model, features, n, steps, seed, history, progress=gr.Progress()):
     progress(0, desc="sampling")
     out = gen.sample(n, seed, steps, lambda done, total: progress((done, total), desc="sampling"))
     images, labels = out if isinstance(out, tuple) else (out, None)   # conditional models give labels too
+    images, labels = drop_non_finite(images, labels)
     try:
         progress(0.9, desc="features of the generated images")
-        s = score_images(images, gen.dataset, key, labels=labels if key == DEFAULT_FEATURES[gen.dataset] else None)
+        s = score_images(images, gen.dataset, key, labels=labels if key == JUDGES.get(gen.dataset) else None)
         progress(0.95, desc="the floor: features of n real images")
-        floor = real_floor(gen.dataset, key, n, seed=seed + 1)
+        floor = real_floor(gen.dataset, key, len(images), seed=seed + 1)
     except FIDNumericalError as exc:
         raise ValueError(f"FID could not be computed reliably ({exc}).") from None
     setting = f"{steps} steps" if steps else "—"
@@ -124,10 +140,24 @@ def compute(model, features, n, steps, seed, history, progress=gr.Progress()):
           f"± {floor.is_std:.2g} (max {net.num_classes})\n"
           + (f"- **{s.accuracy_label}: {s.accuracy:.1%}** of the samples show the requested class\n"
              if s.accuracy is not None else "") + "\n"
-          f"Features: {net.describe()}; {reference_description(gen.dataset)}.")
-    history = (history or []) + [[model, setting, net.name, n, f"{s.fid:.4g}",
+          f"Features: {net.describe()}; {reference_description(gen.dataset, key)}.")
+    history = (history or []) + [[model, setting, net.name, s.n, f"{s.fid:.4g}",
                                   f"{s.is_mean:.3f} ± {s.is_std:.2g}", f"{floor.fid:.4g}"]]
     return md, grid(images[:64], nrow=8, scale=2), history, history
+
+
+def drop_non_finite(images, labels=None):
+    """Leave out samples with NaN/inf pixels (e.g. an ε-model on a zero-terminal-SNR schedule), with a warning;
+    a clear error when too few are left to score."""
+    ok = torch.isfinite(images).flatten(1).all(1)
+    if ok.all():
+        return images, labels
+    bad = int((~ok).sum())
+    if ok.sum() < MIN_N:
+        raise ValueError(f"{bad} of {len(images)} samples are non-finite (NaN/inf): this model diverges with these "
+                         "settings, so there is nothing to score.")
+    gr.Warning(f"{bad} of {len(images)} samples are non-finite (NaN/inf) and were left out of the scores.")
+    return images[ok], labels[ok] if labels is not None else None
 
 
 # ----------------------------------------------------------------------------- layout
@@ -137,10 +167,13 @@ def build():
 
     gr.Markdown(f"### Latest results of the evaluation command (`{COMMAND}`)")
     status = gr.Markdown()
-    plot = gr.Plot(label="Quality vs sampling steps (dashed: real images at the same n)")
+    plot_choice = gr.Dropdown([], label="Plot", info="one plot per evaluation: value vs its setting, one panel per "
+                              "metric")
+    plot = gr.Plot(label="Dashed: real images at the same n and features")
     table = gr.Dataframe(headers=TABLE_HEADERS, interactive=False, wrap=True, label="Results table")
     reload = gr.Button("Reload results", size="sm")
-    reload.click(results_view, [], [status, table, plot], api_visibility="private")
+    reload.click(results_view, [], [status, table, plot_choice, plot], api_visibility="private")
+    plot_choice.change(plot_view, plot_choice, plot, api_visibility="private")
 
     gr.Markdown("### Compute a small-n FID / IS now")
     formula(CAVEAT_MD)
@@ -168,4 +201,4 @@ def build():
     model.change(generator_changed, model, [steps, model_info], api_visibility="private")
     run.click(compute, [model, features, n, steps, seed, history], [result, samples, history_table, history],
               api_name="metrics_compute")
-    return {"load": [(results_view, [], [status, table, plot])]}
+    return {"load": [(results_view, [], [status, table, plot_choice, plot])]}

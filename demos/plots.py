@@ -57,20 +57,21 @@ def metrics_plot(rows: list[dict], name: str) -> Figure | None:
     metrics = list(dict.fromkeys(r["metric"] for r in mine))
     fig = Figure(figsize=(4.2 * len(metrics), 3.2), layout="constrained")
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]
-    multi_features = len({r["features"] for r in mine}) > 1
+    multi_features = len({r["features"] for r in mine if r.get("features")}) > 1
     for ax, metric in zip(axes, metrics):
         series: dict[str, list] = {}
         drawn = set()   # each floor once per panel
         for r in mine:
             if r["metric"] == metric:
-                label = r["plot"]["series"] + (f" [{r['features']}]" if multi_features else "")
+                label = r["plot"]["series"] + (f" [{r['features']}]" if multi_features and r.get("features") else "")
                 series.setdefault(label, []).append((r["plot"]["x"], r["value"], r))
         for i, (label, pts) in enumerate(series.items()):
-            pts.sort(key=lambda p: p[0])
+            if all(isinstance(p[0], (int, float)) for p in pts):   # categories (e.g. "ε", "v") keep their order
+                pts.sort(key=lambda p: p[0])
             ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", color=f"C{i}", label=label)
             ref = pts[0][2]
             for f in rows:
-                if (f.get("floor") and f["metric"] == metric and f["features"] == ref["features"]
+                if (f.get("floor") and f["metric"] == metric and f["features"] == ref.get("features")
                         and f["n"] == ref["n"] and f.get("dataset") == ref.get("dataset") and id(f) not in drawn):
                     drawn.add(id(f))
                     ax.axhline(f["value"], color=f"C{i}" if multi_features else "k", ls="--", lw=1,

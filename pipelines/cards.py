@@ -38,9 +38,11 @@ def update_metrics(folder: str | Path, evaluation: str, command: str, rows: list
     path = Path(folder) / "metrics.json"
     old = read_json(path, {})
     keep = [r for r in old.get("rows", []) if r.get("evaluation") != evaluation]
-    commands = dict(old.get("commands", {}), **{evaluation: command})
+    commands = dict(old.get("commands", {}))
+    if old.get("command"):  # written whole by another command (e.g. pipelines.cfg.evaluate): keep its command
+        commands[""] = old["command"]
+    commands[evaluation] = command
     doc = dict(old, **extra, commands=commands, rows=keep + [dict(r, evaluation=evaluation) for r in rows])
-    doc.pop("command", None)
     write_json(path, doc)
     return doc
 

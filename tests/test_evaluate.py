@@ -8,7 +8,7 @@ import torch
 from pipelines import evaluate as ev
 from pipelines.checkpoints import CheckpointMissing
 
-TINY = ev.Protocol("quick", n=16, n_half=100, steps=(2,))
+TINY = ev.Protocol("quick", n=16, n_half=100, steps=(2,), guided_steps=2)
 
 
 
@@ -108,7 +108,7 @@ def test_metrics_tab_builds_and_scores_real_images(mnist_judge):
     with gr.Blocks():
         hooks = metrics.build()
     assert hooks["load"]
-    status, table, plot = metrics.results_view()
+    status, table, choice, plot = metrics.results_view()
     assert isinstance(status, str) and (table or "No results yet" in status)
     md, image, history, _ = metrics.compute("Real MNIST training images (the floor)", "classifier", 150, 25, 0, [])
     assert "FID (MNIST classifier features, n=150)" in md and image.size[0] > 0
@@ -138,3 +138,171 @@ def test_judge_accuracy_of_real_labelled_images(mnist_judge, mnist_test):
     assert [r["metric"] for r in rows] == ["FID", "IS", "accuracy"]
     with pytest.raises(ValueError, match="judge"):
         score_images(x[:300], "fashion-mnist", "mnist-classifier", labels=y[:300])
+
+
+# ---------------------------------------------------------------- the other shipped models
+def tiny_cfg_model(num_classes: int = 10, **schedule):
+    """A random class-conditional UNet of the CFG lesson, small enough to sample in a blink."""
+    from pathlib import Path
+
+    from pipelines.cfg.model import ClassConditionalUNet
+    from pipelines.cfg.pipeline import CFGModel
+    from pipelines.schedules import schedule_config
+
+    torch.manual_seed(0)
+    net = ClassConditionalUNet(num_classes=num_classes, channels=(8, 16, 16), emb_dim=32).eval()
+    for p in net.parameters():   # zero-initialised output layers would predict 0 everywhere
+        if p.abs().sum() == 0 and p.ndim > 1:
+            torch.nn.init.normal_(p, std=0.05)
+    cfg = dict(net.config, class_names=[str(i) for i in range(num_classes)])
+    return CFGModel(net, schedule_config(**schedule), cfg, {}, Path("."), torch.device("cpu"))
+
+
+def patch_cfg_models(monkeypatch, models: dict):
+    """load_cfg(name) -> the given tiny models; records each sampling call's classes and seed."""
+    import pipelines.cfg.pipeline as cfg_pipeline
+
+    calls = []
+    for model in models.values():
+        frames = model.frames
+
+        def recording(label, scale, sampler, steps, num_images, seed, *args, _frames=frames, **kwargs):
+            calls.append(dict(classes=list(label), scale=scale, steps=steps, seed=seed))
+            return _frames(label, scale, sampler, steps, num_images, seed, *args, **kwargs)
+
+        monkeypatch.setattr(model, "frames", recording)
+    monkeypatch.setattr(cfg_pipeline, "load_cfg", lambda name, device=None: models[name])
+    return calls
+
+
+def test_cfg_evaluation_scores_fid_is_and_accuracy_per_guidance_scale(mnist_judge, monkeypatch):
+    torch.set_num_threads(1)
+    calls = patch_cfg_models(monkeypatch, {"cfg-mnist": tiny_cfg_model()})
+    protocol = ev.Protocol("quick", n=70, n_half=100, steps=(2,), guided_steps=2)   # 70: two batches (64 + 6)
+    doc = ev.run(protocol, ["cfg-mnist"], log=lambda *_: None)
+    assert doc["evaluations"]["cfg-mnist"]["status"] == "ok"
+    rows = doc["rows"]
+    assert [(r["plot"]["x"], r["metric"]) for r in rows] == [(w, m) for w in ev.CFG_SCALES
+                                                            for m in ("FID", "IS", "accuracy")]
+    assert all(r["n"] == 70 and r["dataset"] == "mnist" and r["features"] == "mnist-classifier" for r in rows)
+    assert {r["figure"] for r in rows if r["metric"] == "accuracy"} == {"accuracy (MNIST classifier, n=70)"}
+    assert all(0 <= r["value"] <= 1 for r in rows if r["metric"] == "accuracy")
+    assert len({r["plot"]["name"] for r in rows}) == 1 and rows[0]["plot"]["x_label"] == "guidance scale w"
+    # every w: the classes requested in turn (7 of each), the same seeds, the protocol's steps
+    assert [c["scale"] for c in calls] == [w for w in ev.CFG_SCALES for _ in range(2)]
+    for w in range(len(ev.CFG_SCALES)):
+        batches = calls[2 * w:2 * w + 2]
+        assert sum((c["classes"] for c in batches), []) == [i % 10 for i in range(70)]
+        assert [c["seed"] for c in batches] == [0, 1] and {c["steps"] for c in batches} == {2}
+
+
+def test_zero_snr_evaluation_reports_non_finite_samples_instead_of_crashing(mnist_judge, monkeypatch):
+    torch.set_num_threads(1)
+    zero_snr = dict(schedule="scaled-linear (Stable Diffusion)", zero_snr=True, timestep_spacing="trailing")
+    patch_cfg_models(monkeypatch, {
+        # an ε-model started at t = T with ᾱ_T = 0 divides by sqrt(ᾱ_T) = 0: every sample is NaN/inf
+        "brightness-eps-zerosnr": tiny_cfg_model(12, **zero_snr),
+        "brightness-v-zerosnr": tiny_cfg_model(12, prediction_type="v_prediction", **zero_snr)})
+    doc = ev.run(TINY, ["brightness-eps-zerosnr", "brightness-v-zerosnr"], log=lambda *_: None)
+    assert {v["status"] for v in doc["evaluations"].values()} == {"ok"}
+    eps = [r for r in doc["rows"] if r["evaluation"] == "brightness-eps-zerosnr"]
+    assert [(r["metric"], r["value"]) for r in eps] == [("non-finite", 1.0)]
+    v = [r for r in doc["rows"] if r["evaluation"] == "brightness-v-zerosnr"]
+    assert [(r["metric"], r["n"]) for r in v] == [("FID", 16), ("IS", 16), ("non-finite", 16)]   # no accuracy
+    assert v[2]["value"] == 0 and v[0]["features"] == "mnist-classifier" and v[0]["dataset"] == "brightness-mnist"
+    assert "brightness-varied MNIST test split" in v[0]["protocol"] and "mnist-classifier judge" in v[0]["protocol"]
+    assert "trailing spacing" in v[0]["setting"] and {r["plot"]["x"] for r in eps + v} == {"ε", "v"}
+    assert list(doc["features"]) == ["mnist-classifier"]   # the non-finite rows name no feature network
+
+
+def test_borrowed_judge_features_give_fid_but_no_accuracy(mnist_judge):
+    from pipelines.metrics.features import DEFAULT_FEATURES, JUDGES
+    from pipelines.metrics.scoring import reference_description, score_images
+
+    assert DEFAULT_FEATURES["brightness-mnist"] == "mnist-classifier" and "brightness-mnist" not in JUDGES
+    assert "embedded by" not in reference_description("mnist", "mnist-classifier")
+    with pytest.raises(ValueError, match="judge trained on brightness-mnist"):
+        score_images(torch.zeros(4, 1, 28, 28), "brightness-mnist", "mnist-classifier", labels=torch.zeros(4))
+
+
+def test_models_of_other_issues_are_skipped_with_their_train_command(monkeypatch, tmp_path):
+    monkeypatch.setenv("DIFFUSION_LAB_CHECKPOINTS", str(tmp_path))
+    doc = ev.run(TINY, ["ldm-shapes", "stackgan-shapes"], log=lambda *_: None)
+    for name, command in (("ldm-shapes", "python -m pipelines.ldm.train"),
+                          ("stackgan-shapes", "python -m pipelines.stackgan.train")):
+        assert doc["evaluations"][name]["status"] == "skipped" and command in doc["evaluations"][name]["reason"]
+    assert "ldm-shapes** (skipped)" in ev.markdown(doc) and not doc["rows"]
+    (tmp_path / "ldm-shapes").mkdir()
+    (tmp_path / "ldm-shapes" / "config.json").write_text("{}")   # trained, but nobody wrote its sampler here yet
+    doc = ev.run(TINY, ["ldm-shapes"], log=lambda *_: None)
+    assert doc["evaluations"]["ldm-shapes"]["status"] == "error" and "@evaluation" in doc["evaluations"]["ldm-shapes"][
+        "reason"]
+
+
+@pytest.mark.parametrize("name", ["MNIST VAE · 2-D latent", "MNIST VAE · 16-D latent"])
+def test_vae_generator_gives_n_seeded_images_in_range(name):
+    gen = ev.GENERATORS[name]
+    try:
+        x = gen.sample(70, 3, None)
+    except CheckpointMissing as exc:
+        pytest.skip(str(exc))
+    assert x.shape == (70, 1, 28, 28) and x.min() >= -1 and x.max() <= 1 and gen.steps is None
+    assert x.std() > 0.1 and not torch.equal(x[:6], x[64:])   # not blank; batch 2 has its own seed
+    assert torch.equal(x, gen.sample(70, 3, None)) and not torch.equal(x, gen.sample(70, 4, None))
+
+
+def test_class_conditional_generators_return_images_and_balanced_labels(monkeypatch):
+    torch.set_num_threads(1)
+    patch_cfg_models(monkeypatch, {"cfg-fashion-mnist": tiny_cfg_model()})
+    done = []
+    images, labels = ev.GENERATORS["Fashion-MNIST CFG · w = 3"].sample(
+        20, 0, 2, lambda d, t: done.append((d, t)))
+    assert images.shape == (20, 1, 28, 28) and images.min() >= -1 and images.max() <= 1
+    assert labels.tolist() == [i % 10 for i in range(20)] and done[-1] == (40, 40)
+    assert {g.dataset for n, g in ev.GENERATORS.items() if n.startswith("Brightness")} == {"brightness-mnist"}
+
+
+def test_checkpoint_metrics_keep_the_rows_and_command_of_other_evaluations(monkeypatch, tmp_path):
+    monkeypatch.setenv("DIFFUSION_LAB_CHECKPOINTS", str(tmp_path))
+    (tmp_path / "cfg-mnist").mkdir()
+    other = {"command": "python -m pipelines.cfg.evaluate --dataset mnist", "guided_accuracy": 0.7,
+             "rows": [{"figure": "guided accuracy at w = 3", "value": 0.7}]}
+    (tmp_path / "cfg-mnist" / "metrics.json").write_text(json.dumps(other))
+    doc = dict(command="python -m pipelines.evaluate", protocol_text="p", created="now",
+               evaluations={"cfg-mnist": dict(status="ok", checkpoint="cfg-mnist")},
+               rows=[dict(evaluation="cfg-mnist", figure="FID (x, n=500)", setting="w = 3", value=9.0)])
+    ev.write_checkpoint_metrics(doc)
+    m = json.loads((tmp_path / "cfg-mnist" / "metrics.json").read_text())
+    assert m["command"] == other["command"] and m["guided_accuracy"] == 0.7   # pipelines.cfg.evaluate still reads these
+    assert [r["figure"] for r in m["rows"]] == ["guided accuracy at w = 3", "FID (x, n=500), w = 3"]
+    assert set(m["commands"].values()) == {other["command"], "python -m pipelines.evaluate"}
+
+
+def test_metrics_tab_shows_every_plot_and_scores_conditional_samples(mnist_judge, mnist_test, monkeypatch, tmp_path):
+    import gradio as gr
+    from demos import metrics
+    from demos.plots import metrics_plot
+
+    rows = [dict(model="a", setting="s", dataset="mnist", metric=m, figure=f"{m} (n=16)", value=v, n=16,
+                 features=f, protocol="p", plot=dict(name=name, x=x, x_label="x", series="s"))
+            for name, x in (("plot one", 1), ("plot two", "ε"), ("plot two", "v"))
+            for m, v, f in (("FID", 5.0, "mnist-classifier"), ("non-finite", 0.5, None))]
+    (tmp_path / "metrics.json").write_text(json.dumps(dict(
+        command="c", created="now", hardware="h", protocol_text="p", rows=rows, evaluations={})))
+    monkeypatch.setattr(metrics, "RESULTS", tmp_path / "metrics.json")
+    status, table, choice, plot = metrics.results_view()
+    assert [c[0] for c in choice.choices] == ["plot one", "plot two"] and len(table) == 6
+    assert metrics.plot_view("plot two").visible
+    fig = metrics_plot(rows, "plot two")   # categorical x ("ε", "v") and a panel of a featureless figure
+    assert [ax.get_ylabel() for ax in fig.axes] == ["FID", "non-finite"]
+
+    x, y = mnist_test
+    images = x[:40].clone()
+    images[:3] = float("nan")   # a diverged sampler: left out with a warning, the rest scored
+    monkeypatch.setitem(ev.GENERATORS, "test conditional", ev.Generator(
+        "test conditional", "mnist", lambda n, seed, steps, progress=None: (images[:n], y[:n])))
+    md, *_ = metrics.compute("test conditional", "classifier", 40, 25, 0, [])
+    assert "accuracy (MNIST classifier, n=37)" in md and "FID (MNIST classifier features, n=37)" in md
+    images[:30] = float("nan")
+    with pytest.raises(gr.Error, match="non-finite"):
+        metrics.compute("test conditional", "classifier", 40, 25, 0, [])

@@ -15,6 +15,10 @@ network here has a `name` that goes into every figure's label, e.g.
     normalisation. Used only when the weights are already in the local torch hub cache: this
     code never downloads. Note torchvision's weights are not the TF-ported ones of pytorch-fid
     and published FIDs, so values are comparable within this project only.
+
+A dataset with no judge of its own (brightness-varied MNIST) borrows another dataset's judge as its
+feature network (`BORROWED_FEATURES`): its FID and IS use those features against its own test split,
+but no judge accuracy is computed, since the borrowed judge does not know its classes.
 """
 from __future__ import annotations
 
@@ -99,7 +103,7 @@ def _to_grey_size(x: torch.Tensor, size: int) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------- judge classifiers
-DATASET_TITLES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
+DATASET_TITLES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "brightness-mnist": "brightness-varied MNIST"}
 
 
 class JudgeFeatures(FeatureNetwork):
@@ -108,8 +112,8 @@ class JudgeFeatures(FeatureNetwork):
     def __init__(self, dataset: str = "mnist", model=None):
         from ..classifier import load_classifier  # raises CheckpointMissing (with the train command)
 
-        if dataset not in DATASET_TITLES:
-            raise ValueError(f"no judge classifier for {dataset!r}; choose one of {sorted(DATASET_TITLES)}")
+        if dataset not in JUDGES:
+            raise ValueError(f"no judge classifier for {dataset!r}; choose one of {sorted(JUDGES)}")
         self.dataset = dataset
         if model is None:
             model = load_classifier(dataset)
@@ -210,7 +214,11 @@ FEATURE_NETWORKS = {
     "fashion-mnist-classifier": lambda: JudgeFeatures("fashion-mnist"),
     "inception-v3": InceptionFeatures,
 }
-DEFAULT_FEATURES = {"mnist": "mnist-classifier", "fashion-mnist": "fashion-mnist-classifier"}
+# a dataset's judge: the classifier trained on it, so its classes are the dataset's (FID/IS features + accuracy)
+JUDGES = {"mnist": "mnist-classifier", "fashion-mnist": "fashion-mnist-classifier"}
+# datasets without a judge: FID / IS features of another dataset's judge (no accuracy: other classes)
+BORROWED_FEATURES = {"brightness-mnist": "mnist-classifier"}
+DEFAULT_FEATURES = {**JUDGES, **BORROWED_FEATURES}
 
 
 @lru_cache(maxsize=4)

@@ -20,7 +20,7 @@ import torch
 
 from ..checkpoints import PROJECT_ROOT
 from ..data import dataset_tensors
-from .features import DATASET_TITLES, DEFAULT_FEATURES, FeatureNetwork, get_feature_network
+from .features import BORROWED_FEATURES, DATASET_TITLES, JUDGES, FeatureNetwork, get_feature_network
 from .fid import GaussianStats, fid_from_features, fid_from_stats, gaussian_stats
 from .inception_score import inception_score
 
@@ -91,10 +91,15 @@ def reference_stats(dataset: str, network_key: str) -> GaussianStats:
     return stats
 
 
-@lru_cache(maxsize=8)
-def reference_description(dataset: str) -> str:
+@lru_cache(maxsize=16)
+def reference_description(dataset: str, network_key: str | None = None) -> str:
+    """The FID reference in words; says so when the features are another dataset's judge's."""
     n = len(dataset_tensors(dataset, train=False)[0])
-    return f"reference: {DATASET_TITLES.get(dataset, dataset)} test split ({n:,} images)"
+    title = DATASET_TITLES.get(dataset, dataset)
+    text = f"reference: {title} test split ({n:,} images)"
+    if network_key is not None and network_key == BORROWED_FEATURES.get(dataset):
+        text += f", embedded by the {network_key} judge (none is trained on {title})"
+    return text
 
 
 def score_images(images: torch.Tensor, dataset: str, network_key: str, splits: int | None = None,
@@ -103,8 +108,8 @@ def score_images(images: torch.Tensor, dataset: str, network_key: str, splits: i
 
     With `labels` (the classes a conditional model was asked for), also the judge's accuracy:
     the share of images whose argmax_y p(y|x) is the requested class."""
-    if labels is not None and network_key != DEFAULT_FEATURES.get(dataset):
-        raise ValueError(f"accuracy needs the {dataset} judge's classes, not {network_key}")
+    if labels is not None and network_key != JUDGES.get(dataset):
+        raise ValueError(f"accuracy needs a judge trained on {dataset} (its classes), not {network_key}")
     net = get_feature_network(network_key)
     feats, probs = net.outputs(images, progress)
     splits = default_splits(len(images)) if splits is None else splits
