@@ -187,7 +187,7 @@ def metrics_md(model_name) -> str:
     for r in m.get("rows", []):
         v = r["value"]
         lines.append(f"| {r['figure']} | {v:.4g} |" if isinstance(v, float) else f"| {r['figure']} | {v} |")
-    return "\n".join(lines) + f"\n\nReproduce: `{m.get('command', '')}`"
+    return "\n".join(lines) + "\n\n" + "  \n".join(f"Reproduce: `{c}`" for c in m.get("commands", {}).values())
 
 
 def sync_number(w):

@@ -181,7 +181,7 @@ def model_card(model) -> tuple[str, object]:
             f"{r.get('wall_seconds', 0) / 60:.1f} min on {r.get('hardware', '?')}. "
             f"Test ELBO {v.get('test_elbo', float('nan')):.1f} nats/image; reconstruction BCE "
             f"{v.get('recon_bce', float('nan')):.1f} nats/image.{mid} Weights `{vae.weights_hash}`. "
-            f"Retrain: `{r.get('command', '')}`; measure: `{vae.metrics.get('command', '')}`.")
+            f"Retrain: `{r.get('command', '')}`; measure: `{vae.metrics.get('commands', {}).get('vae', '')}`.")
     return text, vae_loss_plot(r)
 
 

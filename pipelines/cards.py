@@ -37,10 +37,14 @@ def update_metrics(folder: str | Path, evaluation: str, command: str, rows: list
     """Replace `evaluation`'s rows in folder/metrics.json, keeping the rows other commands wrote there."""
     path = Path(folder) / "metrics.json"
     old = read_json(path, {})
-    keep = [r for r in old.get("rows", []) if r.get("evaluation") != evaluation]
     commands = dict(old.get("commands", {}))
-    if old.get("command"):  # written whole by another command (e.g. pipelines.cfg.evaluate): keep its command
-        commands[""] = old["command"]
+    legacy = old.pop("command", None)
+    if legacy:  # an older file written whole by one command: its untagged rows belong to that command
+        owner = evaluation if legacy.split()[:3] == command.split()[:3] else ""
+        for r in old.get("rows", []):
+            r.setdefault("evaluation", owner)
+        commands.setdefault(owner, legacy)
+    keep = [r for r in old.get("rows", []) if r.get("evaluation") != evaluation]
     commands[evaluation] = command
     doc = dict(old, **extra, commands=commands, rows=keep + [dict(r, evaluation=evaluation) for r in rows])
     write_json(path, doc)

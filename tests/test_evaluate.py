@@ -273,7 +273,8 @@ def test_checkpoint_metrics_keep_the_rows_and_command_of_other_evaluations(monke
                rows=[dict(evaluation="cfg-mnist", figure="FID (x, n=500)", setting="w = 3", value=9.0)])
     ev.write_checkpoint_metrics(doc)
     m = json.loads((tmp_path / "cfg-mnist" / "metrics.json").read_text())
-    assert m["command"] == other["command"] and m["guided_accuracy"] == 0.7   # pipelines.cfg.evaluate still reads these
+    assert m["guided_accuracy"] == 0.7                     # the other command's fields survive ...
+    assert "command" not in m and m["commands"][""] == other["command"]  # ... and its command moves to `commands`
     assert [r["figure"] for r in m["rows"]] == ["guided accuracy at w = 3", "FID (x, n=500), w = 3"]
     assert set(m["commands"].values()) == {other["command"], "python -m pipelines.evaluate"}
 
@@ -306,3 +307,15 @@ def test_metrics_tab_shows_every_plot_and_scores_conditional_samples(mnist_judge
     images[:30] = float("nan")
     with pytest.raises(gr.Error, match="non-finite"):
         metrics.compute("test conditional", "classifier", 40, 25, 0, [])
+
+
+def test_rerunning_a_whole_file_command_replaces_its_rows_instead_of_duplicating(tmp_path):
+    """A metrics.json written whole by an older `pipelines.cfg.evaluate`: its next run owns those rows."""
+    from pipelines.cards import update_metrics
+    (tmp_path / "metrics.json").write_text(json.dumps({
+        "command": "python -m pipelines.cfg.evaluate --dataset mnist --threads 1", "guided_accuracy": 0.7,
+        "rows": [{"figure": "guided accuracy at w = 3", "value": 0.7}]}))
+    m = update_metrics(tmp_path, "cfg", "python -m pipelines.cfg.evaluate --dataset mnist",
+                       [{"figure": "guided accuracy at w = 3", "value": 1.0}], guided_accuracy=1.0)
+    assert [r["value"] for r in m["rows"]] == [1.0] and m["guided_accuracy"] == 1.0
+    assert m["commands"] == {"cfg": "python -m pipelines.cfg.evaluate --dataset mnist"}

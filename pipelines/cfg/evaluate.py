@@ -19,7 +19,7 @@ import time
 
 import torch
 
-from ..checkpoints import write_json
+from ..cards import update_metrics
 from ..classifier import load_classifier
 from ..data import dataset_tensors
 from ..training import command_line, hardware_summary
@@ -28,6 +28,7 @@ from .pipeline import load_cfg
 
 SCALES = (0, 1, 3, 5, 7)
 GUIDED_SCALE = 3.0
+EVALUATION = "cfg"  # this command's rows and command in metrics.json
 
 
 def per_class_diversity(features: torch.Tensor, labels: torch.Tensor) -> float:
@@ -135,7 +136,8 @@ def main(argv=None):
                        [float(s) if "." in s else int(s) for s in args.scales.split(",")], args.device)
     metrics["wall_seconds"] = round(time.time() - t0)
     model = load_cfg(f"cfg-{args.dataset}", args.device)
-    write_json(model.path / "metrics.json", metrics)
+    rows = metrics.pop("rows")
+    update_metrics(model.path, EVALUATION, metrics.pop("command"), rows, **metrics)
     write_cfg_card(model.path)
     print(f"wrote {model.path / 'metrics.json'} and README.md ({metrics['wall_seconds']} s)")
     if args.write_readme:
@@ -156,7 +158,7 @@ def readme_section() -> str:
         qd = " · ".join(f"{r['accuracy']:.2f} / {r['diversity']:.1f}" for r in m["quality_diversity"])
         lines.append(f"| cfg-{dataset} | {m['judge_test_accuracy']:.4f} | {m['guided_accuracy']:.4f} | "
                      f"{m['histogram_w0']['entropy_bits']:.3f} | {qd} |")
-        commands.append(f"`{m['command']}`")
+        commands.append(f"`{m['commands'][EVALUATION]}`")
         protocol = f"DDIM {m['steps']} steps, fixed seeds, {m['per_class']} samples per class"
     return ("Classifier-free guidance, measured by " + " and ".join(commands) +
             f" ({protocol}; diversity = mean pairwise distance of the "

@@ -20,8 +20,8 @@ import argparse
 import torch
 from safetensors.torch import save_file
 
-from ..cards import write_card
-from ..checkpoints import read_json, write_json
+from ..cards import update_metrics, write_card
+from ..checkpoints import read_json
 from ..data import dataset_tensors
 from ..runtime import cpu_generator
 from ..training import command_line
@@ -168,7 +168,7 @@ def main(argv=None):
         save_file({"mu": mu.half().contiguous(), "labels": y.to(torch.uint8).contiguous()},
                   vae.path / "test_latents.safetensors")
     values["weights_hash"] = vae.weights_hash  # over every *.safetensors in the folder, the latents included
-    write_json(vae.path / "metrics.json", {"command": command_line(), "rows": rows, "values": values})
+    update_metrics(vae.path, "vae", command_line(), rows, values=values)
     render_card(vae)
     for r in rows:
         print(f"{r['figure']}: {r['value']:.4f}")
