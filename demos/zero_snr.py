@@ -8,20 +8,21 @@ from torchvision.utils import make_grid
 from pipelines.cfg.pipeline import MAX_SCALE, load_cfg
 from pipelines.checkpoints import checkpoints_root, read_json
 from pipelines.data import CLASS_NAMES
-from pipelines.images import grid, labelled_grid
+from pipelines.images import grid, labelled_grid, side_by_side
 from pipelines.schedules import SPACINGS
 from pipelines.zero_snr import SCHEDULE, VARIANTS, variant_label
 from pipelines.zero_snr.evaluate import brightness, finite_rows
 
 from pipelines.infotext import attach
 
-from .common import SettingsDrop, check_choice, check_number, formula, samples_image, seed_box, user_errors
+from .common import (FramesView, SettingsDrop, check_choice, check_number, formula, samples_image, seed_box,
+                     user_errors, write_gif)
 from .plots import brightness_plot, terminal_snr_plot
 
 CLASSES = CLASS_NAMES["brightness-mnist"]
 OWN = "the model's own (leading / trailing)"
 SPACING_CHOICES = (OWN, *SPACINGS)
-MAX_IMAGES, MAX_STEPS, COMPARE_IMAGES = 36, 200, 4
+MAX_IMAGES, MAX_STEPS, COMPARE_IMAGES, MAX_FRAMES = 36, 200, 4, 25
 
 INTRO_MD = r"""
 Lin et al. (2024) found four flaws in how Stable Diffusion is trained and sampled. Four small models trained here
@@ -124,18 +125,33 @@ def _checked(label, scale, rescale, steps, num_images, seed, max_images=MAX_IMAG
 
 # ---------------------------------------------------------------- callbacks
 @user_errors
-def generate(zero_snr, v_prediction, label, scale, rescale, spacing, steps, num_images, seed):
+def generate(zero_snr, v_prediction, label, scale, rescale, spacing, steps, num_images, seed, progress=gr.Progress()):
+    """Stream (x_t, x̂_0) frames of one model, then the samples with their brightness, the gallery and a GIF."""
     zero_snr, v_prediction = check_flag(zero_snr, "Zero terminal SNR"), check_flag(v_prediction, "v-prediction")
     label, scale, rescale, steps, num_images, seed = _checked(label, scale, rescale, steps, num_images, seed)
-    resolve_spacing(spacing, zero_snr)
-    x, ok, model = _sample(zero_snr, v_prediction, label, scale, rescale, spacing, steps, num_images, seed)
+    own_spacing = resolve_spacing(spacing, zero_snr)
+    model = load_cfg(variant_name(zero_snr, v_prediction))
     nrow = max(1, int(num_images ** 0.5 + 0.999))
-    title = f"{variant_label(v_prediction, zero_snr)}, {resolve_spacing(spacing, zero_snr)} spacing: "
-    img = attach(grid(torch.nan_to_num(x), nrow, scale=3), tab="zero-snr", checkpoint=model.path.name,
-                 weights=model.weights_hash, zero_snr=bool(zero_snr), v_prediction=bool(v_prediction), label=label,
-                 scale=scale, rescale=rescale, spacing=spacing, sampler="DDIM", steps=steps, num_images=num_images,
-                 seed=seed, schedule=model.record.get("schedule"))
-    return img, title + _readout(x, ok)
+    frames, step, first_t = [], None, None
+    for step in model.frames([model.class_index(label)] * num_images, scale, "DDIM", steps, num_images, seed,
+                             rescale, spacing=own_spacing):
+        first_t = step.t if first_t is None else first_t
+        every = max(1, step.n // MAX_FRAMES)
+        if step.i % every == 0 or step.i == step.n - 1:
+            img = side_by_side(grid(torch.nan_to_num(step.x), nrow, scale=2),
+                               grid(torch.nan_to_num(step.denoised), nrow, scale=2))
+            frames.append((img, f"step {step.i + 1}/{step.n}  (t={step.t})"))
+            progress((step.i + 1, step.n), desc="denoising")
+            yield gr.update(), f"step {step.i + 1}/{step.n}, t = {step.t}", img, *FramesView.update([], None)[1:]
+    x = step.x.cpu()
+    ok = finite_rows(x)
+    title = f"{variant_label(v_prediction, zero_snr)}, {own_spacing} spacing (sampling starts at t = {first_t})"
+    final = attach(grid(torch.nan_to_num(x), nrow, scale=3), tab="zero-snr", checkpoint=model.path.name,
+                   weights=model.weights_hash, zero_snr=zero_snr, v_prediction=v_prediction, label=label,
+                   scale=scale, rescale=rescale, spacing=spacing, sampler="DDIM", steps=steps, num_images=num_images,
+                   seed=seed, schedule=model.record.get("schedule"))
+    gif = write_gif([f for f, _ in frames], "zero-snr", duration_ms=120)
+    yield final, f"{title}: {_readout(x, ok)}", *FramesView.update(frames, gif)
 
 
 @user_errors
@@ -209,7 +225,8 @@ def build():
                 compare_img = gr.Image(label="2×2: the four models, same seed", type="pil", interactive=False,
                                        height=340)
             readout = gr.Markdown()
-            snr_plot = gr.Plot(label="Noise schedule with and without the rescale")
+    frames = FramesView("Reverse process of this model (x_t left, predicted x̂₀ right)")
+    snr_plot = gr.Plot(label="Noise schedule with and without the rescale")
     formula(POINTS_MD)
     formula(BRIGHTNESS_MD)
     with gr.Row():
@@ -220,7 +237,7 @@ def build():
         ctl.change(schedule_changed, [zero_snr, v_pred, spacing], [snr_plot, warn], api_visibility="private",
                    show_progress="hidden")
     run.click(generate, [zero_snr, v_pred, label, scale, rescale, spacing, steps, num_images, seed],
-              [samples, readout], api_name="zero_snr_generate", preprocess=False)
+              [samples, readout, *frames.outputs], api_name="zero_snr_generate", preprocess=False)
     run_compare.click(compare, [label, scale, rescale, spacing, steps, seed], [compare_img, readout],
                       api_name="zero_snr_compare", preprocess=False)
     return {"load": [(lambda: terminal_snr_plot(SCHEDULE, True), [], [snr_plot]),

@@ -139,7 +139,7 @@ def test_shipped_cards_quote_the_measured_figures():
 def test_generate_rejects_bad_input_with_a_clear_message(args, message):
     from demos.zero_snr import generate
     with pytest.raises(gr.Error, match=message):
-        generate(True, True, *args)
+        list(generate(True, True, *args))
 
 
 def test_tab_warns_about_broken_combinations_but_still_runs():
@@ -148,8 +148,10 @@ def test_tab_warns_about_broken_combinations_but_still_runs():
     assert "Known to break" in tab.warning(True, False, tab.OWN)
     assert "Known to break" not in tab.warning(True, False, "leading")
     assert "paper's recipe" in tab.warning(True, True, tab.OWN)
-    img, text = tab.generate(True, False, "all black", 3, 0, "trailing", 4, 4, 0)
-    assert img.size[0] > 28 and "non-finite" in text
+    outs = list(tab.generate(True, False, "all black", 3, 0, "trailing", 4, 4, 0))
+    img, text, current, slider, gallery, gif, _ = outs[-1]
+    assert img.size[0] > 28 and "non-finite" in text and "starts at t = 999" in text
+    assert len(gallery) == 4 and gif.endswith(".gif") and len(outs) == 5  # streamed: one yield per step + the end
 
 
 def test_compare_grid_shows_the_four_models_from_one_seed():
