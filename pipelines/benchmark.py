@@ -129,7 +129,7 @@ def _load_registrations() -> dict:
 
     Under `python -m` this file runs as __main__, so the registry is the one of the imported module."""
     import importlib
-    for module in ("pipelines.cfg.pipeline",):
+    for module in ("pipelines.cfg.pipeline", "pipelines.ldm.pipeline"):
         try:
             importlib.import_module(module)
         except ImportError:

