@@ -27,7 +27,7 @@ LDM_SUMMARY = """Stable Diffusion in miniature, trained here on 2 CPU cores on c
 |---|---|---|
 | `vae/` | AutoencoderKL, 64 x 64 x 3 image <-> {latent} latent, scaling factor {scale:.4f} (measured on the data) | {vae_params} |
 | text encoder | `{encoder}`, frozen, token states ({max_length} tokens x {hidden}); loaded from the PyPI package `{package}`, **not copied here** (`text_encoder.json`) | 22.7 M |
-| `unet/` | UNet2DConditionModel, widths {channels}, cross-attention to the token states (padding masked) | {unet_params:,} |
+| `unet/` | UNet2DConditionModel, widths {channels}; self- and cross-attention to the token states (padding masked) at {levels} | {unet_params:,} |
 
 Training: captions replaced by "" with probability {p} (per image), so the one UNet is also the unconditional
 model for classifier-free guidance; noise schedule: {schedule}{zsnr}; the UNet predicts {target}; sampling
@@ -46,6 +46,14 @@ TARGETS = {"epsilon": "the noise ε", "v_prediction": "the velocity v = sqrt(ᾱ
 
 def _params(n) -> str:
     return f"{n:,}" if isinstance(n, int) else "?"
+
+
+def _attention_levels(config: dict) -> str:
+    size, where = config.get("sample_size", 16), []
+    for i, block in enumerate(config.get("down_block_types", [])):
+        if block.startswith("CrossAttn"):
+            where.append(f"{size // 2 ** i}x{size // 2 ** i}")
+    return (", ".join(where) + " latent pixels and in the middle block") if where else "the middle block"
 
 
 def write_vae_metrics(folder: str | Path, figures: dict, stats: dict, command: str) -> dict:
@@ -89,7 +97,7 @@ def write_ldm_card(folder: str | Path) -> Path:
         scale=r.get("vae", {}).get("scaling_factor", float("nan")), vae_params=_params(vae.get("parameters")),
         encoder=te.get("model", "?"), max_length=te.get("max_length", "?"), hidden=te.get("hidden_size", "?"),
         package=te.get("package", "?"), channels=tuple(r.get("model_config", {}).get("block_out_channels", ())),
-        unet_params=r.get("parameters", 0), p=r.get("p_uncond", 0.1), schedule=r.get("schedule", "?"),
+        unet_params=r.get("parameters", 0), levels=_attention_levels(r.get("model_config", {})), p=r.get("p_uncond", 0.1), schedule=r.get("schedule", "?"),
         zsnr=", rescaled to zero terminal SNR (ᾱ_T = 0)" if r.get("zero_terminal_snr") else "",
         target=TARGETS.get(r.get("prediction_type"), "?"), spacing=r.get("timestep_spacing", "?"))
     extra = LDM_EXTRA.format(evaluate=EVALUATE_COMMAND)
