@@ -137,9 +137,9 @@ def test_model_rejects_bad_input():
 
 
 # ---------------------------------------------------------------- shipped checkpoints, judged
-# bounds sit ~2.5 standard errors below the shipped models' measured w=3 accuracy (metrics.json, 160 samples):
-# a regression check on 40 samples that fails if the checkpoint or the guided sampler breaks
-@pytest.mark.parametrize("dataset,bound", [("mnist", 0.55), ("fashion-mnist", 0.55)])
+# the issue's targets (95 % MNIST, 85 % Fashion-MNIST at w = 3), checked on 40 fresh samples (seed 123, 15 steps):
+# the shipped models measure 100 % and 97.5 % here, so the bound fails if the checkpoint or the guided sampler breaks
+@pytest.mark.parametrize("dataset,bound", [("mnist", 0.95), ("fashion-mnist", 0.85)])
 def test_shipped_checkpoint_guided_samples_show_the_requested_class(dataset, bound):
     from pipelines.classifier import load_classifier
     model, judge = load_cfg(f"cfg-{dataset}", "cpu"), load_classifier(dataset, "cpu")
@@ -151,9 +151,6 @@ def test_shipped_checkpoint_guided_samples_show_the_requested_class(dataset, bou
     assert acc >= bound, f"{dataset}: only {acc:.0%} of guided samples (w=3) judged as the requested class"
 
 
-@pytest.mark.xfail(strict=True, reason="the shipped checkpoints (≈1 epoch of CPU training) miss the issue's targets "
-                   "(w=3 accuracy ≥ 95 % MNIST / ≥ 85 % Fashion, near-uniform w=0 histogram); retrain longer, "
-                   "re-run pipelines.cfg.evaluate, then drop this marker (strict: passing makes it fail)")
 def test_shipped_metrics_meet_the_targets():
     """The figures the evaluation command wrote (and the cards quote) meet the issue's targets."""
     from pipelines.checkpoints import checkpoints_root, read_json
@@ -161,7 +158,8 @@ def test_shipped_metrics_meet_the_targets():
         m = read_json(checkpoints_root() / f"cfg-{dataset}" / "metrics.json")
         assert m, f"run python -m pipelines.cfg.evaluate --dataset {dataset}"
         assert m["guided_accuracy"] >= target, (dataset, m["guided_accuracy"])
-        assert m["histogram_w0"]["normalised_entropy"] > 0.9
+        hist = m["histogram_w0"]  # w = 0 ignores the label: the classes should come out about equally often
+        assert hist["normalised_entropy"] > 0.95 and hist["chi2_p_value"] > 0.01, (dataset, hist["counts"])
         ws = [r["w"] for r in m["quality_diversity"]]
         assert ws == sorted(ws) and 0 in ws and 3 in ws and len(ws) >= 4
         card = (checkpoints_root() / f"cfg-{dataset}" / "README.md").read_text()
