@@ -1,6 +1,7 @@
 """Pieces every training command shares: run folders, resumable state, logs and records."""
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -47,6 +48,37 @@ def add_run_args(p) -> None:
     p.add_argument("--data-root", default=None, help="torchvision data root (default: $DIFFUSION_LAB_DATA_ROOT)")
     p.add_argument("--runs", default="runs", help="where resumable state and logs go")
     p.add_argument("--output", default=None, help="export folder (default: checkpoints/<name>)")
+
+
+def add_diffusion_args(p, schedule: str = "linear (DDPM)", zero_snr: bool = False, prediction_type: str = "epsilon",
+                       mixed_precision: str = "bf16", save_every: int = 100) -> None:
+    """The noise-schedule options every diffusion trainer shares (Lin et al.'s two training choices included)."""
+    from .schedules import SCHEDULES, SPACINGS
+    p.add_argument("--schedule", default=schedule, choices=list(SCHEDULES))
+    p.add_argument("--zero-snr", action=argparse.BooleanOptionalAction, default=zero_snr,
+                   help="rescale the betas to zero terminal SNR (Lin et al. 2024, Algorithm 1)")
+    p.add_argument("--prediction-type", default=prediction_type, choices=["epsilon", "v_prediction"])
+    p.add_argument("--timestep-spacing", default=None, choices=list(SPACINGS),
+                   help="stored as the sampling default (default: trailing with zero SNR, else leading)")
+    p.add_argument("--mixed-precision", default=mixed_precision, choices=["no", "bf16", "fp16"])
+    p.add_argument("--save-every", type=int, default=save_every, help="save the resumable state every N steps")
+
+
+def training_scheduler(args):
+    """The DDPMScheduler of a trainer's options; its stored spacing is the sampling default."""
+    from diffusers import DDPMScheduler
+
+    from .schedules import schedule_config
+    spacing = args.timestep_spacing or ("trailing" if args.zero_snr else "leading")
+    return DDPMScheduler(**schedule_config(args.schedule, args.zero_snr, prediction_type=args.prediction_type,
+                                           timestep_spacing=spacing))
+
+
+def regression_target(scheduler, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """What the network learns to predict: ε, or v = sqrt(ᾱ_t)·ε − sqrt(1 − ᾱ_t)·x_0 (Lin et al. eq. 8)."""
+    if scheduler.config.prediction_type == "v_prediction":
+        return scheduler.get_velocity(x0, noise, t)
+    return noise
 
 
 def run_paths(args, name: str) -> tuple[Path, Path]:

@@ -76,3 +76,12 @@ def browser():
             "--disable-background-networking", "--disable-component-update"])
         yield b
         b.close()
+
+
+@pytest.fixture(autouse=True)
+def fresh_accelerate_state():
+    """accelerate keeps one process-wide AcceleratorState: reset it so trainers with other precisions can follow."""
+    yield
+    import sys
+    if "accelerate.state" in sys.modules:
+        sys.modules["accelerate.state"].AcceleratorState._reset_state(True)

@@ -23,15 +23,13 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import set_seed
-from diffusers import DDPMScheduler
 from safetensors.torch import save_file
 from torch.utils.data import DataLoader, TensorDataset
 
 from ..checkpoints import write_json
 from ..data import CLASS_NAMES, dataset_tensors
-from ..schedules import SCHEDULES, SPACINGS, schedule_config
-from ..training import (EMA_DECAY, ResumableState, add_run_args, command_line, hardware_summary, loss_summary, run_paths,
-                        prepare_diffusion_training)
+from ..training import (EMA_DECAY, ResumableState, add_diffusion_args, add_run_args, command_line, hardware_summary,
+                        loss_summary, prepare_diffusion_training, regression_target, run_paths, training_scheduler)
 from .model import ClassConditionalUNet, count_parameters, drop_labels
 
 P_UNCOND = 0.1
@@ -48,13 +46,7 @@ def parse_args(argv=None):
     p.add_argument("--p-uncond", type=float, default=P_UNCOND, help="probability of dropping each label")
     p.add_argument("--channels", default="32,64,64", help="UNet widths at full, 1/2 and 1/4 resolution")
     p.add_argument("--emb-dim", type=int, default=128)
-    p.add_argument("--schedule", default="linear (DDPM)", choices=list(SCHEDULES))
-    p.add_argument("--zero-snr", action="store_true", help="rescale the betas to zero terminal SNR (Lin et al.)")
-    p.add_argument("--prediction-type", default="epsilon", choices=["epsilon", "v_prediction"])
-    p.add_argument("--timestep-spacing", default=None, choices=list(SPACINGS),
-                   help="stored as the sampling default (default: trailing with --zero-snr, else leading)")
-    p.add_argument("--mixed-precision", default="bf16", choices=["no", "bf16", "fp16"])
-    p.add_argument("--save-every", type=int, default=100)
+    add_diffusion_args(p)
     add_run_args(p)
     return p.parse_args(argv)
 
@@ -76,9 +68,7 @@ def main(argv=None):
                                     num_classes=len(CLASS_NAMES[args.dataset]),
                                     channels=[int(c) for c in args.channels.split(",")], emb_dim=args.emb_dim)
     model = build()
-    spacing = args.timestep_spacing or ("trailing" if args.zero_snr else "leading")
-    noise_scheduler = DDPMScheduler(**schedule_config(args.schedule, args.zero_snr, prediction_type=args.prediction_type,
-                                                      timestep_spacing=spacing))
+    noise_scheduler = training_scheduler(args)
     model, opt, loader, lr_sched, ema = prepare_diffusion_training(accelerator, model, loader, args)
 
     # 3. resume if a saved state exists
@@ -97,11 +87,7 @@ def main(argv=None):
             x_t = noise_scheduler.add_noise(x0, noise, t)  # x_t = sqrt(ᾱ_t)·x_0 + sqrt(1−ᾱ_t)·ε
             with accelerator.autocast():
                 pred = model(x_t, t, y)
-            if args.prediction_type == "v_prediction":  # v = sqrt(ᾱ_t)·ε − sqrt(1−ᾱ_t)·x_0 (Lin et al. eq. 8)
-                target = noise_scheduler.get_velocity(x0, noise, t)
-            else:
-                target = noise
-            loss = F.mse_loss(pred.float(), target)
+            loss = F.mse_loss(pred.float(), regression_target(noise_scheduler, x0, noise, t))  # ε or v
             accelerator.backward(loss)
             accelerator.clip_grad_norm_(model.parameters(), 1.0)
             opt.step(), lr_sched.step(), opt.zero_grad(set_to_none=True)
@@ -135,7 +121,7 @@ def main(argv=None):
             "lr": args.lr, "mixed_precision": args.mixed_precision, "ema_decay": EMA_DECAY,
             "p_uncond": args.p_uncond, "label_dropout": "per sample, to a learned null embedding",
             "schedule": args.schedule, "zero_terminal_snr": args.zero_snr, "prediction_type": args.prediction_type,
-            "timestep_spacing": spacing,
+            "timestep_spacing": noise_scheduler.config.timestep_spacing,
             "parameters": count_parameters(export), "model_config": export.config,
             "wall_seconds": round(log.wall_seconds()), "sessions": log.meta["sessions"],
             "history": log.meta["history"],

@@ -17,14 +17,12 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import set_seed
-from diffusers import DDPMScheduler
 from torch.utils.data import DataLoader, TensorDataset
 
 from ..checkpoints import write_json
 from ..data import dataset_tensors
-from ..schedules import SCHEDULES, schedule_config
-from ..training import (EMA_DECAY, ResumableState, add_run_args, command_line, downsample_curve, hardware_summary,
-                        prepare_diffusion_training, run_paths)
+from ..training import (EMA_DECAY, ResumableState, add_diffusion_args, add_run_args, command_line, downsample_curve,
+                        hardware_summary, prepare_diffusion_training, regression_target, run_paths, training_scheduler)
 from .model import UNET_CONFIG, build_unet, count_parameters
 
 
@@ -36,11 +34,7 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--warmup", type=int, default=100)
-    p.add_argument("--schedule", default="linear (DDPM)", choices=list(SCHEDULES))
-    p.add_argument("--prediction-type", default="epsilon", choices=["epsilon", "v_prediction"])
-    p.add_argument("--zero-snr", action="store_true")
-    p.add_argument("--mixed-precision", default="no", choices=["no", "bf16", "fp16"])
-    p.add_argument("--save-every", type=int, default=250)
+    add_diffusion_args(p, mixed_precision="no", save_every=250)
     add_run_args(p)
     return p.parse_args(argv)
 
@@ -58,8 +52,7 @@ def main(argv=None):
 
     # 2. model, noise schedule, optimiser with warm-up + cosine decay, EMA of the weights
     unet = build_unet()
-    noise_scheduler = DDPMScheduler(**schedule_config(args.schedule, args.zero_snr,
-                                                      prediction_type=args.prediction_type))
+    noise_scheduler = training_scheduler(args)
     unet, opt, loader, lr_sched, ema = prepare_diffusion_training(accelerator, unet, loader, args)
 
     # 3. resume if a saved state exists
@@ -74,7 +67,7 @@ def main(argv=None):
             noise = torch.randn_like(x0)
             t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (x0.shape[0],), device=x0.device)
             x_t = noise_scheduler.add_noise(x0, noise, t)  # x_t = sqrt(ᾱ_t)·x_0 + sqrt(1−ᾱ_t)·ε
-            target = noise if args.prediction_type == "epsilon" else noise_scheduler.get_velocity(x0, noise, t)
+            target = regression_target(noise_scheduler, x0, noise, t)  # ε or v
             with accelerator.autocast():
                 pred = unet(x_t, t).sample
             loss = F.mse_loss(pred.float(), target)

@@ -42,11 +42,10 @@ import torch
 import torch.nn.functional as F
 
 from ..checkpoints import read_json, weights_hash, write_json
-from ..schedules import SCHEDULES, SPACINGS, schedule_config
 from ..shapes.data import DATA_VERSION, shapes_tensors
 from ..text_encoder import HIDDEN_SIZE, MAX_LENGTH, MODEL_NAME, PACKAGE
-from ..training import (EMA_DECAY, ResumableState, add_run_args, command_line, hardware_summary, loss_summary,
-                        prepare_diffusion_training, run_paths)
+from ..training import (EMA_DECAY, ResumableState, add_diffusion_args, add_run_args, command_line, hardware_summary,
+                        loss_summary, prepare_diffusion_training, regression_target, run_paths, training_scheduler)
 from . import NAME, UNET_COMMAND, VAE_COMMAND
 from .vae import TRAIN_IMAGES, encode_latents, load_autoencoder
 
@@ -152,14 +151,7 @@ def parse_args(argv=None):
                    help="levels (from the coarsest) with self- and cross-attention")
     p.add_argument("--norm-groups", type=int, default=32)
     p.add_argument("--train-images", type=int, default=TRAIN_IMAGES)
-    p.add_argument("--schedule", default=SCHEDULE, choices=list(SCHEDULES))
-    p.add_argument("--zero-snr", action=argparse.BooleanOptionalAction, default=True,
-                   help="rescale the betas to zero terminal SNR (Lin et al.; default on)")
-    p.add_argument("--prediction-type", default="v_prediction", choices=["v_prediction", "epsilon"])
-    p.add_argument("--timestep-spacing", default=None, choices=list(SPACINGS),
-                   help="stored as the sampling default (default: trailing with zero SNR, else leading)")
-    p.add_argument("--mixed-precision", default="bf16", choices=["no", "bf16", "fp16"])
-    p.add_argument("--save-every", type=int, default=100)
+    add_diffusion_args(p, schedule=SCHEDULE, zero_snr=True, prediction_type="v_prediction")  # the paper's recipe
     add_run_args(p)
     return p.parse_args(argv)
 
@@ -167,7 +159,6 @@ def parse_args(argv=None):
 def main(argv=None):
     from accelerate import Accelerator
     from accelerate.utils import set_seed
-    from diffusers import DDPMScheduler
     from torch.utils.data import DataLoader, TensorDataset
 
     args = parse_args(argv)
@@ -195,9 +186,8 @@ def main(argv=None):
                           args.cross_levels, cache["hidden"].shape[-1], cache["mean"].shape[1],
                           cache["mean"].shape[-1], args.norm_groups)
     unet = build()
-    spacing = args.timestep_spacing or ("trailing" if args.zero_snr else "leading")
-    noise_scheduler = DDPMScheduler(**schedule_config(args.schedule, args.zero_snr, prediction_type=args.prediction_type,
-                                                      timestep_spacing=spacing))
+    noise_scheduler = training_scheduler(args)
+    spacing = noise_scheduler.config.timestep_spacing
     unet, opt, loader, lr_sched, ema = prepare_diffusion_training(accelerator, unet, loader, args)
 
     # 3. resume if a saved state exists
@@ -220,11 +210,7 @@ def main(argv=None):
             # 4. predict v (or ε) with cross-attention to the caption, padding masked out
             with accelerator.autocast():
                 pred = unet(z_t, t, encoder_hidden_states=hidden, encoder_attention_mask=mask).sample
-            if args.prediction_type == "v_prediction":  # v = sqrt(ᾱ_t)·ε − sqrt(1 − ᾱ_t)·z_0
-                target = noise_scheduler.get_velocity(z0, noise, t)
-            else:
-                target = noise
-            loss = F.mse_loss(pred.float(), target)
+            loss = F.mse_loss(pred.float(), regression_target(noise_scheduler, z0, noise, t))  # v (or ε)
             accelerator.backward(loss)
             accelerator.clip_grad_norm_(unet.parameters(), 1.0)
             opt.step(), lr_sched.step(), opt.zero_grad(set_to_none=True)
