@@ -45,9 +45,9 @@ about $x_0$, and $\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\hat\varepsilon)/\sqr
 $\sqrt{\bar\alpha_T} = 0$. Predict the velocity instead (`prediction_type="v_prediction"`, `get_velocity`):
 $$v = \sqrt{\bar\alpha_t}\,\varepsilon - \sqrt{1-\bar\alpha_t}\,x_0, \qquad \hat x_0 = \sqrt{\bar\alpha_t}\,x_t - \sqrt{1-\bar\alpha_t}\,\hat v$$
 
-**3. Sample from the last timestep.** "leading" spacing with 25 steps starts at $t = 960$ and "linspace" at
-$t = 999$ but with uneven steps; "trailing" starts exactly at $t = T = 999$ and steps evenly
-(`timestep_spacing="trailing"`).
+**3. Sample from the last timestep.** With 25 steps, "leading" (SD's default) runs $t = 960, 920, \dots, 0$: it never
+visits $t = T$, where a zero-SNR model has to start. "trailing" runs $t = 999, 959, \dots, 39$ and "linspace"
+$t = 999, 957, \dots, 0$ (rounded): both start at $T$ (`timestep_spacing="trailing"` is the paper's choice).
 
 **4. Rescale classifier-free guidance.** With zero SNR, large $w$ over-exposes. Rescale the guided prediction
 toward the standard deviation of the conditional one (`rescale_noise_cfg`, eq. 15–16):
@@ -55,8 +55,8 @@ $$\tilde x_{\text{cfg}} = \phi\,\tilde x\,\frac{\sigma(x_{\text{cond}})}{\sigma(
 """
 
 BRIGHTNESS_MD = r"""
-**Can the models reach black and white?** Left: the unconditional samples' mean brightness against the data's
-(precomputed by `python -m pipelines.zero_snr.evaluate`). Right: the measured figures for every model.
+**Can the models reach black and white?** The plot: the unconditional samples' mean brightness against the data's
+(precomputed by `python -m pipelines.zero_snr.evaluate`). The table: the measured figures for every model.
 """
 
 

@@ -1,0 +1,78 @@
+"""Headless Chromium opens every tab, drives its main control and saves a screenshot, with presentation
+mode off and on (tests/screenshots/<tab>-<mode>.png: look at them)."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+SCREENSHOTS = Path(__file__).parent / "screenshots"
+
+
+def drive_ddpm(page):
+    page.get_by_label("DDIM steps N").first.fill("4")
+    page.get_by_role("button", name="Denoise from pure noise").click()
+    expect(page.get_by_label("Progress").first).to_have_value(re.compile(r"^done: 4 steps"), timeout=120_000)
+
+
+def drive_cfg(page):
+    page.get_by_role("button", name="Generate with guidance").click()
+    expect(page.get_by_label("Progress").nth(1)).to_have_value(re.compile(r"^done: 3 at w = 3"), timeout=120_000)
+
+
+def drive_zero_snr(page):
+    page.get_by_role("button", name="Generate", exact=True).click()
+    expect(page.get_by_text(re.compile(r"mean brightness \d\.\d{3}")).first).to_be_visible(timeout=120_000)
+
+
+def drive_vae(page):
+    page.get_by_role("button", name="Interpolate").click()
+    expect(page.get_by_text(re.compile(r"\|μ_A\| = ")).first).to_be_visible(timeout=120_000)
+
+
+def drive_metrics(page):
+    expect(page.get_by_text(re.compile(r"Results of|No full evaluation|No results yet")).first).to_be_visible(
+        timeout=60_000)
+
+
+TABS = [("Forward & reverse diffusion", "ddpm", drive_ddpm), ("Classifier-free guidance", "cfg", drive_cfg),
+        ("Zero SNR & v-prediction", "zero_snr", drive_zero_snr), ("VAE latent space", "vae", drive_vae),
+        ("Metrics: FID & IS", "metrics", drive_metrics)]
+
+
+@pytest.mark.parametrize("present", [False, True], ids=["normal", "presentation"])
+def test_every_tab_renders_and_its_main_control_works(app_url, browser, present):
+    SCREENSHOTS.mkdir(exist_ok=True)
+    # a laptop screen, or a 1080p projector for the presentation (at 1.3× zoom all five tab names still fit)
+    page = browser.new_page(viewport={"width": 1920, "height": 1080} if present else {"width": 1400, "height": 1000})
+    page.goto(app_url + ("?present=1" if present else ""), wait_until="domcontentloaded")
+    page.get_by_role("tab", name=TABS[0][0]).wait_for(timeout=60_000)
+    # presentation mode: the URL switches it on; large type and the advanced controls (seeds) hidden
+    expect(page.locator("body")).to_have_class(re.compile("presenting") if present else re.compile(r"^(?!.*presenting)"),
+                                               timeout=20_000)
+    seed = page.get_by_label("Seed").first
+    expect(seed).to_be_hidden() if present else expect(seed).to_be_visible()
+    for title, name, drive in TABS:
+        page.get_by_role("tab", name=title).click()
+        drive(page)
+        page.screenshot(path=str(SCREENSHOTS / f"{name}-{'presentation' if present else 'normal'}.png"),
+                        full_page=True)
+    page.close()
+
+
+def test_play_walks_the_forward_process_at_the_chosen_speed(app_url, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(app_url, wait_until="domcontentloaded")
+    t = page.get_by_label("number input for t (0 = clean, 999 = last step)")
+    t.wait_for(timeout=60_000)
+    start = int(t.input_value())
+    page.get_by_role("button", name="▶ play").first.click()
+    expect(t).not_to_have_value(str(start), timeout=20_000)
+    page.get_by_role("button", name="⏸ pause").first.click()
+    page.wait_for_timeout(1500)
+    paused = t.input_value()
+    page.wait_for_timeout(1500)
+    assert t.input_value() == paused and int(paused) > start
+    page.close()
