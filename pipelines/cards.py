@@ -51,6 +51,28 @@ def update_metrics(folder: str | Path, evaluation: str, command: str, rows: list
     return doc
 
 
+MEASURED_START, MEASURED_END = "<!-- measured:start -->", "<!-- measured:end -->"
+
+
+def measured_block(metrics: dict) -> str:
+    """The card's figures and the commands that measured them, between markers `refresh_card` can find."""
+    commands = metrics.get("commands") or ({"": metrics["command"]} if metrics.get("command") else {})
+    lines = [MEASURED_START, metrics_table(metrics)]
+    lines += [f"Reproduce: `{c}`" + ("" if not name else f" ({name})") for name, c in commands.items()]
+    return "\n".join(lines + [MEASURED_END])
+
+
+def refresh_card(folder: str | Path) -> bool:
+    """Re-render only the measured figures of an existing card from its metrics.json (False if it has no markers)."""
+    path = Path(folder) / "README.md"
+    text = path.read_text() if path.exists() else ""
+    if MEASURED_START not in text or MEASURED_END not in text:
+        return False
+    head, rest = text.split(MEASURED_START, 1)
+    path.write_text(head + measured_block(read_json(Path(folder) / "metrics.json", {})) + rest.split(MEASURED_END, 1)[1])
+    return True
+
+
 def write_card(folder: str | Path, title: str, summary: str, extra: str = "") -> Path:
     folder = Path(folder)
     record = read_json(folder / "training_record.json", {})
@@ -61,10 +83,7 @@ def write_card(folder: str | Path, title: str, summary: str, extra: str = "") ->
         lines += ["", "Trained in stages (each resumed from the saved state of the one before):", ""]
         lines += [f"- from step {h['from_step']:,}: `{h['command']}`" for h in record["history"]]
     lines += ["", "The loss curve is `loss_curve` in `training_record.json` (step, running mean).", "",
-              "## Measured quality", "", metrics_table(metrics)]
-    commands = metrics.get("commands") or ({"": metrics["command"]} if metrics.get("command") else {})
-    lines += [f"Reproduce: `{c}`" + ("" if not name else f" ({name})") for name, c in commands.items()]
-    lines += [""] if commands else []
+              "## Measured quality", "", measured_block(metrics), ""]
     if extra:
         lines += [extra.strip(), ""]
     path = folder / "README.md"

@@ -43,7 +43,7 @@ from typing import Callable
 
 import torch
 
-from .cards import update_metrics
+from .cards import refresh_card, update_metrics
 from .checkpoints import PROJECT_ROOT, CheckpointMissing, checkpoint_dir, checkpoints_root, read_json, write_json
 from .metrics.features import (DATASET_TITLES, DEFAULT_FEATURES, JUDGES, FeatureNetworkMissing,
                                get_feature_network)
@@ -550,6 +550,8 @@ def write_checkpoint_metrics(doc: dict) -> list[Path]:
         mine = [dict(r, figure=f"{r['figure']}, {r['setting']}") for r in doc["rows"] if r["evaluation"] == name]
         update_metrics(folder, name, doc["command"], mine, protocol=doc["protocol_text"], created=doc["created"])
         written.append(folder / "metrics.json")
+        if refresh_card(folder):  # the model card quotes the new figures too
+            written.append(folder / "README.md")
     return written
 
 

@@ -319,3 +319,16 @@ def test_rerunning_a_whole_file_command_replaces_its_rows_instead_of_duplicating
                        [{"figure": "guided accuracy at w = 3", "value": 1.0}], guided_accuracy=1.0)
     assert [r["value"] for r in m["rows"]] == [1.0] and m["guided_accuracy"] == 1.0
     assert m["commands"] == {"cfg": "python -m pipelines.cfg.evaluate --dataset mnist"}
+
+
+def test_refresh_card_rewrites_only_the_measured_figures(tmp_path):
+    from pipelines.cards import refresh_card, update_metrics, write_card
+    update_metrics(tmp_path, "a", "python -m a", [{"figure": "FID", "value": 12.5}])
+    write_card(tmp_path, "Model", "What it is.", extra="## Notes\n\nkept as written")
+    update_metrics(tmp_path, "b", "python -m b", [{"figure": "IS", "value": 3.25}])
+    assert refresh_card(tmp_path)
+    card = (tmp_path / "README.md").read_text()
+    assert "| IS | 3.25 |" in card and "| FID | 12.5 |" in card and "`python -m b`" in card
+    assert card.startswith("# Model") and card.rstrip().endswith("kept as written")
+    (tmp_path / "README.md").write_text("# hand-written, no markers")
+    assert not refresh_card(tmp_path)
