@@ -8,8 +8,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+from pathlib import Path
 
-import gradio as gr
+# two queued jobs share 2 vCPUs: idle OpenMP threads should sleep, not spin (read once, before torch loads)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import gradio as gr  # noqa: E402
+import gradio.processing_utils as gr_processing  # noqa: E402
 
 # (tab title, module in demos/) — each module's build() fills its tab
 TABS = [
@@ -35,7 +40,30 @@ Generative image models you can run, watch and measure, live on a laptop CPU.
 Every control sits next to the formula it changes; every figure quoted comes from a command in the README."""
 
 
+def _cache_images_atomically() -> None:
+    """Gradio caches a returned PIL image under the hash of its bytes, rewriting the file every time. Two students
+    who ask for the same seed and settings get byte-identical images, so one request could read the file while the
+    other truncates it ("peer closed connection", seen in the load test). Write once, by rename, instead."""
+    original = gr_processing.save_pil_to_cache
+    if getattr(original, "atomic", False):
+        return
+
+    def save_pil_to_cache(img, cache_dir, name="image", format="webp"):
+        data = gr_processing.encode_pil_to_bytes(img, format)
+        path = Path(cache_dir) / gr_processing.hash_bytes(data) / f"{name}.{format}"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{os.getpid()}-{id(data)}-{path.name}")
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+        return str(path.resolve())
+
+    save_pil_to_cache.atomic = True
+    gr_processing.save_pil_to_cache = save_pil_to_cache
+
+
 def build_app() -> gr.Blocks:
+    _cache_images_atomically()
     with gr.Blocks(title="Diffusion Lab") as demo:
         with gr.Row():
             gr.Markdown(HEADER)

@@ -5,9 +5,10 @@
 
 Measures, in one run:
   - cold start: `python app.py` started -> first page served (HTTP 200 on /);
-  - service time: each request type alone, one user (the unloaded latency);
-  - under load: failures, p50 / p95 latency, and what the queue implies for p95: with c jobs at a time,
-    a request waits for at most ceil(users / c) - 1 others, so p95 <= ceil(users / c) × slowest service time;
+  - service time: each request type alone (one user), and with c copies at once (c = the queue's concurrency:
+    the service time the queue delivers when it is full);
+  - under load: failures, p50 / p95 latency, and what the queue implies for p95: with c jobs at a time, a
+    request waits for at most ceil(users / c) - 1 others, so p95 <= ceil(users / c) × slowest service time at c;
   - memory: the server's RSS (with children) sampled every 0.2 s: peak, and growth from after the first
     round of requests to the end (target < 10 %).
 Bounded: loopback only, at most --users × --requests requests, and --timeout seconds overall.
@@ -106,7 +107,7 @@ def percentile(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, max(0, math.ceil(q * len(xs)) - 1))]
 
 
-def run(users: int, requests: int, timeout: float, concurrency: int) -> dict:
+def run(users: int, requests: int, timeout: float, concurrency: int, download: bool = True) -> dict:
     from gradio_client import Client
     port = free_port()
     proc, cold = start_app(port, timeout=60)
@@ -123,8 +124,14 @@ def run(users: int, requests: int, timeout: float, concurrency: int) -> dict:
             if err:
                 raise RuntimeError(f"{name} fails even alone: {err}")
             service[name] = secs
+        # 1b. the same with `concurrency` copies at once: the service time the queue actually delivers
+        both = [Client(url, verbose=False) for _ in range(concurrency)]
+        busy = {}
+        for req in REQUESTS:
+            with ThreadPoolExecutor(max_workers=concurrency) as pool:
+                busy[req[0]] = max(s for _, s, _ in pool.map(lambda c: one(lambda: c, req), both))
         # 2. users × requests, every user cycling through the tabs from a different starting point
-        clients = [Client(url, verbose=False) for _ in range(users)]
+        clients = [Client(url, verbose=False, download_files=download) for _ in range(users)]
         jobs = [(u, REQUESTS[(u + k) % len(REQUESTS)]) for k in range(requests) for u in range(users)]
         results, t_start, first_round_end = [], time.time(), None
         with ThreadPoolExecutor(max_workers=users) as pool:
@@ -141,11 +148,12 @@ def run(users: int, requests: int, timeout: float, concurrency: int) -> dict:
         mem.join()
         base = mem.at(t_start + (wall / requests))           # after about one request per user
         end, peak = mem.samples[-1][1], max(m for _, m in mem.samples)
-        slowest = max(service.values())
+        slowest = max(busy.values())
         return {
             "command": "python scripts/load_test.py " + " ".join(sys.argv[1:]),
-            "users": users, "requests_per_user": requests, "requests": len(results), "concurrency": concurrency,
+            "users": users, "requests_per_user": requests, "clients_download_files": download, "requests": len(results), "concurrency": concurrency,
             "cold_start_seconds": round(cold, 2), "service_seconds": {k: round(v, 3) for k, v in service.items()},
+            "service_seconds_at_concurrency": {k: round(v, 3) for k, v in busy.items()},
             "failures": len(fails), "failure_examples": fails[:5], "wall_seconds": round(wall, 1),
             "p50_seconds": round(statistics.median(lat), 2), "p95_seconds": round(percentile(lat, 0.95), 2),
             "queue_bound_p95_seconds": round(math.ceil(users / concurrency) * slowest, 2),
@@ -162,14 +170,19 @@ def run(users: int, requests: int, timeout: float, concurrency: int) -> dict:
 
 
 def markdown(r: dict) -> str:
-    service = ", ".join(f"{k} {v:.2f} s" for k, v in r["service_seconds"].items())
+    service = ", ".join(f"{k} {v:.2f} s ({r['service_seconds_at_concurrency'][k]:.2f} s with {r['concurrency']} "
+                        "at once)" for k, v in r["service_seconds"].items())
+    fetch = ("each user fetches every result file, as a browser does" if r.get("clients_download_files", True)
+             else "users do not fetch the result files, so only the queue is measured")
     return (f"Measured by `{r['command']}`: `python app.py` on loopback, {r['users']} concurrent `gradio_client` users × "
-            f"{r['requests_per_user']} requests across the tabs (queue: {r['concurrency']} jobs at a time).\n\n"
+            f"{r['requests_per_user']} requests across the tabs (queue: {r['concurrency']} jobs at a time; {fetch}; "
+            "the users run on the server's 2 cores).\n\n"
             "| figure | value | target |\n|---|---|---|\n"
             f"| cold start: `python app.py` → first page served | {r['cold_start_seconds']:.1f} s | < 15 s |\n"
             f"| requests / failures | {r['requests']} / {r['failures']} | 0 failures |\n"
             f"| latency p50 / p95 under load | {r['p50_seconds']:.2f} s / {r['p95_seconds']:.2f} s | p95 ≤ "
-            f"{r['queue_bound_p95_seconds']:.2f} s (⌈users / {r['concurrency']}⌉ × slowest service time) |\n"
+            f"{r['queue_bound_p95_seconds']:.2f} s (⌈users / {r['concurrency']}⌉ × slowest service time with "
+            f"{r['concurrency']} jobs running) |\n"
             f"| server memory: after the first round → end (peak) | {r['rss_after_first_round_mb']:.0f} MB → "
             f"{r['rss_end_mb']:.0f} MB ({r['rss_peak_mb']:.0f} MB) | growth {100 * r['memory_growth']:+.1f} % "
             f"(< 10 %) |\n\nService time of each request alone: {service}.")
@@ -181,19 +194,21 @@ def main(argv=None):
     p.add_argument("--requests", type=int, default=5, help="requests per user")
     p.add_argument("--timeout", type=float, default=900, help="seconds for the whole load phase")
     p.add_argument("--no-readme", action="store_true")
+    p.add_argument("--no-download", action="store_true",
+                   help="users do not fetch the result files (separates the queue from file transfer on this machine)")
     args = p.parse_args(argv)
     if not (1 <= args.users <= 50 and 1 <= args.requests <= 20):
         p.error("bounded: 1-50 users and 1-20 requests each")
     sys.path.insert(0, str(ROOT))
     from app import CONCURRENCY
-    r = run(args.users, args.requests, args.timeout, CONCURRENCY)
+    r = run(args.users, args.requests, args.timeout, CONCURRENCY, download=not args.no_download)
     out = ROOT / "results"
     out.mkdir(exist_ok=True)
-    (out / "load.json").write_text(json.dumps(r, indent=2) + "\n")
+    (out / ("load.json" if not args.no_download else "load-no-download.json")).write_text(json.dumps(r, indent=2) + "\n")
     print(markdown(r))
     if not args.no_readme:
         from pipelines.readme import replace_section
-        replace_section("load", markdown(r))
+        replace_section("load" if r["clients_download_files"] else "load-no-download", markdown(r))
     return r
 
 
