@@ -181,6 +181,22 @@ class ResumableState:
             self.step = int((self.dir / "step.txt").read_text())
             accelerator.print(f"resumed {name} at step {self.step}")
         self.log.record_session(self.step, previous=read_json(Path(out_dir) / "training_record.json", {}))
+        self._t_last, self._last_step = time.time(), self.step
+
+    def step_done(self, step: int, total: int, save_every: int, every: int = 25, note: str = "", **fields) -> bool:
+        """The bookkeeping after optimiser step `step`, the same in every trainer: log `fields` (loss, lr, ...),
+        print progress every `every` steps, save the resumable state every `save_every`; True once `total` is reached."""
+        acc = self.accelerator
+        if acc.is_main_process:
+            self.log.log(step=step, **fields)
+            if step % every == 0 or step == total:
+                per_step = (time.time() - self._t_last) / max(step - self._last_step, 1)
+                self._t_last, self._last_step = time.time(), step
+                acc.print(f"step {step}/{total} loss {fields['loss']:.4f}{note} ({per_step:.2f} s/step, "
+                          f"{1 / max(per_step, 1e-9):.2f} it/s)", flush=True)
+        if step % save_every == 0 or step == total:
+            self.save(step)
+        return step >= total
 
     def save(self, step: int) -> None:
         self.accelerator.wait_for_everyone()

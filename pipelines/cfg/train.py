@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import time
 
 import torch
 import torch.nn.functional as F
@@ -78,7 +77,6 @@ def main(argv=None):
     # 4. x_0, y ~ data; y -> null with prob p (per image); t ~ U{0..T-1}; regress ε (or v) on (x_t, t, y)
     null_label = accelerator.unwrap_model(model).null_label
     model.train()
-    t_last = time.time()
     while step < args.steps:
         for x0, y in loader:
             y = drop_labels(y, args.p_uncond, null_label)
@@ -93,16 +91,7 @@ def main(argv=None):
             opt.step(), lr_sched.step(), opt.zero_grad(set_to_none=True)
             ema.step(model.parameters())
             step += 1
-            if accelerator.is_main_process:
-                log.log(step=step, loss=loss.item(), lr=lr_sched.get_last_lr()[0])
-                if step % 25 == 0:
-                    rate = 25 / (time.time() - t_last)
-                    t_last = time.time()
-                    accelerator.print(f"step {step}/{args.steps} loss {loss.item():.4f} ({rate:.2f} it/s)",
-                                      flush=True)
-            if step % args.save_every == 0 or step == args.steps:
-                state.save(step)
-            if step >= args.steps:
+            if state.step_done(step, args.steps, args.save_every, loss=loss.item(), lr=lr_sched.get_last_lr()[0]):
                 break
 
     # 5. export the EMA weights (fp16 on disk) + scheduler config + training record + card

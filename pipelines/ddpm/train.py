@@ -11,7 +11,6 @@ DDPMPipeline layout (unet/ + scheduler/), with `training_record.json`.
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 import torch.nn.functional as F
@@ -61,7 +60,6 @@ def main(argv=None):
 
     # 4. Algorithm 1: x_0 ~ data, t ~ U{0..T-1}, ε ~ N(0, I); regress the target on x_t
     unet.train()
-    t_last = time.time()
     while step < args.steps:
         for (x0,) in loader:
             noise = torch.randn_like(x0)
@@ -76,15 +74,8 @@ def main(argv=None):
             opt.step(), lr_sched.step(), opt.zero_grad(set_to_none=True)
             ema.step(unet.parameters())
             step += 1
-            if accelerator.is_main_process:
-                log.log(step=step, loss=loss.item(), lr=lr_sched.get_last_lr()[0])
-                if step % 50 == 0:
-                    rate = 50 / (time.time() - t_last)
-                    t_last = time.time()
-                    accelerator.print(f"step {step}/{args.steps} loss {loss.item():.4f} ({rate:.2f} it/s)")
-            if step % args.save_every == 0 or step == args.steps:
-                state.save(step)
-            if step >= args.steps:
+            if state.step_done(step, args.steps, args.save_every, every=50, loss=loss.item(),
+                               lr=lr_sched.get_last_lr()[0]):
                 break
 
     # 5. export the EMA weights (fp16 on disk) + scheduler config + training record

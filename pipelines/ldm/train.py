@@ -195,8 +195,7 @@ def main(argv=None):
     log, step = state.log, state.step
 
     unet.train()
-    t_last = t_start = time.time()
-    last_step = step
+    t_start = time.time()
     while step < args.steps:
         for mu, sigma, hidden, mask in loader:
             # 1. a latent of each image, sampled from the VAE posterior and scaled: z_0 = s·(μ + σ·ε')
@@ -216,17 +215,8 @@ def main(argv=None):
             opt.step(), lr_sched.step(), opt.zero_grad(set_to_none=True)
             ema.step(unet.parameters())
             step += 1
-            if accelerator.is_main_process:
-                log.log(step=step, seconds=round(time.time() - t_start, 3), loss=loss.item(),
-                        lr=lr_sched.get_last_lr()[0])
-                if step % 25 == 0 or step == args.steps:
-                    per_step = (time.time() - t_last) / max(step - last_step, 1)
-                    t_last, last_step = time.time(), step
-                    accelerator.print(f"step {step}/{args.steps} loss {loss.item():.4f} ({per_step:.2f} s/step)",
-                                      flush=True)
-            if step % args.save_every == 0 or step == args.steps:
-                state.save(step)
-            if step >= args.steps:
+            if state.step_done(step, args.steps, args.save_every, seconds=round(time.time() - t_start, 3),
+                               loss=loss.item(), lr=lr_sched.get_last_lr()[0]):
                 break
 
     # 5. export the EMA weights (fp16) + scheduler + the text encoder's name + training record + card

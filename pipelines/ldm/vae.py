@@ -190,8 +190,7 @@ def main(argv=None):
 
     # 4. minimise Σ|D(z) − x| + β·KL with z = μ + σ·ε
     vae.train()
-    t_last = t_start = time.time()
-    last_step = step
+    t_start = time.time()
     while step < args.steps:
         for (x8,) in loader:
             x = to_float(x8)
@@ -201,17 +200,9 @@ def main(argv=None):
             accelerator.clip_grad_norm_(vae.parameters(), 1.0)
             opt.step(), lr_sched.step(), opt.zero_grad(set_to_none=True)
             step += 1
-            if accelerator.is_main_process:
-                log.log(step=step, seconds=round(time.time() - t_start, 3), loss=loss.item(), l1=l1.item(),
-                        kl=kl.item(), lr=lr_sched.get_last_lr()[0])
-                if step % 25 == 0 or step == args.steps:
-                    per_step = (time.time() - t_last) / max(step - last_step, 1)
-                    t_last, last_step = time.time(), step
-                    accelerator.print(f"step {step}/{args.steps} loss {loss.item():.4f} (L1 {l1.item():.4f}, "
-                                      f"KL {kl.item():.0f}) {per_step:.2f} s/step", flush=True)
-            if step % args.save_every == 0 or step == args.steps:
-                state.save(step)
-            if step >= args.steps:
+            if state.step_done(step, args.steps, args.save_every, note=f" (L1 {l1.item():.4f}, KL {kl.item():.0f})",
+                               seconds=round(time.time() - t_start, 3), loss=loss.item(), l1=l1.item(),
+                               kl=kl.item(), lr=lr_sched.get_last_lr()[0]):
                 break
 
     # 5. export: fp16 weights, then the scaling factor measured on exactly those weights, then the figures
