@@ -23,7 +23,11 @@ CLASS_NAMES = {
     "cifar10": ["airplane", "automobile", "bird", "cat", "deer",
                 "dog", "frog", "horse", "ship", "truck"],
     "brightness-mnist": [str(i) for i in range(10)] + ["all black", "all white"],
+    # captioned shapes (pipelines.shapes), for FID / IS: the 24 joint classes shape x colour, index shape·6 + colour
+    "shapes": [f"{c} {s}" for s in ("circle", "square", "triangle", "cross")
+               for c in ("red", "orange", "yellow", "green", "blue", "purple")],
 }
+SHAPES_SPLIT = 10_000  # rendered images per split of "shapes" (enough for two 5,000-image halves)
 BLANK_SHARE = 1 / 6  # share of brightness-mnist images that are flat black or flat white (half each)
 
 
@@ -78,10 +82,21 @@ def brightness_mnist(train: bool = True, root=None, limit: int | None = None):
     return img * 2 - 1, y
 
 
+def shapes_joint(train: bool = True, limit: int | None = None):
+    """The first SHAPES_SPLIT captioned shapes of the train / test split (64 px, [-1, 1]) with their joint
+    shape x colour class (shape·6 + colour; the FID / IS classes of the text-to-image models)."""
+    from .shapes.data import ATTRIBUTES, shapes_tensors, to_float
+    n = SHAPES_SPLIT if limit is None else min(limit, SHAPES_SPLIT)
+    images, _, labels = shapes_tensors("train" if train else "test", n)
+    return to_float(images), labels[:, 0] * len(ATTRIBUTES["colour"]) + labels[:, 1]
+
+
 def dataset_tensors(name: str, train: bool = True, root=None, limit: int | None = None):
     """The whole split as (images in [-1, 1], labels) tensors; MNIST-sized data fits in memory."""
     if name == "brightness-mnist":
         return brightness_mnist(train, root, limit)
+    if name == "shapes":
+        return shapes_joint(train, limit)
     ds = load_dataset(name, train, root)
     if hasattr(ds, "data") and isinstance(ds.data, torch.Tensor):  # MNIST family: skip per-item PIL
         x = ds.data[:limit].float().div(127.5).sub(1).unsqueeze(1)

@@ -44,7 +44,7 @@ from typing import Callable
 import torch
 
 from .cards import refresh_card, update_metrics
-from .checkpoints import PROJECT_ROOT, CheckpointMissing, checkpoint_dir, checkpoints_root, read_json, write_json
+from .checkpoints import PROJECT_ROOT, CheckpointMissing, checkpoints_root, read_json, write_json
 from .metrics.features import (DATASET_TITLES, DEFAULT_FEATURES, JUDGES, FeatureNetworkMissing,
                                get_feature_network)
 from .metrics.scoring import (Score, real_floor, real_subset, real_vs_real,
@@ -205,7 +205,7 @@ def _floor(dataset: str):
     evaluation(f"floor-{dataset}", f"Real-vs-real floor ({title})")(run)
 
 
-for _dataset in ("mnist", "fashion-mnist", "brightness-mnist"):
+for _dataset in ("mnist", "fashion-mnist", "brightness-mnist", "shapes"):
     _floor(_dataset)
 
 DDPM_SAMPLERS = {"DDIM": "DDIM (η=0)", "DDPM (ancestral)": "DDPM ancestral, strided"}
@@ -425,21 +425,87 @@ def _zero_snr_variants():
 _zero_snr_variants()
 
 
-# ----------------------------------------------------------------------------- models of other issues, not yet trained
-def _not_trained_yet(name: str, title: str, train_command: str):
-    """Listed as skipped (with its training command) until its checkpoint exists; then say what is missing here."""
+# ----------------------------------------------------------------------------- text to image: LDM vs StackGAN
+T2I_PLOT = "Text to image on captioned shapes, held-out prompts: latent diffusion vs StackGAN"
+
+
+def _shapes_prompts(n: int, seed: int) -> tuple[list[str], torch.Tensor]:
+    """n held-out-phrasing prompts (test split) and the joint shape x colour class each asks for."""
+    from .ldm.evaluate import heldout_prompts
+    captions, labels = heldout_prompts(n, seed)
+    return captions, torch.tensor([lab["shape"] * 6 + lab["colour"] for lab in labels])
+
+
+def _t2i_protocol(p: Protocol, what: str) -> str:
+    return (f"{p.n:,} held-out-phrasing test prompts, 1 image each, {what}, seeds {p.seed}·1000 + batch; accuracy = "
+            "the shapes judge reads both the requested shape and colour")
+
+
+def _ldm_images(n: int, seed: int, steps: int, progress=None) -> tuple[torch.Tensor, float]:
+    from .ldm.evaluate import BATCH as LDM_BATCH
+    from .ldm.pipeline import load_ldm
+    from .stackgan.evaluate import ldm_best_scale
+    model, w = load_ldm("ldm-shapes"), ldm_best_scale()      # CheckpointMissing -> skipped
+    captions, _ = _shapes_prompts(n, seed)
+    out = []
+    for k in range(0, n, LDM_BATCH):
+        out.append(model.generate(captions[k:k + LDM_BATCH], "", w, 0.0, "DDIM", steps, seed=seed * 1000 + k // LDM_BATCH))
+        if progress:
+            progress(min(k + LDM_BATCH, n), n)
+    return torch.cat(out), w
+
+
+@evaluation("ldm-shapes", "Latent diffusion on captioned shapes (versus StackGAN)", checkpoint="ldm-shapes")
+def ldm_shapes(ctx: Context) -> list[dict]:
+    p = ctx.protocol
+    images, w = _ldm_images(p.n, p.seed, p.guided_steps)
+    _, labels = _shapes_prompts(p.n, p.seed)
+    setting = f"w = {w:g} (its measured best), DDIM {p.guided_steps} steps"
+    return ctx.score(images, "shapes", "latent diffusion (ldm-shapes)", setting,
+                     protocol=_t2i_protocol(p, setting), labels=labels,
+                     plot=dict(name=T2I_PLOT, x="latent diffusion", x_label="model", series="held-out prompts"))
+
+
+def _stackgan_images(stage2: str | None, n: int, seed: int, progress=None) -> torch.Tensor:
+    from .stackgan.evaluate import stackgan_images
+    from .stackgan.pipeline import load_stackgan
+    gan = load_stackgan(stage2)                                # CheckpointMissing -> skipped
+    captions, _ = _shapes_prompts(n, seed)
+    s1, s2 = stackgan_images(gan, captions, seed)
+    if progress:
+        progress(n, n)
+    return s1 if stage2 is None else s2
+
+
+def _stackgan(name: str, stage2: str | None, label: str):
     def run(ctx: Context) -> list[dict]:
-        checkpoint_dir(name, train_command)  # CheckpointMissing -> skipped, with the command that trains it
-        raise NotImplementedError(f"checkpoints/{name} exists but pipelines.evaluate has no sampler for it yet: "
-                                  f"register one with @evaluation({name!r}, checkpoint={name!r})")
+        p = ctx.protocol
+        images = _stackgan_images(stage2, p.n, p.seed)
+        _, labels = _shapes_prompts(p.n, p.seed)
+        setting = "one forward pass per stage" + (" (32 px, up-sampled bilinearly to 64 for the judge)"
+                                                  if stage2 is None else "")
+        return ctx.score(images, "shapes", f"{label} ({name})", setting, protocol=_t2i_protocol(p, setting),
+                         labels=labels, plot=dict(name=T2I_PLOT, x=label, x_label="model", series="held-out prompts"))
 
-    evaluation(name, title, checkpoint=name)(run)
+    evaluation(name, f"{label} on captioned shapes (versus latent diffusion)", checkpoint=name)(run)
 
 
-_not_trained_yet("ldm-shapes", "Latent diffusion on captioned shapes (versus StackGAN)",
-                 "python -m pipelines.ldm.train")
-_not_trained_yet("stackgan-shapes", "StackGAN on captioned shapes (versus latent diffusion)",
-                 "python -m pipelines.stackgan.train")
+def _stackgans():
+    from .stackgan import STAGE1, STAGE2, STAGE2_PIXELSHUFFLE
+    for name, stage2, label in ((STAGE1, None, "StackGAN Stage I"), (STAGE2, STAGE2, "StackGAN Stage II"),
+                                (STAGE2_PIXELSHUFFLE, STAGE2_PIXELSHUFFLE, "StackGAN Stage II, PixelShuffle")):
+        _stackgan(name, stage2, label)
+        generator(f"{label} · held-out prompts", "shapes", description="one image per held-out-phrasing prompt")(
+            lambda n, seed, steps=None, progress=None, _s=stage2: _stackgan_images(_s, n, seed, progress))
+
+
+_stackgans()
+
+
+@generator("Latent diffusion (shapes) · held-out prompts", "shapes", steps=15,
+           description="one image per held-out-phrasing prompt, DDIM at its measured best w")
+def ldm_shapes_generator(n, seed, steps=15, progress=None):
+    return _ldm_images(n, seed, steps, progress)[0]
 
 
 # ----------------------------------------------------------------------------- running and writing

@@ -22,8 +22,13 @@ def drive_cfg(page):
     expect(page.get_by_label("Progress").nth(1)).to_have_value(re.compile(r"^done: 3 at w = 3"), timeout=120_000)
 
 
+def click_visible(page, name: str):
+    """Several tabs have a button of the same name; click the one on the open tab."""
+    page.get_by_role("button", name=name, exact=True).locator("visible=true").first.click()
+
+
 def drive_zero_snr(page):
-    page.get_by_role("button", name="Generate", exact=True).click()
+    click_visible(page, "Generate")
     expect(page.get_by_text(re.compile(r"mean brightness \d\.\d{3}")).first).to_be_visible(timeout=120_000)
 
 
@@ -32,13 +37,25 @@ def drive_vae(page):
     expect(page.get_by_text(re.compile(r"\|μ_A\| = ")).first).to_be_visible(timeout=120_000)
 
 
+def drive_text2img(page):
+    click_visible(page, "Generate")
+    expect(page.get_by_text(re.compile(r"^done: “")).first).to_be_visible(timeout=180_000)
+
+
+def drive_stackgan(page):
+    click_visible(page, "Generate")
+    expect(page.get_by_text(re.compile(r"noise vectors z")).first).to_be_visible(timeout=120_000)
+
+
 def drive_metrics(page):
     expect(page.get_by_text(re.compile(r"Results of|No full evaluation|No results yet")).first).to_be_visible(
         timeout=60_000)
 
 
 TABS = [("Forward & reverse diffusion", "ddpm", drive_ddpm), ("Classifier-free guidance", "cfg", drive_cfg),
-        ("Zero SNR & v-prediction", "zero_snr", drive_zero_snr), ("VAE latent space", "vae", drive_vae),
+        ("Zero SNR & v-prediction", "zero_snr", drive_zero_snr),
+        ("Text to image (latent diffusion)", "text2img", drive_text2img), ("StackGAN", "stackgan", drive_stackgan),
+        ("VAE latent space", "vae", drive_vae),
         ("Metrics: FID & IS", "metrics", drive_metrics)]
 
 

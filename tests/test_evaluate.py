@@ -225,18 +225,39 @@ def test_borrowed_judge_features_give_fid_but_no_accuracy(mnist_judge):
         score_images(torch.zeros(4, 1, 28, 28), "brightness-mnist", "mnist-classifier", labels=torch.zeros(4))
 
 
-def test_models_of_other_issues_are_skipped_with_their_train_command(monkeypatch, tmp_path):
+def test_text_to_image_models_are_skipped_with_their_train_command_when_absent(monkeypatch, tmp_path):
+    from pipelines.ldm.pipeline import load_ldm
+    from pipelines.stackgan import pipeline as sg
+
     monkeypatch.setenv("DIFFUSION_LAB_CHECKPOINTS", str(tmp_path))
-    doc = ev.run(TINY, ["ldm-shapes", "stackgan-shapes"], log=lambda *_: None)
-    for name, command in (("ldm-shapes", "python -m pipelines.ldm.train"),
-                          ("stackgan-shapes", "python -m pipelines.stackgan.train")):
+    load_ldm.cache_clear(), sg._load.cache_clear()
+    try:
+        doc = ev.run(TINY, ["ldm-shapes", "stackgan-stage2"], log=lambda *_: None)
+    finally:
+        load_ldm.cache_clear(), sg._load.cache_clear()
+    for name, command in (("ldm-shapes", "python -m pipelines.ldm.vae"),
+                          ("stackgan-stage2", "python -m pipelines.stackgan.train --stage 1")):
         assert doc["evaluations"][name]["status"] == "skipped" and command in doc["evaluations"][name]["reason"]
     assert "ldm-shapes** (skipped)" in ev.markdown(doc) and not doc["rows"]
-    (tmp_path / "ldm-shapes").mkdir()
-    (tmp_path / "ldm-shapes" / "config.json").write_text("{}")   # trained, but nobody wrote its sampler here yet
-    doc = ev.run(TINY, ["ldm-shapes"], log=lambda *_: None)
-    assert doc["evaluations"]["ldm-shapes"]["status"] == "error" and "@evaluation" in doc["evaluations"]["ldm-shapes"][
-        "reason"]
+
+
+def test_stackgan_is_scored_on_shapes_judge_features_with_its_accuracy():
+    """The shipped Stage II on 16 held-out prompts: FID / IS under the shapes judge, and the shape-and-colour
+    accuracy the judge reads; the joint-class IS of real shapes is far above that of a constant image."""
+    from pipelines.metrics.features import get_feature_network
+    from pipelines.metrics.inception_score import inception_score
+
+    doc = ev.run(TINY, ["stackgan-stage2"], log=lambda *_: None)
+    rows = {r["metric"]: r for r in doc["rows"]}
+    assert doc["evaluations"]["stackgan-stage2"]["status"] == "ok", doc["evaluations"]
+    assert set(rows) == {"FID", "IS", "accuracy"} and all(r["features"] == "shapes-judge" for r in rows.values())
+    assert rows["accuracy"]["value"] >= 0.5 and rows["FID"]["value"] > 0
+    net = get_feature_network("shapes-judge")
+    from pipelines.data import dataset_tensors
+    real, y = dataset_tensors("shapes", train=False, limit=240)
+    feats, probs = net.outputs(real)
+    assert probs.shape == (240, 24) and (probs.argmax(1) == y.numpy()).mean() > 0.95
+    assert inception_score(probs, 1)[0] > 10 > inception_score(net.outputs(real[:1].repeat(240, 1, 1, 1))[1], 1)[0]
 
 
 @pytest.mark.parametrize("name", ["MNIST VAE · 2-D latent", "MNIST VAE · 16-D latent"])

@@ -54,6 +54,8 @@ def arg(valid: list) -> st.SearchStrategy:
 
 
 SPACING = "the model's own (leading / trailing)"
+OWN = "the model's own"
+CAPTION = "a picture of a large red circle sitting in the middle against a white backdrop"
 ENDPOINTS = {  # api name -> strategies per argument ("IMAGE" marks an upload)
     "/forward": ["IMAGE", arg(["linear (DDPM)", "cosine (improved DDPM)"]), arg([True, False]), arg([0, 500, 999]),
                  arg([0, 1])],
@@ -70,6 +72,15 @@ ENDPOINTS = {  # api name -> strategies per argument ("IMAGE" marks an upload)
     "/vae_at_lambda": [arg(["16-D latent"]), "IMAGE", "IMAGE", arg(["linear"]), arg([0.0, 1.0])],
     "/vae_latent_map": ["IMAGE", "IMAGE", arg([2, 5]), arg([5])],
     "/vae_reconstruct": [arg(["16-D latent"]), "IMAGE", arg([1, 2]), arg([1.0]), arg([0])],
+    "/text2img_generate": [arg(["Shapes LDM (trained here)", "Stable Diffusion (local folder or hub id)"]),
+                           arg(["", "no/such/folder"]), arg([CAPTION, ""]), arg(["", "a square"]), arg([0, 3, 15]),
+                           arg([0.0, 0.7]), arg(["DDIM", "DPM-Solver++ (multistep)"]), arg([2]), arg([1, 2]), arg([0]),
+                           arg([OWN, "on", "off"]), arg([OWN, "trailing"])],
+    "/text2img_sweep": [arg(["Shapes LDM (trained here)"]), arg([""]), arg([CAPTION]), arg([""]), arg(["0, 3", "1"]),
+                        arg([1]), arg([2]), arg([0])],
+    "/stackgan_generate": [arg([CAPTION, ""]), arg(["nearest-neighbour + conv", "PixelShuffle (sub-pixel conv)"]),
+                           arg([1, 3]), arg([0]), arg([True, False])],
+    "/stackgan_random": [arg(["nearest-neighbour + conv"]), arg([0, 5])],
     "/metrics_compute": [arg(["Real MNIST training images (the floor)"]), arg(["classifier"]), arg([16, 20]),
                          arg([2]), arg([0])],
 }

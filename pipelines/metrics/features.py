@@ -103,7 +103,8 @@ def _to_grey_size(x: torch.Tensor, size: int) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------- judge classifiers
-DATASET_TITLES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "brightness-mnist": "brightness-varied MNIST"}
+DATASET_TITLES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "brightness-mnist": "brightness-varied MNIST",
+                  "shapes": "captioned shapes"}
 
 
 class JudgeFeatures(FeatureNetwork):
@@ -135,6 +136,32 @@ class JudgeFeatures(FeatureNetwork):
     def forward(self, x):
         f = self.model.features(x)           # 128-d, the layer the FID is computed on
         return f, self.model.head(f)         # logits of p(y|x) from the same pass (dropout is off in eval)
+
+
+class ShapesJudgeFeatures(FeatureNetwork):
+    """The shapes attribute judge (`checkpoints/shapes-judge`) as a feature network: FID on its 128-d features,
+    IS over the 24 joint shape x colour classes, p(shape, colour | x) = p(shape | x)·p(colour | x) (its two heads)."""
+    key = "shapes-judge"
+    short = "shapes judge"
+    name = "shapes judge features"
+    layer = "128-d fc layer after ReLU (shared by the five attribute heads)"
+
+    def __init__(self):
+        from ..shapes.judge import NAME, load_judge
+        self.model = load_judge("cpu")   # raises CheckpointMissing (with the train command)
+        self.fingerprint = weights_hash(checkpoints_root() / NAME)
+        self.dim = self.model.config["feature_dim"]
+        self.shapes, self.colours = self.model.config["heads"]["shape"], self.model.config["heads"]["colour"]
+        self.num_classes = self.shapes * self.colours
+
+    def preprocess(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.preprocess(x)
+
+    def forward(self, x):
+        f = self.model.features(x)
+        shape = self.model.heads["shape"](f).log_softmax(-1)
+        colour = self.model.heads["colour"](f).log_softmax(-1)
+        return f, (shape[:, :, None] + colour[:, None, :]).flatten(1)   # log p(shape)·p(colour), index s·6 + c
 
 
 # ----------------------------------------------------------------------------- Inception-v3
@@ -213,9 +240,10 @@ FEATURE_NETWORKS = {
     "mnist-classifier": lambda: JudgeFeatures("mnist"),
     "fashion-mnist-classifier": lambda: JudgeFeatures("fashion-mnist"),
     "inception-v3": InceptionFeatures,
+    "shapes-judge": ShapesJudgeFeatures,
 }
 # a dataset's judge: the classifier trained on it, so its classes are the dataset's (FID/IS features + accuracy)
-JUDGES = {"mnist": "mnist-classifier", "fashion-mnist": "fashion-mnist-classifier"}
+JUDGES = {"mnist": "mnist-classifier", "fashion-mnist": "fashion-mnist-classifier", "shapes": "shapes-judge"}
 # datasets without a judge: FID / IS features of another dataset's judge (no accuracy: other classes)
 BORROWED_FEATURES = {"brightness-mnist": "mnist-classifier"}
 DEFAULT_FEATURES = {**JUDGES, **BORROWED_FEATURES}

@@ -1,0 +1,23 @@
+"""StackGAN (Zhang et al. 2017), trained here on captioned shapes: a text-to-image GAN in two stages.
+
+    model.py     the four networks (Stage I/II generator and discriminator), conditioning augmentation, losses
+    train.py     Stage I, then Stage II on the frozen Stage I; resumable
+    pipeline.py  caption -> Stage I sketch (32 px) -> Stage II image (64 px)
+    evaluate.py  prompt adherence (shapes judge) and diversity, against the latent diffusion model
+
+    python -m pipelines.stackgan.train --stage 1 --threads 2
+    python -m pipelines.stackgan.train --stage 2 --threads 2
+    python -m pipelines.stackgan.train --stage 2 --upsample pixelshuffle --threads 2
+    python -m pipelines.stackgan.evaluate --threads 2
+"""
+from __future__ import annotations
+
+STAGE1 = "stackgan-stage1"
+STAGE2 = "stackgan-stage2"
+STAGE2_PIXELSHUFFLE = "stackgan-stage2-pixelshuffle"
+NAMES = {(1, "nearest"): STAGE1, (2, "nearest"): STAGE2, (2, "pixelshuffle"): STAGE2_PIXELSHUFFLE}
+STAGE1_COMMAND = "python -m pipelines.stackgan.train --stage 1 --threads 2"
+STAGE2_COMMAND = "python -m pipelines.stackgan.train --stage 2 --threads 2"
+PIXELSHUFFLE_COMMAND = "python -m pipelines.stackgan.train --stage 2 --upsample pixelshuffle --threads 2"
+EVALUATE_COMMAND = "python -m pipelines.stackgan.evaluate --threads 2"
+COMMANDS = {STAGE1: STAGE1_COMMAND, STAGE2: STAGE2_COMMAND, STAGE2_PIXELSHUFFLE: PIXELSHUFFLE_COMMAND}
