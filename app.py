@@ -21,6 +21,8 @@ TABS = [
     ("Forward & reverse diffusion", "demos.ddpm"),
     ("Classifier-free guidance", "demos.cfg"),
     ("Zero SNR & v-prediction", "demos.zero_snr"),
+    ("Text to image (latent diffusion)", "demos.text2img"),
+    ("StackGAN", "demos.stackgan"),
     ("VAE latent space", "demos.vae"),
     ("Metrics: FID & IS", "demos.metrics"),
 ]

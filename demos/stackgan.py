@@ -32,15 +32,17 @@ One forward pass per stage: no steps, no guidance scale.
 
 **Conditioning augmentation.** $\hat c_0$ is not $\varphi_t$ but a *sample*
 $$\hat c_0=\mu_0(\varphi_t)+\sigma_0(\varphi_t)\odot\varepsilon,\quad\varepsilon\sim\mathcal N(0,I),\qquad
-\mathcal L_G \mathrel{+}= \lambda\,D_{KL}\big(\mathcal N(\mu_0,\Sigma_0)\,\|\,\mathcal N(0,I)\big)=\tfrac\lambda2\textstyle\sum_j(\mu_j^2+\sigma_j^2-1-\log\sigma_j^2)$$
-so one caption covers a small cloud of conditions and the manifold between captions stays smooth ($\lambda=2$).
+\mathcal L_G \mathrel{+}= \frac{\lambda}{d}\,D_{KL}\big(\mathcal N(\mu_0,\Sigma_0)\,\|\,\mathcal N(0,I)\big)=\frac{\lambda}{2d}\textstyle\sum_{j=1}^{d}(\mu_j^2+\sigma_j^2-1-\log\sigma_j^2)$$
+so one caption covers a small cloud of conditions and the manifold between captions stays smooth ($\lambda=2$ on the
+KL per dimension of $\hat c$, as in the authors' code; on the summed KL it pulled $\hat c$ onto pure noise here, and
+the generator ignored the caption).
 """
 
 D_MD = r"""
 **Matching-aware discriminators.** $D(x,\varphi)$ must say *real and matching*: it scores
 $(x_{\text{real}},\varphi)\to1$, $(x_{\text{real}},\varphi_{\text{wrong}})\to0$ and $(G(z,\hat c),\varphi)\to0$:
 $$\mathcal L_D=-\log D(x,\varphi)-\tfrac12\big[\log(1-D(x,\varphi_{\text{wrong}}))+\log(1-D(G(z,\hat c),\varphi))\big],\qquad
-\mathcal L_G=-\log D(G(z,\hat c),\varphi)+\lambda D_{KL}$$
+\mathcal L_G=-\log D(G(z,\hat c),\varphi)+\tfrac{\lambda}{d} D_{KL}$$
 A good-looking image of the *wrong* thing is rejected, so the generator must obey the text.
 **Stage II** = encoder (32→8×8) ⊕ $\hat c$ tiled along channels → residual blocks → up-sampling to 64×64, either
 nearest-neighbour + conv or **PixelShuffle**: a conv to $C r^2$ channels, then $(B,Cr^2,H,W)\to(B,C,Hr,Wr)$.

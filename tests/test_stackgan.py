@@ -61,6 +61,18 @@ def test_conditioning_augmentation_samples_around_mu_and_its_kl_is_the_closed_fo
     assert ca.fc.weight.grad is not None and ca.fc.weight.grad.abs().sum() > 0
 
 
+def test_text_statistics_standardise_phi_inside_both_networks():
+    torch.manual_seed(0)
+    phi = 0.7 + 0.03 * torch.randn(500, 384)                      # like MiniLM here: similar captions
+    g, d = M.StageIGenerator(), M.StageIDiscriminator()
+    assert torch.equal(g.ca.standardise(phi), phi)                # identity until set
+    M.set_text_statistics(g, phi), M.set_text_statistics(d, phi)
+    for net in (g, d):
+        std = next(m for m in net.modules() if isinstance(m, M.Standardise))(phi)
+        assert std.mean().abs() < 1e-4 and (std.std(0) - 1).abs().max() < 1e-3
+    assert "ca.standardise.mean" in g.state_dict()                # saved with the weights
+
+
 class _Scripted(torch.nn.Module):
     """A 'discriminator' whose logit is +a for a matching pair of a real image, −a otherwise (known answers)."""
 
@@ -95,7 +107,7 @@ def test_generator_loss_is_non_saturating_plus_lambda_kl():
     kl = 0.5 * 8 * 0.25
     assert parts["kl"] == pytest.approx(kl)
     assert parts["g_adv"] == pytest.approx(torch.nn.functional.softplus(torch.tensor(5.0)).item(), rel=1e-5)
-    assert loss.item() == pytest.approx(parts["g_adv"] + 2.0 * kl, rel=1e-5)
+    assert loss.item() == pytest.approx(parts["g_adv"] + 2.0 * kl / 8, rel=1e-5)   # λ · KL per dimension of ĉ
 
 
 def test_architecture_summary_counts_every_parameter():
@@ -186,6 +198,28 @@ def test_training_resumes_and_exports_record_card_and_both_networks(tiny_root):
     card = (tiny_root / "ck" / STAGE2_PIXELSHUFFLE / "README.md").read_text()
     assert "PixelShuffle" in card and "Stage II" in card
     assert json.loads((tiny_root / "ck" / STAGE2 / "config.json").read_text())["stage1"]["name"] == STAGE1
+
+
+def test_an_image_caption_folder_trains_the_same_way(tmp_path):
+    """The CUB-200 layout (images/<class>/<name>.jpg, text/<class>/<name>.txt with a caption per line) trains Stage I;
+    without attribute labels the probes are skipped, everything else is the same."""
+    import json
+
+    from PIL import Image
+
+    from pipelines.stackgan import train
+    for i, colour in enumerate(["red", "blue", "green", "yellow"]):
+        (tmp_path / "images" / "001.Bird").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "text" / "001.Bird").mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (80, 60), colour).save(tmp_path / "images" / "001.Bird" / f"b{i}.jpg")
+        (tmp_path / "text" / "001.Bird" / f"b{i}.txt").write_text(f"a {colour} bird\nthis bird is {colour}\n")
+    _reset_accelerate()
+    train.main(["--stage", "1", "--steps", "2", "--batch-size", "2", "--ngf", "8", "--ndf", "8", "--data",
+                str(tmp_path / "images"), "--captions", str(tmp_path / "text"), "--runs", str(tmp_path / "runs"),
+                "--output", str(tmp_path / "out"), "--name", "birds", "--threads", "1"])
+    record = json.loads((tmp_path / "out" / "training_record.json").read_text())
+    assert record["steps"] == 2 and record["train_images"] == 4 and record["probes"] == []
+    assert json.loads((tmp_path / "out" / "config.json").read_text())["data"]["name"] == "folder"
 
 
 def test_stage2_refuses_to_train_without_stage1(tmp_path):

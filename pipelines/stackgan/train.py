@@ -39,7 +39,7 @@ from ..text_encoder import MODEL_NAME
 from ..training import (ResumableState, add_run_args, command_line, downsample_curve, hardware_summary, run_paths)
 from . import NAMES, STAGE1_COMMAND
 from .model import KL_WEIGHT, UPSAMPLES, StageIDiscriminator, StageIGenerator, StageIIDiscriminator, \
-    StageIIGenerator, count_parameters, discriminator_loss, generator_loss
+    StageIIGenerator, count_parameters, discriminator_loss, generator_loss, set_text_statistics
 
 TRAIN_IMAGES = 10_000
 PROBE_PROMPTS, PROBE_Z = 8, 8
@@ -188,6 +188,7 @@ def main(argv=None):
 
     # 2. data: images at this stage's resolution and the captions' φ
     images, phi_all, labels = training_data(args, resolution, run_dir, log=accelerator.print)
+    set_text_statistics(G, phi_all), set_text_statistics(D, phi_all)   # φ standardised inside both (buffers)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images, phi_all), batch_size=args.batch_size,
                                          shuffle=True, drop_last=True)
     opt_g = torch.optim.Adam(G.parameters(), lr=args.lr, betas=(0.5, 0.999))
