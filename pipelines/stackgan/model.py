@@ -156,9 +156,9 @@ class StageIGenerator(nn.Module):
 class StageIDiscriminator(nn.Module):
     """32 x 32 image -> three /2 down-blocks -> (4·ndf, 4, 4) features -> matching logit with φ.
 
-    `spectral_norm` (default on) replaces D's BatchNorm by spectral normalisation. With the paper's BatchNorm D, the
-    first run here (`checkpoints/stackgan-stage1-paper`) had D reject every fake within 500 steps (D loss 0.02,
-    D(fake) 0.02) and its samples fell apart: the failure the tab's failure panel shows."""
+    `spectral_norm` (default on) replaces D's BatchNorm by spectral normalisation. With the paper's BatchNorm D, a
+    first run here had D reject every fake within 500 steps (D loss 0.02, D(fake) 0.02) while its samples fell apart
+    (that run also had the over-strong KL described in `generator_loss`); `--no-spectral-norm` trains the paper's D."""
 
     def __init__(self, text_dim: int = 384, ndf: int = 32, text_dim_out: int = 64, spectral_norm: bool = True):
         super().__init__()

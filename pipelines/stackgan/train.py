@@ -133,8 +133,8 @@ def parse_args(argv=None):
     p.add_argument("--name", default=None, help="run / checkpoint name (default: by stage and up-sampling)")
     p.add_argument("--stage1", default=None, help="Stage I checkpoint folder for --stage 2 "
                                                   "(default: checkpoints/stackgan-stage1)")
-    p.add_argument("--steps", type=int, default=None, help="optimiser steps (default: 4000 Stage I, 2500 Stage II)")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--steps", type=int, default=None, help="optimiser steps (default: 4000 Stage I, 1500 Stage II)")
+    p.add_argument("--batch-size", type=int, default=None, help="default: 64 Stage I, 32 Stage II")
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--kl-weight", type=float, default=KL_WEIGHT, help="λ of the conditioning-augmentation KL")
     p.add_argument("--c-dim", type=int, default=64, help="dimension of the conditioning vector ĉ")
@@ -152,7 +152,8 @@ def parse_args(argv=None):
     add_run_args(p)
     args = p.parse_args(argv)
     args.name = args.name or NAMES[(args.stage, args.upsample if args.stage == 2 else "nearest")]
-    args.steps = args.steps or (4000 if args.stage == 1 else 2500)
+    args.steps = args.steps or (4000 if args.stage == 1 else 1500)
+    args.batch_size = args.batch_size or (64 if args.stage == 1 else 32)
     args.ndf = args.ndf or (32 if args.stage == 1 else 16)
     return args
 
