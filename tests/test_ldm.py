@@ -407,10 +407,7 @@ def test_tab_sweep_and_strips(tiny):
 @pytest.fixture(scope="module")
 def shipped():
     ldm.load_ldm.cache_clear()
-    try:
-        return ldm.load_ldm("ldm-shapes", "cpu")
-    except CheckpointMissing as exc:
-        pytest.skip(f"ldm-shapes not trained yet: {exc}")
+    return ldm.load_ldm("ldm-shapes", "cpu")     # shipped: a missing checkpoint fails here
 
 
 def test_shipped_model_follows_held_out_prompts(shipped):

@@ -133,15 +133,18 @@ def test_diversity_is_zero_for_copies_and_positive_for_real_renders():
 def test_diagnosis_reports_collapse_only_when_diversity_falls():
     curves = {"d_fake": [[1, 0.5], [100, 0.3]], "g_grad_norm": [[1, 2.0], [100, 1.0]],
               "d_loss": [[1, 1.3], [50, 1.2], [100, 1.1], [150, 1.0]]}
-    healthy = {"probes": [{"step": s, "all": a, "diversity": 0.3} for s, a in ((1, 0), (50, .2), (100, .4), (150, .5))],
-               "curves": curves}
+    healthy = {"probes": [{"step": s, "all": a, "shape": a, "colour": a, "diversity": 0.3}
+                          for s, a in ((1, 0), (50, .2), (100, .4), (150, .5))], "curves": curves}
     collapsed = {"probes": [dict(p, diversity=0.01) for p in healthy["probes"]], "curves": curves}
     found = {f.failure: f for f in diagnose(healthy, real_diversity=0.35)}
     assert not found["mode collapse"].seen and not found["non-convergence"].seen
     assert "0.350" in found["mode collapse"].evidence
     assert {f.failure: f for f in diagnose(collapsed, 0.35)}["mode collapse"].seen
-    swinging = {"probes": healthy["probes"] + [{"step": 200, "all": 0.1, "diversity": 0.3}], "curves": curves}
-    assert {f.failure: f for f in diagnose(swinging, 0.35)}["non-convergence"].seen
+    swinging = {"probes": healthy["probes"] + [{"step": 200, "all": 0.5, "shape": 0.5, "colour": 0.2, "diversity": 0.3}],
+                "curves": curves}
+    found = {f.failure: f for f in diagnose(swinging, 0.35)}["non-convergence"]
+    assert found.seen and "step 200 (colour −0.30)" in found.evidence
+    assert "ABOVE real" in {f.failure: f for f in diagnose(healthy, 0.1)}["mode collapse"].evidence
 
 
 # ----------------------------------------------------------------------------- the training command and pipeline

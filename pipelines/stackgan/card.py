@@ -21,6 +21,12 @@ the frozen Stage I's 32 x 32 sketch (`{stage1}`) into a 64 x 64 image. Generator
 UPSAMPLE = {"nearest": "nearest-neighbour x2 + 3x3 conv", "pixelshuffle": "sub-pixel convolution: 3x3 conv to 4C "
             "channels, then PixelShuffle(2), (B, 4C, H, W) -> (B, C, 2H, 2W)"}
 
+DEVIATIONS = """Where this differs from the paper, and why (each found while training here): the KL of conditioning
+augmentation is taken per dimension of ĉ (as in the authors' code; on the summed KL the generator ignored the
+caption); φ is standardised with the training captions' per-dimension mean and std inside both networks (MiniLM's
+sentence embeddings of these captions differ little); the discriminator is spectrally normalised instead of using
+BatchNorm{sn} (with BatchNorm, D rejected every fake within 500 steps), its text branch excepted."""
+
 EXTRA = """`generator.safetensors` and `discriminator.safetensors` are float32 weights; `config.json` rebuilds both
 (`pipelines.stackgan.pipeline.load_network`). `training_record.json` holds the discriminator and generator loss
 curves, D's mean probabilities on the three kinds of pair, the generator's gradient norm, and the probe figures over
@@ -43,4 +49,5 @@ def write_stackgan_card(folder: str | Path) -> Path:
         upsample=UPSAMPLE.get(g.get("upsample", "nearest"), "?"), stage1=config.get("stage1", {}).get("name", "?"))
     title = f"{folder.name}: StackGAN Stage {'I' if stage == 1 else 'II'}" + \
         (" (PixelShuffle up-sampling)" if g.get("upsample") == "pixelshuffle" else "")
-    return write_card(folder, title, summary, EXTRA.format(evaluate=EVALUATE_COMMAND))
+    sn = "" if r.get("spectral_norm", True) else " — **not in this checkpoint: it was trained with --no-spectral-norm**"
+    return write_card(folder, title, summary + "\n\n" + DEVIATIONS.format(sn=sn), EXTRA.format(evaluate=EVALUATE_COMMAND))

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 COLLAPSE_RATIO = 0.5      # generated diversity below this share of real diversity = collapsed
 D_WINS = 0.1              # mean D(fake) below this: D rejects nearly every fake
-SWING = 0.15              # an adherence drop of this much between two probes = instability
+SWING = 0.15              # an accuracy drop of this much between two probes = instability
+ATTRIBUTES = ("shape", "colour", "all")
 
 
 @dataclass
@@ -41,11 +42,14 @@ def diagnose(record: dict, real_diversity: float) -> list[Finding]:
     if trained:
         low = _steps(trained, lambda p: p["diversity"] < COLLAPSE_RATIO * real_diversity)
         lo = min(trained, key=lambda p: p["diversity"])
+        above = trained[-1]["diversity"] > 1.5 * real_diversity
         out.append(Finding("mode collapse", bool(low),
                            f"within-prompt diversity {lo['diversity']:.3f} at its lowest (step {lo['step']:,}), "
                            f"{trained[-1]['diversity']:.3f} at the end; real images of the same prompts: "
                            f"{real_diversity:.3f}" + (f"; below {COLLAPSE_RATIO:.0%} of real at {_span(low)}"
-                                                       if low else "")))
+                                                       if low else "")
+                           + ("; far ABOVE real: one prompt's samples differ in what the prompt fixes (shape, "
+                              "size, position), which is poor adherence, the opposite of collapse" if above else "")))
     # 2. vanishing gradients: D(fake) → 0, and what the generator's gradient did then
     d_fake, grad = curves.get("d_fake", []), curves.get("g_grad_norm", [])
     if d_fake and grad:
@@ -61,12 +65,13 @@ def diagnose(record: dict, real_diversity: float) -> list[Finding]:
         tail = d_loss[-max(2, len(d_loss) // 4):]
         mean = sum(tail) / len(tail)
         std = (sum((v - mean) ** 2 for v in tail) / len(tail)) ** 0.5
-        drops = [(b["step"], a["all"] - b["all"]) for a, b in zip(trained, trained[1:]) if a["all"] - b["all"] > SWING]
+        drops = [(b["step"], key, a[key] - b[key]) for a, b in zip(trained, trained[1:]) for key in ATTRIBUTES
+                 if a[key] - b[key] > SWING]
         out.append(Finding("non-convergence", bool(drops),
-                           f"D loss over the last quarter {mean:.3f} ± {std:.3f} (running means); adherence "
-                           f"(all five attributes) at the probes: "
-                           + ", ".join(f"{p['all']:.2f}" for p in trained[-8:])
-                           + (f"; it dropped by more than {SWING:.2f} at " + ", ".join(f"step {s:,} (−{d:.2f})"
-                                                                                       for s, d in drops[:4])
-                              if drops else "; no drop larger than " + f"{SWING:.2f}")))
+                           f"D loss over the last quarter {mean:.3f} ± {std:.3f} (running means); shape / colour "
+                           f"accuracy at the probes: " + ", ".join(f"{p['shape']:.2f}/{p['colour']:.2f}"
+                                                                    for p in trained[-8:])
+                           + (f"; an accuracy fell by more than {SWING:.2f} between probes at "
+                              + ", ".join(f"step {s:,} ({k} −{d:.2f})" for s, k, d in drops[:4])
+                              if drops else f"; no accuracy fell by more than {SWING:.2f} between probes")))
     return out
