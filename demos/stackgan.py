@@ -230,7 +230,12 @@ def build():
         with gr.Column(scale=1):
             caption = gr.Textbox(EXAMPLES[0][0], label="Caption", lines=2)
             gr.Examples(EXAMPLES, inputs=[caption], label="Captions in the held-out phrasings (never trained on)")
-            variant = gr.Radio(list(VARIANTS), value=next(iter(VARIANTS)), label="Stage II up-sampling")
+            trained = [v for v, name in VARIANTS.items() if (checkpoints_root() / name / "generator.safetensors").exists()]
+            variant = gr.Radio(trained or list(VARIANTS), value=(trained or list(VARIANTS))[0],
+                               label="Stage II up-sampling")
+            for v, name in VARIANTS.items():
+                if v not in trained:
+                    gr.Markdown(f"_{v}: not trained yet here; train it with `{COMMANDS[name]}`._")
             num_z = gr.Slider(1, MAX_Z, value=6, step=1, label="Number of noise vectors z")
             augment = gr.Checkbox(True, label="Conditioning augmentation (sample ĉ; off: ĉ = μ(φ))")
             seed = seed_box(0)

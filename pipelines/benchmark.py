@@ -89,7 +89,7 @@ def markdown(rows: list[dict], header: str) -> str:
     for r in rows:
         s = f"{r['seconds']:.3f}" if "seconds" in r else ""
         ips = f"{r['images_per_s']:.2f}" if "images_per_s" in r else ""
-        ratio = f"{r['ratio']:.0f}×" if "ratio" in r else ""
+        ratio = (f"{r['ratio']:.1f}×" if r["ratio"] < 10 else f"{r['ratio']:.0f}×") if "ratio" in r else ""
         lines.append(f"| {r['name']} | {s} | {ips} | {ratio} |")
     return "\n".join(lines)
 
@@ -107,9 +107,17 @@ def main(argv=None):
     rows = []
     for name, fn in registry.items():
         if args.only is None or name in args.only:
-            rows += fn(args)
+            rows += [dict(r, group=name) for r in fn(args)]
+    if args.only:  # keep the other groups' rows of the last full run (rows without a group belong to "ddpm"/"cfg")
+        old = json.loads((PROJECT_ROOT / "results" / "benchmark.json").read_text()) \
+            if (PROJECT_ROOT / "results" / "benchmark.json").exists() else {"rows": []}
+        keep = [r for r in old["rows"] if r.get("group", _legacy_group(r)) not in args.only]
+        rows = keep + rows
     header = (f"Measured by `python -m pipelines.benchmark` on {_machine()} with torch.set_num_threads({args.threads}), "
               f"median of {args.repeats} runs.")
+    if args.only:
+        header += (f" Rows of {', '.join(args.only)} re-measured by `python -m pipelines.benchmark --only "
+                   f"{' '.join(args.only)}`; the others are from the last full run.")
     text = markdown(rows, header)
     print(text)
     out = PROJECT_ROOT / "results"
@@ -117,6 +125,10 @@ def main(argv=None):
     (out / "benchmark.json").write_text(json.dumps({"threads": args.threads, "rows": rows}, indent=2) + "\n")
     if args.write_readme:
         replace_section("benchmark", text)
+
+
+def _legacy_group(row: dict) -> str:
+    return "cfg" if "CFG" in row["name"] else "ddpm"
 
 
 def _machine() -> str:

@@ -32,6 +32,7 @@ Metrics tab's on-demand scoring, register a sampler with `@generator(...)`.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 import traceback
@@ -623,7 +624,7 @@ def write_checkpoint_metrics(doc: dict) -> list[Path]:
 
 def merge(old: dict | None, doc: dict) -> dict:
     """`--only` re-runs: keep the other evaluations' rows of an earlier run under the same protocol."""
-    if not old or old.get("protocol") != doc["protocol"]:
+    if not old or old.get("protocol") != json.loads(json.dumps(doc["protocol"])):   # as stored: tuples are lists
         return doc
     redone = set(doc["evaluations"])
     evaluations = {k: v for k, v in old["evaluations"].items() if k not in redone} | doc["evaluations"]

@@ -58,6 +58,9 @@ def test_only_rerun_merges_into_earlier_results():
     merged = ev.merge(old, new)
     assert sorted(r["value"] for r in merged["rows"]) == [1, 9] and merged["seconds"] == 8
     assert ev.merge(dict(old, protocol={"n": 2}), new) is new   # another protocol: nothing merged
+    # the protocol as the command holds it (tuples) against the one read back from JSON (lists): the same protocol
+    stored = dict(old, protocol={"steps": [5, 10]})
+    assert len(ev.merge(stored, dict(new, protocol={"steps": (5, 10)}))["rows"]) == 2
 
 
 def test_ddpm_strided_ancestral_sampling_runs_the_asked_steps():

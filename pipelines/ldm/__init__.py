@@ -12,6 +12,7 @@ Stable Diffusion is three networks, and so is this package's model (`checkpoints
 Train (in this order; both resumable) and measure:
 
     python -m pipelines.ldm.vae --threads 2
+    python -m pipelines.ldm.decoder --threads 2     # the decoder alone, for faithful colours (latents unchanged)
     python -m pipelines.ldm.train --threads 2
     python -m pipelines.ldm.evaluate --threads 2
 
@@ -23,7 +24,8 @@ NAME = "ldm-shapes"
 VAE_COMMAND = "python -m pipelines.ldm.vae --threads 2"
 UNET_COMMAND = "python -m pipelines.ldm.train --threads 2"
 EVALUATE_COMMAND = "python -m pipelines.ldm.evaluate --threads 2"
-TRAIN_COMMAND = f"{VAE_COMMAND} && {UNET_COMMAND}"
+DECODER_COMMAND = "python -m pipelines.ldm.decoder --threads 2"
+TRAIN_COMMAND = f"{VAE_COMMAND} && {DECODER_COMMAND} && {UNET_COMMAND}"
 
 
 class CheckpointCorrupt(ValueError):

@@ -139,7 +139,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--name", default=NAME, help="run / checkpoint name")
     p.add_argument("--vae", default=None, help="the VAE folder (default: <output>/vae)")
-    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=6e-4)
     p.add_argument("--warmup", type=int, default=100)

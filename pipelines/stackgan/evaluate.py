@@ -127,12 +127,13 @@ def evaluate(n: int = 240, groups: int = 24, k: int = 8, ldm_steps: int = 20, se
 
 
 def training_cost(*names: str) -> tuple[float, int]:
-    """(wall seconds, generator/denoiser parameters) summed over the training records of `names` (+ LDM's VAE)."""
+    """(wall seconds, generator/denoiser parameters) summed over the training records of `names` (+ LDM's VAE and its
+    decoder fine-tune). The frozen text encoder, shared by both models, is not counted."""
     seconds, params = 0.0, 0
     for name in names:
         folder = checkpoints_root() / name
         for rec in (read_json(folder / "training_record.json", {}), read_json(folder / "vae" / "training_record.json", {})):
-            seconds += rec.get("wall_seconds", 0)
+            seconds += rec.get("wall_seconds", 0) + rec.get("decoder_finetune", {}).get("wall_seconds", 0)
             params += rec.get("parameters", 0) if isinstance(rec.get("parameters"), int) else 0
     return seconds, params
 
