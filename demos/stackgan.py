@@ -144,7 +144,7 @@ def training_plots(variant=next(iter(VARIANTS))):
     for stage, r in records.items():
         for label, curve in _curves(r, {"d_loss": "D", "g_adv": "G (adversarial)"}).items():
             losses[f"{stage} {label}"] = curve
-    fig_loss = loss_plot(losses, title="losses (running means)")
+    fig_loss = loss_plot(losses, title="G and D losses (running means)")
     fig_d = Figure(figsize=(5, 2.8), layout="constrained")
     axes = fig_d.subplots(1, 2, sharey=True)
     for ax, (stage, r) in zip(axes, records.items()):
@@ -163,7 +163,7 @@ def training_plots(variant=next(iter(VARIANTS))):
             steps = [p["step"] for p in probes]
             ax.plot(steps, [p["all"] for p in probes], f"C{i}-", label=f"{stage}: all 5 attributes right")
             ax.plot(steps, [p["diversity"] for p in probes], f"C{i}--", label=f"{stage}: diversity")
-    ax.set(title="probe: 8 held-out prompts × 8 z", xlabel="step", ylim=(0, 1.02))
+    ax.set(title="adherence & diversity (8 prompts × 8 z)", xlabel="step", ylim=(0, 1.02))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     return fig_loss, fig_d, fig_p
@@ -255,9 +255,9 @@ def build():
             random_img = gr.Image(label="Ten random captions: Stage I and Stage II", type="pil", interactive=False)
     gr.Markdown("### Training, from the shipped training records")
     with gr.Row():
-        loss_fig = gr.Plot(label="Generator and discriminator losses")
-        d_fig = gr.Plot(label="What D says about each kind of pair")
-        probe_fig = gr.Plot(label="Adherence and diversity over training")
+        loss_fig = gr.Plot(label="Generator and discriminator losses", show_label=False)
+        d_fig = gr.Plot(label="What D says about each kind of pair", show_label=False)
+        probe_fig = gr.Plot(label="Adherence and diversity over training", show_label=False)
     formula(FAILURE_MD)
     failures = gr.Markdown()
     over_training = gr.Gallery(label="Probe samples over training (oldest row first): Stage I, Stage II", columns=2,

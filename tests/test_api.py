@@ -29,6 +29,8 @@ def test_readme_api_examples_run_against_the_app(app_url, monkeypatch):
     ns: dict = {}
     exec(compile(code, "README.md", "exec"), ns)  # noqa: S102 - the README is ours
     assert ns["status"].startswith("done") and Path(ns["gif"]).suffix == ".gif"
-    assert infotext.read(ns["samples"])["tab"] in {"cfg", "zero-snr", "ddpm"}
+    assert infotext.read(ns["samples"])["tab"] in {"cfg", "zero-snr", "ddpm", "text2img"}
+    assert "noise vectors z" in ns["about"] and len(ns["captions"].splitlines()) == 10          # StackGAN
+    assert infotext.read(ns["by_z"])["tab"] == "stackgan" and "slerp" in ns["note"]            # and text to image
     assert "mean brightness" in ns["readout"] or "non-finite" in ns["readout"]
     assert "FID" in ns["result"] and os.path.exists(ns["sweep"]) and os.path.exists(ns["grid"])
