@@ -627,9 +627,10 @@ def merge(old: dict | None, doc: dict) -> dict:
     if not old or old.get("protocol") != json.loads(json.dumps(doc["protocol"])):   # as stored: tuples are lists
         return doc
     redone = set(doc["evaluations"])
-    evaluations = {k: v for k, v in old["evaluations"].items() if k not in redone} | doc["evaluations"]
+    stale = redone | {k for k in old["evaluations"] if k not in EVALUATIONS}   # re-run, or no longer registered
+    evaluations = {k: v for k, v in old["evaluations"].items() if k not in stale} | doc["evaluations"]
     order = {k: i for i, k in enumerate(EVALUATIONS)}
-    rows = [r for r in old["rows"] if r["evaluation"] not in redone] + doc["rows"]
+    rows = [r for r in old["rows"] if r["evaluation"] not in stale] + doc["rows"]
     rows.sort(key=lambda r: order.get(r["evaluation"], len(order)))
     seconds = sum(v.get("seconds", 0) for v in evaluations.values())
     return dict(doc, command="python -m pipelines.evaluate", features=old.get("features", {}) | doc["features"],

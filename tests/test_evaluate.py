@@ -50,7 +50,8 @@ def test_readme_section_between_markers_only(tmp_path):
     assert text.count(ev.START) == 1 and text.endswith("## Licence\nMIT\n")
 
 
-def test_only_rerun_merges_into_earlier_results():
+def test_only_rerun_merges_into_earlier_results(monkeypatch):
+    monkeypatch.setattr(ev, "EVALUATIONS", {"a": None, "b": None})
     old = dict(protocol={"n": 1}, evaluations={"a": {"status": "ok", "seconds": 3}, "b": {"status": "ok", "seconds": 4}},
                rows=[{"evaluation": "a", "value": 1}, {"evaluation": "b", "value": 2}], notes=[])
     new = dict(protocol={"n": 1}, evaluations={"b": {"status": "ok", "seconds": 5}},
@@ -61,6 +62,8 @@ def test_only_rerun_merges_into_earlier_results():
     # the protocol as the command holds it (tuples) against the one read back from JSON (lists): the same protocol
     stored = dict(old, protocol={"steps": [5, 10]})
     assert len(ev.merge(stored, dict(new, protocol={"steps": (5, 10)}))["rows"]) == 2
+    gone = dict(old, evaluations={**old["evaluations"], "retired": {"status": "skipped"}})   # no longer registered
+    assert "retired" not in ev.merge(gone, new)["evaluations"]
 
 
 def test_ddpm_strided_ancestral_sampling_runs_the_asked_steps():
