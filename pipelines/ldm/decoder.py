@@ -92,6 +92,9 @@ def main(argv=None):
         from .card import write_vae_card, write_vae_metrics
         export = accelerator.unwrap_model(vae).eval()
         export.half().save_pretrained(vae_dir)
+        config = read_json(vae_dir / "config.json")
+        config.pop("_name_or_path", None)          # the folder it was loaded from: a machine path, not a property
+        write_json(vae_dir / "config.json", config)
         export.float()
         figures = reconstruction_figures(export, TEST_IMAGES)
         record = read_json(vae_dir / "training_record.json", {})
