@@ -48,12 +48,14 @@ PROBE_KEYS = ("shape", "colour", "all", "diversity")
 
 
 # ----------------------------------------------------------------------------- data
-def sentence_embeddings(captions: list[str], cache: Path, batch_size: int = 256, log=print) -> torch.Tensor:
-    """φ of every caption (N, 384), cached in `cache` (keyed by the captions and the encoder)."""
+def sentence_embeddings(captions: list[str], cache_dir: Path, batch_size: int = 256, log=print) -> torch.Tensor:
+    """φ of every caption (N, 384), cached in `cache_dir` under a name made of the captions and the encoder, so
+    both stages (and every variant) of one dataset encode its captions once."""
     from safetensors import safe_open
     from safetensors.torch import save_file
 
     key = hashlib.sha256(json.dumps([MODEL_NAME, captions]).encode()).hexdigest()[:16]
+    cache = Path(cache_dir) / f"sentence-embeddings-{key}.safetensors"
     if cache.exists():
         with safe_open(str(cache), "pt") as f:
             if (f.metadata() or {}).get("key") == key:
@@ -75,9 +77,9 @@ def training_data(args, resolution: int, run_dir: Path, log=print):
         from ..shapes.data import ImageCaptionFolder
         ds = ImageCaptionFolder(args.data, args.captions, resolution=resolution, seed=args.seed)
         images, captions, _ = collate([ds[i] for i in range(min(len(ds), args.train_images))])
-        return images, sentence_embeddings(captions, run_dir / "captions.safetensors", log=log), None
+        return images, sentence_embeddings(captions, run_dir.parent / "cache", log=log), None
     images, captions, labels = shapes_tensors("train", args.train_images, resolution=resolution, seed=args.seed)
-    return images, sentence_embeddings(captions, run_dir / "captions.safetensors", log=log), labels
+    return images, sentence_embeddings(captions, run_dir.parent / "cache", log=log), labels
 
 
 def as_float(images: torch.Tensor) -> torch.Tensor:
