@@ -443,17 +443,12 @@ def _t2i_protocol(p: Protocol, what: str) -> str:
 
 
 def _ldm_images(n: int, seed: int, steps: int, progress=None) -> tuple[torch.Tensor, float]:
-    from .ldm.evaluate import BATCH as LDM_BATCH
+    from .ldm.evaluate import generate_for
     from .ldm.pipeline import load_ldm
     from .stackgan.evaluate import ldm_best_scale
     model, w = load_ldm("ldm-shapes"), ldm_best_scale()      # CheckpointMissing -> skipped
     captions, _ = _shapes_prompts(n, seed)
-    out = []
-    for k in range(0, n, LDM_BATCH):
-        out.append(model.generate(captions[k:k + LDM_BATCH], "", w, 0.0, "DDIM", steps, seed=seed * 1000 + k // LDM_BATCH))
-        if progress:
-            progress(min(k + LDM_BATCH, n), n)
-    return torch.cat(out), w
+    return generate_for(model, captions, w, steps, seed, progress), w
 
 
 @evaluation("ldm-shapes", "Latent diffusion on captioned shapes (versus StackGAN)", checkpoint="ldm-shapes")

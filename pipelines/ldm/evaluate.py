@@ -47,10 +47,13 @@ def heldout_prompts(n: int, seed: int = 0) -> tuple[list[str], list[dict[str, in
 
 
 @torch.no_grad()
-def generate_for(model, captions: list[str], scale: float, steps: int, seed: int, log=None) -> torch.Tensor:
+def generate_for(model, captions: list[str], scale: float, steps: int, seed: int, progress=None) -> torch.Tensor:
+    """One image per caption, DDIM, batches of BATCH with seeds seed·1000 + batch index; progress(done, total)."""
     out = []
     for k in range(0, len(captions), BATCH):
         out.append(model.generate(captions[k:k + BATCH], "", scale, 0.0, "DDIM", steps, seed=seed * 1000 + k // BATCH))
+        if progress:
+            progress(min(k + BATCH, len(captions)), len(captions))
     return torch.cat(out)
 
 

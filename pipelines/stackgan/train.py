@@ -38,6 +38,7 @@ from ..shapes.data import DATA_VERSION, collate, shapes_tensors, to_float
 from ..text_encoder import MODEL_NAME
 from ..training import (ResumableState, add_run_args, command_line, downsample_curve, hardware_summary, run_paths)
 from . import NAMES, STAGE1_COMMAND
+from .pipeline import load_generator
 from .model import KL_WEIGHT, UPSAMPLES, StageIDiscriminator, StageIGenerator, StageIIDiscriminator, \
     StageIIGenerator, count_parameters, discriminator_loss, generator_loss, set_text_statistics
 
@@ -160,11 +161,6 @@ def parse_args(argv=None):
     return args
 
 
-def load_stage1(folder: Path):
-    from .pipeline import load_generator
-    return load_generator(folder)
-
-
 def main(argv=None):
     from accelerate import Accelerator
     from accelerate.utils import set_seed
@@ -184,7 +180,7 @@ def main(argv=None):
         stage1_dir = Path(args.stage1) if args.stage1 else checkpoints_root() / NAMES[(1, "nearest")]
         if not (stage1_dir / "generator.safetensors").is_file():
             raise SystemExit(f"No Stage I generator in {stage1_dir}: train it first with  {STAGE1_COMMAND}")
-        stage1, resolution = load_stage1(stage1_dir).to(dev).eval(), 64
+        stage1, resolution = load_generator(stage1_dir).to(dev).eval(), 64
         G = StageIIGenerator(c_dim=args.c_dim, ngf=args.ngf, res_blocks=args.res_blocks, upsample=args.upsample)
         D = StageIIDiscriminator(ndf=args.ndf, spectral_norm=args.spectral_norm)
     z_dim = stage1.config["z_dim"] if stage1 is not None else args.z_dim
