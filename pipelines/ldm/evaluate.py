@@ -80,7 +80,7 @@ def evaluate(n: int = 240, steps: int = 20, scales=SCALES, seed: int = 0, name: 
     protocol = (f"{n} held-out-phrasing prompts, 1 image each, DDIM {steps} steps ({model.spacing} spacing), "
                 f"seeds {seed}·1000 + batch, same noise at every w; shapes-judge")
     return {"command": command_line(), "checkpoint": name, "weights": model.weights_hash, "n": n, "steps": steps,
-            "seed": seed, "phrasings": "heldout", "judge_test_accuracy": judge.record.get("test_accuracy"),
+            "seed": seed, "phrasings": "heldout", "judge_test_accuracy": judge.test_accuracy,
             "real": real, "reconstructed": recon, "sweep": sweep, "best_scale": best["w"],
             "best": {a: best[a] for a in (*ATTRIBUTE_NAMES, "all")},
             "target": TARGET, "target_met": best["shape"] >= TARGET and best["colour"] >= TARGET,

@@ -23,7 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from ..checkpoints import checkpoint_dir
+from ..checkpoints import checkpoint_dir, read_json
 from ..runtime import pick_device
 from .data import ATTRIBUTE_NAMES, ATTRIBUTES, DATA_VERSION
 
@@ -114,7 +114,8 @@ class ShapesJudge(nn.Module):
 
 @lru_cache(maxsize=4)
 def load_judge(device: str | None = None) -> ShapesJudge:
-    """The shipped judge (checkpoints/shapes-judge), in eval mode; `.record` is its training record."""
+    """The shipped judge (checkpoints/shapes-judge), in eval mode; `.record` is its training record and
+    `.test_accuracy` the figures its card measured on the test split (figure -> value)."""
     path = checkpoint_dir(NAME, TRAIN_COMMAND, required="model.safetensors")
     config = json.loads((path / "config.json").read_text())
     data = config.pop("data", {})
@@ -124,6 +125,8 @@ def load_judge(device: str | None = None) -> ShapesJudge:
     model.load_state_dict({k: v.float() if v.is_floating_point() else v
                            for k, v in load_file(path / "model.safetensors").items()})
     model.record = json.loads((path / "training_record.json").read_text())
+    model.test_accuracy = {row["figure"]: row["value"] for row in read_json(path / "metrics.json", {}).get("rows", [])
+                           if "test-split" in row.get("protocol", "")}
     return model.to(pick_device(device)).eval()
 
 
