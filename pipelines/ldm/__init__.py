@@ -23,9 +23,10 @@ from __future__ import annotations
 NAME = "ldm-shapes"
 VAE_COMMAND = "python -m pipelines.ldm.vae --threads 2"
 UNET_COMMAND = "python -m pipelines.ldm.train --threads 2"
+UNET_RESUME_COMMAND = "python -m pipelines.ldm.train --steps 6000 --threads 2"  # the shipped UNet: 2,000 steps, then this
 EVALUATE_COMMAND = "python -m pipelines.ldm.evaluate --threads 2"
 DECODER_COMMAND = "python -m pipelines.ldm.decoder --threads 2"
-TRAIN_COMMAND = f"{VAE_COMMAND} && {DECODER_COMMAND} && {UNET_COMMAND}"
+TRAIN_COMMAND = f"{VAE_COMMAND} && {DECODER_COMMAND} && {UNET_COMMAND} && {UNET_RESUME_COMMAND}"
 
 
 class CheckpointCorrupt(ValueError):
