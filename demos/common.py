@@ -109,6 +109,12 @@ def write_gif(frames, stem: str, duration_ms: int = 80) -> str:
     return str(save_gif(frames, output_path(stem, ".gif"), duration_ms))
 
 
+def write_png(img, stem: str) -> str:
+    path = output_path(stem, ".png")
+    img.save(path)
+    return str(path)
+
+
 class Player:
     """Play / pause / step buttons and a speed setting that walk a slider through a process, so a teacher
     can show it at the class's pace. Every tick moves the slider by `step`; when the slider's own events
@@ -188,12 +194,15 @@ class FramesView:
 
     @staticmethod
     def update(frames: list[tuple], gif: str | None = None, show: int | None = None):
-        """frames: [(PIL image, caption)]; returns values for `outputs`."""
-        last = max(len(frames) - 1, 0)
+        """frames: [(PIL image, caption)]; returns values for `outputs`. Each frame is written once as a PNG file:
+        the gallery serves the files and the session's state keeps only their paths (kept as PIL images, every
+        student's frames of every tab stayed in server memory for as long as the session lived)."""
+        files = [(write_png(img, "frame"), caption) for img, caption in frames]
+        last = max(len(files) - 1, 0)
         show = last if show is None else show
-        return (frames[show][0] if frames else None,
+        return (files[show][0] if files else None,
                 gr.Slider(0, max(last, 1), value=show, step=1),
-                frames, gif, frames)
+                files, gif, files)
 
 
 def samples_image(label: str = "Samples", height: int = 300) -> gr.Image:

@@ -18,6 +18,17 @@ def test_blocks_build_with_named_endpoints():
     assert {"forward", "forward_at_t", "reverse"} <= names
 
 
+def test_every_main_action_waits_in_one_queue_of_two():
+    """Two jobs at a time across all tabs, not two per tab (gradio's default: a queue per event)."""
+    import app
+    demo = app.build_app()
+    public = [fn for fn in demo.fns.values() if fn.api_visibility == "public"]
+    assert len(public) >= 15 and {fn.concurrency_id for fn in public} == {app.COMPUTE_QUEUE}
+    assert {fn.concurrency_limit for fn in public} == {"default"} and demo._queue.default_concurrency_limit == 2
+    players = [fn for fn in demo.fns.values() if fn.concurrency_limit is None]   # UI ticks never wait behind jobs
+    assert players and all(fn.concurrency_id != app.COMPUTE_QUEUE for fn in players)
+
+
 def test_forward_endpoint(client):
     strip, x_t, info, gif, plot = client.predict(handle_file(EXAMPLES[0]), "cosine (improved DDPM)", True, 999, 0,
                                                  api_name="/forward")
