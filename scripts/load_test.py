@@ -1,23 +1,25 @@
 """Load and cold-start test: launch `python app.py` on loopback, then let N gradio_client users hammer it.
 
-    python scripts/load_test.py                      # 20 users × 5 requests, across tabs; README section
-    python scripts/load_test.py --users 4 --requests 2 --no-readme   # a quick look
+    python scripts/load_test.py                      # 20 users × 5 requests × 2 rounds, across tabs; README section
+    python scripts/load_test.py --users 4 --requests 2 --rounds 1 --no-readme   # a quick look
 
 Measures, in one run:
   - cold start: `python app.py` started -> first page served (HTTP 200 on /);
   - service time: each request type alone (one user), and with c copies at once (c = the queue's concurrency:
     the service time the queue delivers when it is full);
-  - under load: failures, p50 / p95 latency, and what the queue implies for p95: with c jobs at a time, a
+  - under load: failures, p50 / p95 latency (first round, and all rounds), and what the queue implies for p95: with c jobs at a time, a
     request waits for at most ceil(users / c) - 1 others, so p95 <= ceil(users / c) × slowest service time at c;
-  - memory: the server's RSS (with children) sampled every 0.2 s: peak, and growth from after the first
-    round of requests to the end (target < 10 %).
-Bounded: loopback only, at most --users × --requests requests, and --timeout seconds overall.
+  - memory: the server's RSS (with children) sampled every 0.2 s: peak, and growth from the moment every user
+    has had one answer to the end of all rounds (target < 10 % over 200 requests).
+Each user is its own process, as each student has their own browser; they share this machine's cores.
+Bounded: loopback only, at most --users × --requests × --rounds requests, and --timeout seconds overall.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import math
+import multiprocessing
 import os
 import socket
 import statistics
@@ -26,11 +28,12 @@ import sys
 import threading
 import time
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DIGIT = ROOT / "assets" / "mnist" / "3_1_test18.png"
+PROMPT = "a small blue square in the top left corner on a black background"
 
 # (name, api_name, args): small requests from every generating tab, bounded like a student's first clicks
 REQUESTS = [
@@ -39,6 +42,9 @@ REQUESTS = [
     ("cfg_generate", "/cfg_generate", lambda h: ("MNIST", "7", 3.0, 0.0, "DDIM", 10, 4, 0)),
     ("zero_snr_generate", "/zero_snr_generate", lambda h: (True, True, "all white", 3.0, 0.0, "trailing", 10, 4, 0)),
     ("vae_at_lambda", "/vae_at_lambda", lambda h: ("16-D latent", h(DIGIT), h(DIGIT), "spherical", 0.3)),
+    ("text2img_generate", "/text2img_generate", lambda h: ("Shapes LDM (trained here)", "", PROMPT, "", 3.0, 0.0,
+                                                           "DDIM", 10, 2, 0, "the model's own", "the model's own")),
+    ("stackgan_generate", "/stackgan_generate", lambda h: (PROMPT, "nearest-neighbour + conv", 4, 0, True)),
 ]
 
 
@@ -102,12 +108,25 @@ def one(client_factory, req) -> tuple[str, float, str | None]:
         return name, time.time() - t0, f"{type(exc).__name__}: {str(exc)[:200]}"
 
 
+def user(url: str, u: int, n: int, download: bool, go, ready, out) -> None:
+    """One student: connect, wait for the start, then send n requests one after another."""
+    from gradio_client import Client
+    client = Client(url, verbose=False, **({} if download else {"download_files": False}))
+    ready.put(u)
+    go.wait()
+    done = []
+    for k in range(n):
+        name, secs, err = one(lambda: client, REQUESTS[(u + k) % len(REQUESTS)])
+        done.append((name, secs, err, k, time.time()))
+    out.put(done)
+
+
 def percentile(xs: list[float], q: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, max(0, math.ceil(q * len(xs)) - 1))]
 
 
-def run(users: int, requests: int, timeout: float, concurrency: int, download: bool = True) -> dict:
+def run(users: int, requests: int, rounds: int, timeout: float, concurrency: int, download: bool = True) -> dict:
     from gradio_client import Client
     port = free_port()
     proc, cold = start_app(port, timeout=60)
@@ -130,34 +149,48 @@ def run(users: int, requests: int, timeout: float, concurrency: int, download: b
         for req in REQUESTS:
             with ThreadPoolExecutor(max_workers=concurrency) as pool:
                 busy[req[0]] = max(s for _, s, _ in pool.map(lambda c: one(lambda: c, req), both))
-        # 2. users × requests, every user cycling through the tabs from a different starting point
-        clients = [Client(url, verbose=False, download_files=download) for _ in range(users)]
-        jobs = [(u, REQUESTS[(u + k) % len(REQUESTS)]) for k in range(requests) for u in range(users)]
-        results, t_start, first_round_end = [], time.time(), None
-        with ThreadPoolExecutor(max_workers=users) as pool:
-            futures = {}
-            for u in range(users):  # each user runs its requests one after another
-                futures[pool.submit(lambda u=u: [one(lambda: clients[u], req) for uu, req in jobs if uu == u])] = u
-            for f in as_completed(futures, timeout=timeout):
-                results += f.result()
-                first_round_end = first_round_end or time.time()
+        # 2. users × requests × rounds, each user its own process (as each student has their own machine and
+        #    interpreter: 20 clients in one process would queue on one GIL), cycling through the tabs from a
+        #    different starting point; every user connects before the clock starts
+        ctx = multiprocessing.get_context("spawn")
+        go, ready, out = ctx.Event(), ctx.Queue(), ctx.Queue()
+        users_p = [ctx.Process(target=user, args=(url, u, requests * rounds, download, go, ready, out), daemon=True)
+                   for u in range(users)]
+        for p in users_p:
+            p.start()
+        for _ in users_p:
+            ready.get(timeout=120)
+        t_start = time.time()
+        go.set()
+        results = []
+        for _ in users_p:
+            results += out.get(timeout=max(1.0, timeout - (time.time() - t_start)))
+        for p in users_p:
+            p.join(10)
         wall = time.time() - t_start
-        lat = [s for _, s, _ in results]
-        fails = [(n, e) for n, _, e in results if e]
+        fails = [(n, e) for n, _, e, _, _ in results if e]
         mem.stop.set()
         mem.join()
-        base = mem.at(t_start + (wall / requests))           # after about one request per user
+        base = mem.at(max(t for _, _, _, k, t in results if k == 0))  # once every user has had one answer
+        rounds_end = [mem.at(max(t for _, _, _, k, t in results if k == (r + 1) * requests - 1)) for r in range(rounds)]
         end, peak = mem.samples[-1][1], max(m for _, m in mem.samples)
         slowest = max(busy.values())
+
+        def latency(rows):
+            lat = [s for _, s, _, _, _ in rows]
+            return {"p50_seconds": round(statistics.median(lat), 2), "p95_seconds": round(percentile(lat, 0.95), 2)}
+
         return {
             "command": "python scripts/load_test.py " + " ".join(sys.argv[1:]),
-            "users": users, "requests_per_user": requests, "clients_download_files": download, "requests": len(results), "concurrency": concurrency,
+            "users": users, "requests_per_user": requests, "rounds": rounds, "clients_download_files": download,
+            "requests": len(results), "concurrency": concurrency,
             "cold_start_seconds": round(cold, 2), "service_seconds": {k: round(v, 3) for k, v in service.items()},
             "service_seconds_at_concurrency": {k: round(v, 3) for k, v in busy.items()},
             "failures": len(fails), "failure_examples": fails[:5], "wall_seconds": round(wall, 1),
-            "p50_seconds": round(statistics.median(lat), 2), "p95_seconds": round(percentile(lat, 0.95), 2),
+            "first_round": latency([r for r in results if r[3] < requests]), "all_rounds": latency(results),
             "queue_bound_p95_seconds": round(math.ceil(users / concurrency) * slowest, 2),
-            "rss_after_first_round_mb": round(base, 1), "rss_end_mb": round(end, 1), "rss_peak_mb": round(peak, 1),
+            "rss_after_first_answers_mb": round(base, 1), "rss_end_mb": round(end, 1), "rss_peak_mb": round(peak, 1),
+            "rss_at_each_round_end_mb": [round(m, 1) for m in rounds_end],
             "memory_growth": round((end - base) / base, 4),
         }
     finally:
@@ -172,36 +205,42 @@ def run(users: int, requests: int, timeout: float, concurrency: int, download: b
 def markdown(r: dict) -> str:
     service = ", ".join(f"{k} {v:.2f} s ({r['service_seconds_at_concurrency'][k]:.2f} s with {r['concurrency']} "
                         "at once)" for k, v in r["service_seconds"].items())
-    fetch = ("each user fetches every result file, as a browser does" if r.get("clients_download_files", True)
-             else "users do not fetch the result files, so only the queue is measured")
-    return (f"Measured by `{r['command']}`: `python app.py` on loopback, {r['users']} concurrent `gradio_client` users × "
-            f"{r['requests_per_user']} requests across the tabs (queue: {r['concurrency']} jobs at a time; {fetch}; "
-            "the users run on the server's 2 cores).\n\n"
+    fetch = ("each user fetches every result file, including the streamed frames, as a browser does"
+             if r["clients_download_files"] else "users do not fetch the result files, so only the queue is measured")
+    per_round = r["users"] * r["requests_per_user"]
+    bound = (f"p95 ≤ {r['queue_bound_p95_seconds']:.2f} s (⌈users / {r['concurrency']}⌉ × slowest service time with "
+             f"{r['concurrency']} jobs running)")
+    first, every = r["first_round"], r["all_rounds"]
+    return (f"Measured by `{r['command']}`: `python app.py` on loopback; {r['users']} concurrent `gradio_client` users, "
+            f"each its own process, × {r['requests_per_user']} requests across the tabs, {r['rounds']} round{'s' * (r['rounds'] > 1)} "
+            f"(queue: {r['concurrency']} jobs at a time; {fetch}; the users run on the server's 2 cores).\n\n"
             "| figure | value | target |\n|---|---|---|\n"
             f"| cold start: `python app.py` → first page served | {r['cold_start_seconds']:.1f} s | < 15 s |\n"
             f"| requests / failures | {r['requests']} / {r['failures']} | 0 failures |\n"
-            f"| latency p50 / p95 under load | {r['p50_seconds']:.2f} s / {r['p95_seconds']:.2f} s | p95 ≤ "
-            f"{r['queue_bound_p95_seconds']:.2f} s (⌈users / {r['concurrency']}⌉ × slowest service time with "
-            f"{r['concurrency']} jobs running) |\n"
-            f"| server memory: after the first round → end (peak) | {r['rss_after_first_round_mb']:.0f} MB → "
+            f"| latency p50 / p95, first {per_round} requests | {first['p50_seconds']:.2f} s / "
+            f"{first['p95_seconds']:.2f} s | {bound} |\n"
+            f"| latency p50 / p95, all {r['requests']} requests | {every['p50_seconds']:.2f} s / "
+            f"{every['p95_seconds']:.2f} s | the same |\n"
+            f"| server memory: after every user's first answer → end (peak) | {r['rss_after_first_answers_mb']:.0f} MB → "
             f"{r['rss_end_mb']:.0f} MB ({r['rss_peak_mb']:.0f} MB) | growth {100 * r['memory_growth']:+.1f} % "
-            f"(< 10 %) |\n\nService time of each request alone: {service}.")
+            f"(< 10 %) over {r['requests']} requests |\n\nService time of each request alone: {service}.")
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--users", type=int, default=20)
-    p.add_argument("--requests", type=int, default=5, help="requests per user")
+    p.add_argument("--requests", type=int, default=5, help="requests per user in each round")
+    p.add_argument("--rounds", type=int, default=2, help="rounds (memory is watched over all of them)")
     p.add_argument("--timeout", type=float, default=900, help="seconds for the whole load phase")
     p.add_argument("--no-readme", action="store_true")
     p.add_argument("--no-download", action="store_true",
                    help="users do not fetch the result files (separates the queue from file transfer on this machine)")
     args = p.parse_args(argv)
-    if not (1 <= args.users <= 50 and 1 <= args.requests <= 20):
-        p.error("bounded: 1-50 users and 1-20 requests each")
+    if not (1 <= args.users <= 50 and 1 <= args.requests <= 20 and 1 <= args.rounds <= 4):
+        p.error("bounded: 1-50 users, 1-20 requests each, 1-4 rounds")
     sys.path.insert(0, str(ROOT))
     from app import CONCURRENCY
-    r = run(args.users, args.requests, args.timeout, CONCURRENCY, download=not args.no_download)
+    r = run(args.users, args.requests, args.rounds, args.timeout, CONCURRENCY, download=not args.no_download)
     out = ROOT / "results"
     out.mkdir(exist_ok=True)
     (out / ("load.json" if not args.no_download else "load-no-download.json")).write_text(json.dumps(r, indent=2) + "\n")
