@@ -181,7 +181,7 @@ def run(users: int, requests: int, rounds: int, timeout: float, concurrency: int
             return {"p50_seconds": round(statistics.median(lat), 2), "p95_seconds": round(percentile(lat, 0.95), 2)}
 
         return {
-            "command": "python scripts/load_test.py " + " ".join(sys.argv[1:]),
+            "command": " ".join(["python scripts/load_test.py", *sys.argv[1:]]),
             "users": users, "requests_per_user": requests, "rounds": rounds, "clients_download_files": download,
             "requests": len(results), "concurrency": concurrency,
             "cold_start_seconds": round(cold, 2), "service_seconds": {k: round(v, 3) for k, v in service.items()},
