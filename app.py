@@ -83,8 +83,10 @@ def _cache_images_atomically() -> None:
 
 
 def build_app() -> gr.Blocks:
+    from demos.common import OUTPUT_MAX_AGE, PRUNE_EVERY
     _cache_images_atomically()
-    with gr.Blocks(title="Diffusion Lab") as demo:
+    # gradio's copies of the results are swept like ours (demos.common.prune_outputs)
+    with gr.Blocks(title="Diffusion Lab", delete_cache=(PRUNE_EVERY, OUTPUT_MAX_AGE)) as demo:
         with gr.Row():
             gr.Markdown(HEADER)
             present = gr.Checkbox(False, label="Presentation mode: large type, advanced controls hidden "

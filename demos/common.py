@@ -6,6 +6,7 @@ import inspect
 import math
 import os
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from pipelines.images import ImageInputError, save_gif, to_digit_tensor
 from pipelines.metrics.features import FeatureNetworkMissing
 
 OUTPUT_DIR = Path(os.environ.get("DIFFUSION_LAB_OUTPUTS", Path(tempfile.gettempdir()) / "diffusion-lab"))
+OUTPUT_MAX_AGE = 2 * 3600  # seconds a result file (GIF, frame) stays downloadable; a Space runs for days
+PRUNE_EVERY = 600          # seconds between two sweeps of OUTPUT_DIR
 MAX_SEED = 2**31 - 1
 LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
 MNIST_EXAMPLES = sorted(str(p) for p in (PROJECT_ROOT / "assets" / "mnist").glob("*.png"))
@@ -102,7 +105,29 @@ def formula(md: str, **kwargs) -> gr.Markdown:
 
 def output_path(stem: str, suffix: str) -> Path:
     OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
+    prune_outputs()
     return OUTPUT_DIR / f"{stem}-{uuid.uuid4().hex[:8]}{suffix}"
+
+
+_last_prune = [0.0]
+
+
+def prune_outputs(now: float | None = None) -> int:
+    """Delete result files older than OUTPUT_MAX_AGE, at most once every PRUNE_EVERY seconds (every request
+    writes ~10 frames and a GIF). Returns how many files went."""
+    now = time.time() if now is None else now
+    if now - _last_prune[0] < PRUNE_EVERY:
+        return 0
+    _last_prune[0] = now
+    gone = 0
+    for path in OUTPUT_DIR.glob("*"):
+        try:
+            if path.is_file() and now - path.stat().st_mtime > OUTPUT_MAX_AGE:
+                path.unlink()
+                gone += 1
+        except OSError:  # another worker removed it first
+            pass
+    return gone
 
 
 def write_gif(frames, stem: str, duration_ms: int = 80) -> str:

@@ -21,10 +21,12 @@ import json
 import math
 import multiprocessing
 import os
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -79,13 +81,18 @@ class MemorySampler(threading.Thread):
 
 
 def start_app(port: int, timeout: float) -> tuple[subprocess.Popen, float]:
-    """`python app.py` on loopback; returns (process, seconds until the first page was served)."""
-    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1")
+    """`python app.py` on loopback; returns (process, seconds until the first page was served). The server gets
+    file folders of its own (`proc.scratch`): its shutdown sweeps them, and no other running app's files."""
+    scratch = Path(tempfile.mkdtemp(prefix="diffusion-lab-load-"))
+    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1",
+               GRADIO_TEMP_DIR=str(scratch / "gradio"), DIFFUSION_LAB_OUTPUTS=str(scratch / "outputs"))
     t0 = time.time()
     proc = subprocess.Popen([sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc.scratch = scratch
     while time.time() - t0 < timeout:
         if proc.poll() is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
             raise RuntimeError(f"app.py exited: {proc.stderr.read().decode()[-2000:]}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
@@ -94,6 +101,7 @@ def start_app(port: int, timeout: float) -> tuple[subprocess.Popen, float]:
         except OSError:
             time.sleep(0.1)
     proc.kill()
+    shutil.rmtree(scratch, ignore_errors=True)
     raise TimeoutError(f"no page after {timeout:.0f} s")
 
 
@@ -200,6 +208,7 @@ def run(users: int, requests: int, rounds: int, timeout: float, concurrency: int
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+        shutil.rmtree(proc.scratch, ignore_errors=True)
 
 
 def markdown(r: dict) -> str:

@@ -29,6 +29,29 @@ def test_every_main_action_waits_in_one_queue_of_two():
     assert players and all(fn.concurrency_id != app.COMPUTE_QUEUE for fn in players)
 
 
+def test_old_result_files_are_swept(tmp_path, monkeypatch):
+    """A Space runs for days: GIFs and frames older than OUTPUT_MAX_AGE go, recent ones stay, and gradio's own
+    copies are swept on the same terms."""
+    import os
+    import time
+
+    import app
+    from demos import common
+    monkeypatch.setattr(common, "OUTPUT_DIR", tmp_path)
+    monkeypatch.setattr(common, "_last_prune", [0.0])
+    now = time.time()
+    old, new = tmp_path / "old.gif", tmp_path / "new.png"
+    for path, age in ((old, common.OUTPUT_MAX_AGE + 60), (new, common.OUTPUT_MAX_AGE - 60)):
+        path.write_bytes(b"x")
+        os.utime(path, (now - age, now - age))
+    assert common.prune_outputs(now) == 1 and not old.exists() and new.exists()
+    old.write_bytes(b"x")
+    os.utime(old, (now - 10 * common.OUTPUT_MAX_AGE,) * 2)
+    assert common.prune_outputs(now + 1) == 0 and old.exists()          # at most one sweep per PRUNE_EVERY
+    assert common.prune_outputs(now + common.PRUNE_EVERY + 1) == 2 and not new.exists()   # new is now old too
+    assert app.build_app().delete_cache == (common.PRUNE_EVERY, common.OUTPUT_MAX_AGE)
+
+
 def test_forward_endpoint(client):
     strip, x_t, info, gif, plot = client.predict(handle_file(EXAMPLES[0]), "cosine (improved DDPM)", True, 999, 0,
                                                  api_name="/forward")
