@@ -105,12 +105,12 @@ def start_app(port: int, timeout: float) -> tuple[subprocess.Popen, float]:
     raise TimeoutError(f"no page after {timeout:.0f} s")
 
 
-def one(client_factory, req) -> tuple[str, float, str | None]:
+def one(client, req) -> tuple[str, float, str | None]:
     from gradio_client import handle_file
     name, api, args = req
     t0 = time.time()
     try:
-        client_factory().predict(*args(handle_file), api_name=api)
+        client.predict(*args(handle_file), api_name=api)
         return name, time.time() - t0, None
     except Exception as exc:  # a failure is a result here, not a crash
         return name, time.time() - t0, f"{type(exc).__name__}: {str(exc)[:200]}"
@@ -124,7 +124,7 @@ def user(url: str, u: int, n: int, download: bool, go, ready, out) -> None:
     go.wait()
     done = []
     for k in range(n):
-        name, secs, err = one(lambda: client, REQUESTS[(u + k) % len(REQUESTS)])
+        name, secs, err = one(client, REQUESTS[(u + k) % len(REQUESTS)])
         done.append((name, secs, err, k, time.time()))
     out.put(done)
 
@@ -146,8 +146,8 @@ def run(users: int, requests: int, rounds: int, timeout: float, concurrency: int
         solo = Client(url, verbose=False)
         service = {}
         for req in REQUESTS:
-            one(lambda: solo, req)
-            name, secs, err = one(lambda: solo, req)
+            one(solo, req)
+            name, secs, err = one(solo, req)
             if err:
                 raise RuntimeError(f"{name} fails even alone: {err}")
             service[name] = secs
@@ -156,7 +156,7 @@ def run(users: int, requests: int, rounds: int, timeout: float, concurrency: int
         busy = {}
         for req in REQUESTS:
             with ThreadPoolExecutor(max_workers=concurrency) as pool:
-                busy[req[0]] = max(s for _, s, _ in pool.map(lambda c: one(lambda: c, req), both))
+                busy[req[0]] = max(s for _, s, _ in pool.map(lambda c: one(c, req), both))
         # 2. users × requests × rounds, each user its own process (as each student has their own machine and
         #    interpreter: 20 clients in one process would queue on one GIL), cycling through the tabs from a
         #    different starting point; every user connects before the clock starts
