@@ -47,6 +47,81 @@ def save_gif(frames: list[Image.Image], path: str | Path, duration_ms: int = 80,
     return path
 
 
+def _too_large(width: int, height: int, limit: int = MAX_UPLOAD_PIXELS) -> ImageInputError:
+    return ImageInputError(f"The image is {width}x{height}; the limit is {limit:,} pixels.")
+
+
+def _declared_size(src) -> tuple[int, int] | None:
+    """The size an image file declares, read from its header only.
+
+    Image.open refuses a decompression bomb (or warns, which a warnings filter may turn into an error) without
+    saying its size, so this asks the format plugins directly, as Image.open does, minus PIL's bomb check.
+    """
+    Image.init()
+    try:
+        fp = open(src, "rb") if isinstance(src, str) else src
+    except OSError:
+        return None
+    with fp:
+        fp.seek(0)
+        prefix = fp.read(16)
+        for fmt in Image.ID:
+            factory, accept = Image.OPEN[fmt]
+            accepted = accept(prefix) if accept else True
+            if not accepted or isinstance(accepted, str):
+                continue
+            try:
+                fp.seek(0)
+                return factory(fp, src if isinstance(src, str) else "").size
+            except Exception:  # not this format: try the next, as Image.open does
+                continue
+    return None
+
+
+def _to_8bit(arr: np.ndarray) -> np.ndarray:
+    """Any numeric pixel array -> uint8 of the same shape, scaled by what its values mean.
+
+    bool: False/True -> 0/255. uint16 (16-bit data): v * 255 / 65535. Other integers (e.g. PIL mode "I"): 8-bit
+    if the maximum is <= 255, else 16-bit; clipped to the range. Floats: must be finite; [0, 1] is scaled by 255,
+    any other range is stretched from min..max to 0..255 (a flat image stays flat, clipped to 0..255).
+    """
+    if arr.dtype == np.uint8:
+        return arr
+    kind = arr.dtype.kind
+    if kind == "b":
+        return arr.astype(np.uint8) * 255
+    if kind in "iu":
+        if (kind == "u" and arr.dtype.itemsize == 2) or int(arr.max()) > 255:
+            wide = np.clip(arr, 0, 65535).astype(np.uint32)
+            return ((wide * 255 + 32767) // 65535).astype(np.uint8)  # exact rounding: 32768 -> 128
+        return np.clip(arr, 0, 255).astype(np.uint8)
+    if kind == "f":
+        a = arr.astype(np.float64)
+        if not np.isfinite(a).all():
+            raise ImageInputError("The image has NaN or infinite pixel values; only finite numbers can be shown.")
+        lo, hi = a.min(), a.max()
+        if lo >= 0 and hi <= 1:
+            a = a * 255
+        elif hi > lo:
+            a = (a - lo) * (255 / (hi - lo))
+        return np.clip(np.rint(a), 0, 255).astype(np.uint8)
+    raise ImageInputError(f"An array of {arr.dtype} values is not an image; use integers, floats or booleans.")
+
+
+def _image_to_8bit(img: Image.Image) -> Image.Image:
+    """16-bit ("I;16*"), 32-bit integer ("I") and float ("F") images -> mode "L" by their range (see _to_8bit).
+
+    PIL's own convert("L") clips these to 0..255, so a 16-bit or a [0, 1] float image comes out (nearly) black
+    and white. 16-bit RGB(A) PNGs need nothing: Pillow opens them as 8-bit RGB(A) (their high bytes).
+    """
+    if img.mode in ("I", "F") or img.mode.startswith("I;16"):
+        out = Image.fromarray(_to_8bit(np.asarray(img)))
+        # keep e.g. a PNG's text chunks (infotext reads them); a transparency key is in the old value range
+        out.info.update({k: v for k, v in img.info.items() if k != "transparency"})
+        return out
+    return img
+
+
 def open_image(data) -> Image.Image:
     """Anything a user may hand us (path, bytes, PIL, numpy) -> PIL, or ImageInputError."""
     if isinstance(data, dict):  # a gradio FileData / ImageData payload: {"path": ..., ...}
@@ -58,28 +133,38 @@ def open_image(data) -> Image.Image:
     elif isinstance(data, np.ndarray):
         if data.size == 0:
             raise ImageInputError("The image is empty.")
-        arr = data
-        if arr.dtype != np.uint8:
-            arr = np.clip(arr * (255 if arr.max() <= 1 else 1), 0, 255).astype(np.uint8)
-        img = Image.fromarray(arr)
+        height, width = (data.shape + (1,))[:2]
+        if width * height > MAX_UPLOAD_PIXELS:
+            raise _too_large(width, height)
+        arr = data[..., 0] if data.ndim == 3 and data.shape[2] == 1 else data  # HxWx1 -> HxW: PIL rejects HxWx1
+        try:
+            img = Image.fromarray(_to_8bit(arr))
+        except TypeError as exc:  # a shape PIL has no mode for
+            raise ImageInputError(f"An array of shape {data.shape} is not an image (use HxW, HxWx3 or HxWx4).") from exc
     else:
         try:
             src = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else str(data)
             with Image.open(src) as probe:
-                if probe.width * probe.height > MAX_UPLOAD_PIXELS:
-                    raise ImageInputError(
-                        f"The image is {probe.width}x{probe.height}; the limit is {MAX_UPLOAD_PIXELS:,} pixels.")
+                if probe.width * probe.height > MAX_UPLOAD_PIXELS:  # the declared size, before any decoding
+                    raise _too_large(probe.width, probe.height)
                 probe.load()
                 img = probe.copy()
         except ImageInputError:
             raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            # PIL refused a huge declared size (the warning is raised when warnings are errors) without saying it.
+            size = _declared_size(src)
+            if size is None:
+                raise ImageInputError(f"The image is too large; the limit is {MAX_UPLOAD_PIXELS:,} pixels.") from exc
+            over_ours = size[0] * size[1] > MAX_UPLOAD_PIXELS  # else PIL's own limit was set lower than ours
+            raise _too_large(*size, MAX_UPLOAD_PIXELS if over_ours else Image.MAX_IMAGE_PIXELS) from exc
         except Exception as exc:  # PIL raises many types for "not an image"
             raise ImageInputError("That file is not an image PIL can read (try a PNG or JPEG).") from exc
     if img.width * img.height > MAX_UPLOAD_PIXELS:
-        raise ImageInputError(f"The image is {img.width}x{img.height}; the limit is {MAX_UPLOAD_PIXELS:,} pixels.")
+        raise _too_large(img.width, img.height)
     if img.width < 1 or img.height < 1:
         raise ImageInputError("The image is empty.")
-    return img
+    return _image_to_8bit(img)
 
 
 def flatten_alpha(img: Image.Image, background=None) -> Image.Image:
