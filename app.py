@@ -84,6 +84,7 @@ def _cache_images_atomically() -> None:
 
 def build_app() -> gr.Blocks:
     from demos.common import OUTPUT_MAX_AGE, PRUNE_EVERY
+    from demos.queue_policy import FairQueue
     _cache_images_atomically()
     # gradio's copies of the results are swept like ours (demos.common.prune_outputs)
     with gr.Blocks(title="Diffusion Lab", delete_cache=(PRUNE_EVERY, OUTPUT_MAX_AGE)) as demo:
@@ -103,6 +104,7 @@ def build_app() -> gr.Blocks:
             demo.load(fn, inputs, outputs, api_visibility="private", **(kwargs[0] if kwargs else {}))
     share_one_queue(demo)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
+    FairQueue(demo, COMPUTE_QUEUE)  # a cap per session, and least-used sessions first (demos/queue_policy.py)
     return demo
 
 
@@ -116,6 +118,19 @@ def share_one_queue(demo: gr.Blocks) -> None:
             fn.concurrency_id = COMPUTE_QUEUE
 
 
+def allow_sd(flag: bool | None, host: str, share: bool) -> bool:
+    """Loading Stable Diffusion checkpoints by name opens folders and downloads models a visitor names: opt-in.
+    --allow-sd / --no-allow-sd decide; else DIFFUSION_LAB_ALLOW_SD; else on only for a private server (loopback,
+    no --share link, not a Space). The answer goes into DIFFUSION_LAB_ALLOW_SD, which the tab reads."""
+    if flag is not None:
+        return flag
+    from demos.text2img import ALLOW_SD_ENV
+    if os.environ.get(ALLOW_SD_ENV) in ("0", "1"):
+        return os.environ[ALLOW_SD_ENV] == "1"
+    loopback = host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
+    return loopback and not share and not os.environ.get("SPACE_ID")
+
+
 def launch(demo: gr.Blocks, **kwargs):
     """Launch with the app's look; used by main() and by the tests."""
     return demo.launch(css=CSS, max_file_size=MAX_UPLOAD, **kwargs)
@@ -127,9 +142,15 @@ def main(argv=None):
     p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
     p.add_argument("--share", action="store_true", help="create a public gradio.live link")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: best available)")
+    p.add_argument("--allow-sd", action=argparse.BooleanOptionalAction, default=None,
+                   help="let visitors load any Stable Diffusion folder or hub id (default: on for a loopback --host "
+                        "that is not a Hugging Face Space, off otherwise; DIFFUSION_LAB_SD_ALLOWLIST lists ids that "
+                        "always load)")
     args = p.parse_args(argv)
     if args.device:
         os.environ["DIFFUSION_LAB_DEVICE"] = args.device
+    from demos.text2img import ALLOW_SD_ENV
+    os.environ[ALLOW_SD_ENV] = "1" if allow_sd(args.allow_sd, args.host, args.share) else "0"
     launch(build_app(), server_name=args.host, server_port=args.port, share=args.share)
 
 

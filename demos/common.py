@@ -2,15 +2,19 @@
 from __future__ import annotations
 
 import functools
+import html
 import inspect
 import math
 import os
+import re
+import reprlib
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
 import gradio as gr
+from PIL import Image
 
 from pipelines.checkpoints import PROJECT_ROOT, CheckpointMissing
 from pipelines import infotext
@@ -50,25 +54,103 @@ def user_errors(fn):
     return wrapper
 
 
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")  # what a person types: "3", "-0.5", ".7"
+MAX_ECHO = 80  # characters of a user's own text that a message repeats
+# NUL and other C0/C1 controls (ANSI escapes start with one), and the bidi embeddings, overrides and isolates
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|~$])")
+
+
+def echo(value, limit: int = MAX_ECHO) -> str:
+    """A user's value as a message may repeat it: one line, no control or direction-override characters, at most
+    `limit` characters, HTML escaped (gradio renders messages and Markdown as HTML)."""
+    text = value if isinstance(value, str) else reprlib.repr(value)
+    text = _UNPRINTABLE.sub("\ufffd", text[:limit + 1])
+    return html.escape(text if len(text) <= limit else text[:limit] + "…")
+
+
+def echo_md(value, limit: int = MAX_ECHO) -> str:
+    """`echo` for Markdown: its punctuation (emphasis, links, code, $ for LaTeX) is backslash-escaped as well."""
+    return _MARKDOWN.sub(r"\\\1", echo(value, limit))
+
+
+def warn_notes(notes: list[str]) -> str:
+    """Show a pipeline's notes (which may quote the user's text) as warnings; returns them as Markdown list items."""
+    for n in notes:
+        gr.Warning(echo(n, 300))
+    return "".join(f"\n- ⚠️ {echo_md(n, 300)}" for n in notes)
+
+
 def check_number(value, name: str, lo: float, hi: float, integer: bool = False):
-    """Validate a slider/number value that may arrive from the API as anything."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}.") from None
+    """Validate a slider/number value that may arrive from the API as anything: a JSON number, or text written the
+    way a person types a number ("3", "0.5"); never a boolean, a list, "1e1" or "nan"."""
+    if isinstance(value, str) and _PLAIN_NUMBER.fullmatch(value.strip()):
+        value = float(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a number, got {echo(value)}.")
+    v = float(value)
     if math.isnan(v) or not lo <= v <= hi:
-        raise ValueError(f"{name} must be between {lo:g} and {hi:g}, got {value!r}.")
+        raise ValueError(f"{name} must be between {lo:g} and {hi:g}, got {echo(value)}.")
     if integer:
         if v != int(v):
-            raise ValueError(f"{name} must be a whole number, got {value!r}.")
+            raise ValueError(f"{name} must be a whole number, got {echo(value)}.")
         return int(v)
     return v
 
 
 def check_choice(value, name: str, choices):
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}.")
+    if not isinstance(value, (str, int, float)) or value not in choices:
+        raise ValueError(f"{name} must be one of {[echo(c) for c in choices]}, got {echo(value)}.")
     return value
+
+
+def check_bool(value, name: str) -> bool:
+    """A checkbox: true or false, nothing that merely looks like one ("false" is text, and would tick it)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {echo(value)}.")
+    return value
+
+
+def check_cost(images: int, steps: int, budget: int, what: str = "network evaluations × images") -> None:
+    """Bound a request by what it costs, not only by separate caps: `images × steps` (one batched network call per
+    step) must stay within the tab's budget, sized to about 20 s of a 2-core CPU."""
+    if images * steps > budget:
+        raise ValueError(f"This asks for {images:,} images × {steps:,} steps = {images * steps:,} {what}; one request "
+                         f"may cost at most {budget:,} (about 20 s on this server). Use fewer images or fewer steps.")
+
+
+def received_file(payload):
+    """What an image input of a request may be opened as: bytes or a PIL image as they are, and a file only when
+    gradio itself received it (its upload and cache folder) or it is one of the app's example digits. A URL is never
+    fetched and no other path is ever opened: a raw API payload can name any file on the server."""
+    if isinstance(payload, dict):  # a gradio FileData payload; only its server-side path counts, never its url
+        if payload.get("url") and not payload.get("path"):
+            raise ImageInputError("Images are taken as uploads only, not as URLs: upload the file itself.")
+        payload = payload.get("path")
+    if payload is None or isinstance(payload, (bytes, bytearray, Image.Image)) or payload == "":
+        return payload
+    if not isinstance(payload, str):
+        raise ImageInputError("That is not an image upload: upload a PNG or JPEG.")
+    if "://" in payload or payload.lower().startswith("data:"):
+        raise ImageInputError("Images are taken as uploads only, not as URLs: upload the file itself.")
+    try:
+        path = Path(payload).resolve()  # follows symbolic links out of the folders too
+        allowed = any(path.is_relative_to(root) for root in _received_roots()) and path.is_file()
+    except (OSError, ValueError):  # NUL bytes, names too long
+        allowed = False
+    if not allowed:
+        raise ImageInputError("That image was not uploaded to this app: upload the file itself.")
+    return str(path)
+
+
+def _received_roots() -> list[Path]:
+    from gradio.utils import get_upload_folder  # uploads, and the copies gradio makes of examples and values
+    return [Path(get_upload_folder()).resolve(), (PROJECT_ROOT / "assets").resolve()]
+
+
+def digit_tensor(payload, size: int = 28):
+    """An image input as the (1, size, size) MNIST-like tensor and notes (see `to_digit_tensor`), opened safely."""
+    return to_digit_tensor(received_file(payload), size)
 
 
 def digit_input(label: str, value: str | None = None) -> gr.Image:
@@ -235,13 +317,48 @@ def samples_image(label: str = "Samples", height: int = 300) -> gr.Image:
     return gr.Image(label=label, type="pil", interactive=False, height=height, format="png")
 
 
+MAX_RESTORED_TEXT = 20_000  # characters a restored text box may hold (the prompt boxes' own limit)
+
+
+def restore_check(component: gr.components.Component):
+    """The check a restored value must pass before it goes into `component`: the range, step and choices the control
+    itself offers, as a person typing into it would meet them. Returns value -> checked value (or ValueError)."""
+    name = component.label or "this control"
+    if isinstance(component, gr.Checkbox):
+        return lambda v: check_bool(v, name)
+    if isinstance(component, (gr.Radio, gr.Dropdown)):
+        choices = [c[1] if isinstance(c, tuple) else c for c in component.choices]
+        return lambda v: check_choice(v, name, choices)
+    if isinstance(component, (gr.Slider, gr.Number)):
+        lo = -math.inf if component.minimum is None else component.minimum
+        hi = math.inf if component.maximum is None else component.maximum
+        if isinstance(component, gr.Number):
+            whole = component.precision == 0
+        else:
+            whole = float(component.step).is_integer() and float(component.minimum).is_integer()
+        return lambda v: check_number(v, name, lo, hi, integer=whole)
+    if isinstance(component, gr.Textbox):
+        def text(v):
+            if not isinstance(v, str):
+                raise ValueError(f"{name} must be text, got {echo(v)}.")
+            if len(v) > MAX_RESTORED_TEXT:
+                raise ValueError(f"{name} is {len(v):,} characters long; the limit is {MAX_RESTORED_TEXT:,}.")
+            return v
+        return text
+    raise TypeError(f"no restore check for {type(component).__name__}")
+
+
 class SettingsDrop:
     """'Drop a PNG generated here': restores the controls of the tab that made it (from its infotext).
 
-    `controls` maps each stored setting name to the component it restores, e.g. {"seed": seed_box}."""
+    `controls` maps each stored setting name to the component it restores, e.g. {"seed": seed_box}. Every restored
+    value passes the check its control implies (`restore_check`), or the one given in `checks` (name -> value ->
+    checked value, for controls whose choices depend on another setting); a value that fails is left out, and the
+    note says which and why."""
 
-    def __init__(self, tab: str, controls: dict[str, gr.components.Component]):
+    def __init__(self, tab: str, controls: dict[str, gr.components.Component], checks: dict | None = None):
         self.tab, self.names = tab, list(controls)
+        self.checks = {n: restore_check(c) for n, c in controls.items()} | (checks or {})
         with gr.Group(elem_classes=["advanced"]):
             self.file = gr.File(label="Restore settings: drop a PNG generated in this tab", file_types=[".png"],
                                 height=90)
@@ -250,13 +367,24 @@ class SettingsDrop:
                          api_visibility="private")
 
     def restore(self, payload):
+        keep = [gr.update() for _ in self.names]
         try:
-            settings = infotext.read(payload)
+            settings = infotext.read(received_file(payload))
         except ImageInputError as exc:
-            return *(gr.update() for _ in self.names), f"⚠️ {exc}"
+            return *keep, f"⚠️ {exc}"
         if settings.get("tab") != self.tab:
-            where = settings.get("tab", "another")
-            return *(gr.update() for _ in self.names), f"⚠️ This PNG was made in the **{where}** tab: drop it there."
-        found = [n for n in self.names if n in settings]
-        note = "Restored " + ", ".join(f"{n} = {settings[n]}" for n in found) + ". Press the button to regenerate."
-        return *(gr.update(value=settings[n]) if n in settings else gr.update() for n in self.names), note
+            where = echo_md(settings.get("tab", "another"), 40)
+            return *keep, f"⚠️ This PNG was made in the **{where}** tab: drop it there."
+        restored, refused = {}, []
+        for n in self.names:
+            if n in settings:
+                try:
+                    restored[n] = self.checks[n](settings[n])
+                except ValueError as exc:
+                    refused.append(f"**{n}**: " + _MARKDOWN.sub(r"\\\1", str(exc)))
+        note = ("Restored " + ", ".join(f"{n} = {echo_md(v, 40)}" for n, v in restored.items()) + "."
+                if restored else "Nothing could be restored.")
+        if refused:
+            note += "\n\n⚠️ Not restored (the controls keep their values):\n" + "\n".join(f"- {r}" for r in refused)
+        note += "\n\nPress the button to regenerate."
+        return *(gr.update(value=restored[n]) if n in restored else gr.update() for n in self.names), note

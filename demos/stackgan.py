@@ -13,7 +13,8 @@ from pipelines.shapes.data import HELDOUT_TEMPLATES, ShapesDataset, caption_for
 from pipelines.stackgan import COMMANDS, STAGE1, STAGE2, STAGE2_PIXELSHUFFLE
 from pipelines.stackgan.pipeline import MAX_PROMPT_CHARS, load_network, load_stackgan
 
-from .common import MAX_SEED, SettingsDrop, check_choice, check_number, formula, samples_image, seed_box, user_errors
+from .common import (MAX_SEED, SettingsDrop, check_bool, check_choice, check_number, echo_md, formula, samples_image,
+                     seed_box, user_errors, warn_notes)
 from .plots import loss_plot
 
 VARIANTS = {"nearest-neighbour + conv": STAGE2, "PixelShuffle (sub-pixel conv)": STAGE2_PIXELSHUFFLE}
@@ -73,19 +74,9 @@ def _model(variant):
     return load_stackgan(VARIANTS[variant])
 
 
-def _warn(notes) -> str:
-    for n in notes:
-        gr.Warning(n)
-    return "".join(f"\n- ⚠️ {n}" for n in notes)
-
-
 def _pair(stage1: torch.Tensor, stage2: torch.Tensor) -> torch.Tensor:
     """(2, n, 3, 64, 64): Stage I up-sampled (nearest, so its pixels stay visible) above Stage II."""
     return torch.stack([F.interpolate(stage1, scale_factor=2, mode="nearest"), stage2])
-
-
-def _short(text: str, limit: int = 70) -> str:
-    return text if len(text) <= limit else text[:limit] + "…"
 
 
 # ---------------------------------------------------------------- callbacks
@@ -95,7 +86,7 @@ def generate(caption, variant, num_z, seed, augment):
     caption = _caption(caption)
     n = check_number(num_z, "Number of z", 1, MAX_Z, integer=True)
     seed = check_number(seed, "Seed", 0, MAX_SEED, integer=True)
-    augment = bool(augment)
+    augment = check_bool(augment, "Conditioning augmentation")
     gan = _model(variant)
     by_z = gan.several_z(caption, n, seed, augment=augment)
     by_c = gan.several_c(caption, n, seed)
@@ -107,8 +98,8 @@ def generate(caption, variant, num_z, seed, augment):
     img_c = labelled_grid(_pair(by_c.stage1, by_c.stage2), rows, [f"ĉ {i + 1}" for i in range(n)], scale=2,
                           label_width=120)
     how = "ĉ sampled for each" if augment else "ĉ = μ(φ) (augmentation off)"
-    return img_z, img_c, (f"“{_short(caption)}”: {n} noise vectors z ({how}); below, the first z with {n} samples of "
-                          f"ĉ₀ and ĉ. Seed {seed}, Stage II {variant}.{_warn(by_z.notes)}")
+    return img_z, img_c, (f"“{echo_md(caption, 70)}”: {n} noise vectors z ({how}); below, the first z with {n} samples of "
+                          f"ĉ₀ and ĉ. Seed {seed}, Stage II {variant}.{warn_notes(by_z.notes)}")
 
 
 def random_captions(n: int, seed: int) -> list[str]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import gradio as gr
 import torch
@@ -15,8 +16,8 @@ from pipelines.schedules import SPACINGS
 from pipelines.shapes.data import HELDOUT_TEMPLATES, caption_for
 
 from .cfg import parse_scales
-from .common import (MAX_SEED, FramesView, SettingsDrop, check_choice, check_number, formula, samples_image, seed_box,
-                     user_errors, write_gif)
+from .common import (MAX_SEED, FramesView, SettingsDrop, check_choice, check_cost, check_number, echo, echo_md, formula,
+                     samples_image, seed_box, user_errors, warn_notes, write_gif)
 
 SHAPES = "Shapes LDM (trained here)"
 SD = "Stable Diffusion (local folder or hub id)"
@@ -25,7 +26,12 @@ OWN = "the model's own"
 ZERO_SNR_CHOICES = (OWN, "on", "off")
 SPACING_CHOICES = (OWN, *SPACINGS)
 MAX_STEPS, MAX_FRAMES, MAX_FRAMES_SD, MAX_PROMPT_CHARS = 100, 20, 5, 20_000
+ALLOW_SD_ENV, SD_ALLOWLIST_ENV = "DIFFUSION_LAB_ALLOW_SD", "DIFFUSION_LAB_SD_ALLOWLIST"
+SD_OFF = ("This server does not load Stable Diffusion checkpoints by name (a public server must not open folders or "
+          "download models a visitor names). Run the app on your own machine (`python app.py`) to load one there; "
+          "the shapes model works here.")
 SWEEP_SCALES, MAX_SWEEP_IMAGES = "0, 1, 3, 7", 4
+MAX_IMAGE_STEPS = 1_200  # images × guided steps per request (shapes model): ≈ 19 s at 16 ms per image-step
 INTERP_MODES = ("between two prompts (token states, linear)", "between two seeds (latents, slerp)")
 
 # examples written with the held-out phrasings (never seen in training), black and white backgrounds included
@@ -108,6 +114,16 @@ def _text(value, name: str) -> str:
     return value
 
 
+def sd_allowed(spec: str) -> bool:
+    """Whether this server may load the Stable Diffusion checkpoint `spec`. Any folder or hub id only when the operator
+    opted in (`python app.py --allow-sd`, the default for a server on loopback that is not a Space): on a public
+    server a visitor could otherwise probe its disk or make it download gigabytes. Otherwise only the ids listed in
+    DIFFUSION_LAB_SD_ALLOWLIST (comma-separated)."""
+    if os.environ.get(ALLOW_SD_ENV) == "1":
+        return True
+    return spec in {s.strip() for s in os.environ.get(SD_ALLOWLIST_ENV, "").split(",") if s.strip()}
+
+
 def _model(choice, spec):
     check_choice(choice, "Model", MODEL_CHOICES)
     if choice == SD:
@@ -115,18 +131,16 @@ def _model(choice, spec):
         if not spec:
             raise ValueError("Type a Stable Diffusion checkpoint: a local diffusers folder (with model_index.json) or a "
                              f"hub id such as {next(iter(SD_EXAMPLES))} (downloaded when online).")
+        if not sd_allowed(spec):
+            raise ValueError(SD_OFF)
         return load_model(spec)
     return load_model(NAME)
 
 
-def _warn(notes: list[str]) -> str:
-    for n in notes:
-        gr.Warning(n)
-    return "".join(f"\n- ⚠️ {n}" for n in notes)
-
-
-def _short(text: str, limit: int = 80) -> str:
-    return text if len(text) <= limit else text[:limit] + "…"
+def _check_cost(model_choice, images: int, steps: int) -> None:
+    """The shapes model's per-request budget (a real SD checkpoint is opt-in, for the machine's own user)."""
+    if model_choice == SHAPES:
+        check_cost(images, steps, MAX_IMAGE_STEPS)
 
 
 def _nrow(n: int) -> int:
@@ -160,10 +174,11 @@ def generate(model_choice, sd_spec, prompt, negative_prompt, scale, rescale, sam
     num_images = check_number(num_images, "Number of images", 1, MAX_IMAGES, integer=True)
     seed = check_number(seed, "Seed", 0, MAX_SEED, integer=True)
     z, sp = _zero_snr(zero_snr), _spacing(spacing)
+    _check_cost(model_choice, num_images, steps)
     model = _model(model_choice, sd_spec)
     run = model.frames(prompt, negative_prompt, scale, rescale, sampler, steps, num_images, seed, zero_snr=z,
                        spacing=sp)
-    notes = _warn(run.notes)
+    notes = warn_notes(run.notes)
     nrow = _nrow(num_images)
     shown = MAX_FRAMES if model.kind == "shapes" else MAX_FRAMES_SD
     frames, step = [], None
@@ -182,7 +197,7 @@ def generate(model_choice, sd_spec, prompt, negative_prompt, scale, rescale, sam
                    rescale=rescale, sampler=sampler, steps=steps, num_images=num_images, seed=seed, zero_snr=zero_snr,
                    spacing=spacing, prediction_type=model.prediction_type)
     gif = write_gif([f for f, _ in frames], "text2img", duration_ms=150)
-    what = f"“{_short(prompt)}”" if prompt.strip() else "the empty prompt (unconditional)"
+    what = f"“{echo_md(prompt)}”" if prompt.strip() else "the empty prompt (unconditional)"
     done = (f"done: {what} at w = {scale:g}, {step.n} {sampler} steps, seed {seed}"
             + (f"; ⚠️ {bad} of {len(x)} images non-finite (shown grey)" if bad else "") + notes)
     yield frames[-1][0], final, done, *FramesView.update(frames, gif)
@@ -196,13 +211,14 @@ def sweep(model_choice, sd_spec, prompt, negative_prompt, scales, num_images, st
     num_images = check_number(num_images, "Images per scale", 1, MAX_SWEEP_IMAGES, integer=True)
     steps = check_number(steps, "Steps", 1, MAX_STEPS, integer=True)
     seed = check_number(seed, "Seed", 0, MAX_SEED, integer=True)
+    _check_cost(model_choice, num_images * len(ws), steps)
     model = _model(model_choice, sd_spec)
-    notes = _warn(model.encode_prompt(prompt, negative_prompt, 1).notes)
+    notes = warn_notes(model.encode_prompt(prompt, negative_prompt, 1).notes)
     x = model.sweep(prompt, ws, negative_prompt, num_images, "DDIM", steps, seed,
                     progress=lambda k, n: progress((k, n), desc="scales done"))
     img = labelled_grid(torch.nan_to_num(x).transpose(0, 1), [f"image {i + 1}" for i in range(num_images)],
                         [f"w = {w:g}" for w in ws], scale=max(1, _scale_for(model) - 1), label_width=64)
-    return img, f"CFG sweep of “{_short(prompt)}”, DDIM {steps} steps, seed {seed}{notes}"
+    return img, f"CFG sweep of “{echo_md(prompt)}”, DDIM {steps} steps, seed {seed}{notes}"
 
 
 @user_errors
@@ -217,16 +233,17 @@ def interpolate(model_choice, sd_spec, mode, prompt, prompt_b, negative_prompt, 
     n = check_number(frames, "Frames", 2, MAX_STRIP, integer=True)
     scale = check_number(scale, "CFG scale w", 0, MAX_SCALE)
     steps = check_number(steps, "Steps", 1, MAX_STEPS, integer=True)
+    _check_cost(model_choice, n, steps)
     model = _model(model_choice, sd_spec)
     progress(0, desc="denoising the strip as one batch")
     if mode == INTERP_MODES[0]:
         x, notes = model.interpolate_prompts(prompt, prompt_b, n, negative_prompt, seed, scale=scale, steps=steps)
-        what = f"“{_short(prompt)}” → “{_short(prompt_b)}”, seed {seed}"
+        what = f"“{echo_md(prompt)}” → “{echo_md(prompt_b)}”, seed {seed}"
     else:
         x, notes = model.interpolate_seeds(prompt, seed, seed_b, n, negative_prompt, scale=scale, steps=steps)
-        what = f"“{_short(prompt)}”, seed {seed} → seed {seed_b} (slerp)"
+        what = f"“{echo_md(prompt)}”, seed {seed} → seed {seed_b} (slerp)"
     strip = grid(torch.nan_to_num(x), nrow=n, scale=max(1, _scale_for(model) - 1))
-    return strip, f"{what}, w = {scale:g}, {steps} DDIM steps, λ = 0 … 1 in {n} frames{_warn(notes)}"
+    return strip, f"{what}, w = {scale:g}, {steps} DDIM steps, λ = 0 … 1 in {n} frames{warn_notes(notes)}"
 
 
 def model_info(model_choice=SHAPES, sd_spec="") -> str:
@@ -234,7 +251,7 @@ def model_info(model_choice=SHAPES, sd_spec="") -> str:
     try:
         model = _model(model_choice, sd_spec)
     except Exception as exc:  # a missing or broken checkpoint must not break the page
-        return f"**Model not available.** {exc}"
+        return f"**Model not available.** {echo_md(str(exc), 600)}"
     p = model.parameters
     head = (f"**{model.name}** ({model.kind}): latents {model.latent_channels}×{model.latent_size}×{model.latent_size} "
             f"→ images {model.image_size}×{model.image_size}; UNet {p['unet']:,} and VAE {p['vae']:,} parameters; "
@@ -276,7 +293,8 @@ def build():
             negative = gr.Textbox("", label="Negative prompt (replaces the empty prompt in guidance)")
             gr.Examples(EXAMPLES, inputs=[prompt, negative],
                         label="Prompts in the held-out phrasings (never trained on)")
-            scale = gr.Slider(0, 15, value=3, step=0.25, label="CFG scale w (0 = unconditional, 1 = conditional)")
+            scale = gr.Slider(0, MAX_SCALE, value=3, step=0.25,
+                              label="CFG scale w (0 = unconditional, 1 = conditional)")
             rescale = gr.Slider(0, 1, value=0, step=0.05, label="Guidance rescale φ (0 = off; 0.7 in Lin et al.)")
             with gr.Row():
                 sampler = gr.Dropdown(list(SAMPLERS), value="DDIM", label="Sampler")

@@ -7,11 +7,11 @@ import torch
 
 from pipelines.checkpoints import CheckpointMissing
 from pipelines.data import CLASS_NAMES
-from pipelines.images import ImageInputError, grid, to_digit_tensor, to_pil
+from pipelines.images import ImageInputError, grid, to_pil
 from pipelines.vae.pipeline import MAP_MODEL, MAX_STEPS, MAX_VARIATIONS, MODELS, load_vae
 
-from .common import (MAX_SEED, MNIST_EXAMPLES, Player, check_choice, check_number, digit_input, formula, seed_box,
-                     use_drawing, user_errors, write_gif)
+from .common import (MAX_SEED, MNIST_EXAMPLES, Player, check_choice, check_number, digit_input, digit_tensor, formula,
+                     seed_box, use_drawing, user_errors, write_gif)
 from .vae_plots import latent_map_plot, vae_loss_plot
 
 METHODS = ("linear", "spherical")
@@ -60,7 +60,7 @@ def _digit(image, label: str, check: bool = True) -> torch.Tensor:
     MNIST test set (threshold measured by the evaluation command) gets a warning, and is still used.
     """
     try:
-        x, notes = to_digit_tensor(image, size=28)
+        x, notes = digit_tensor(image, size=28)
     except ImageInputError as exc:
         raise ImageInputError(f"{label}: {exc}") from None
     if notes:
@@ -121,8 +121,8 @@ def at_lambda(model, image_a, image_b, method, lam):
     vae = load_vae(_model_name(model))
     check_choice(method, "Interpolation", METHODS)
     lam = check_number(lam, "λ", 0, 1)
-    xa, _ = to_digit_tensor(image_a)
-    xb, _ = to_digit_tensor(image_b)
+    xa, _ = digit_tensor(image_a)
+    xb, _ = digit_tensor(image_b)
     img, _ = vae.interpolate(xa.unsqueeze(0), xb.unsqueeze(0), [lam], method)
     return to_pil(img[0], 8)
 

@@ -15,7 +15,7 @@ from pipelines.zero_snr.evaluate import brightness, finite_rows
 
 from pipelines.infotext import attach
 
-from .common import (FramesView, SettingsDrop, check_choice, check_number, formula, samples_image, seed_box,
+from .common import (FramesView, SettingsDrop, check_bool, check_choice, check_cost, echo, check_number, formula, samples_image, seed_box,
                      user_errors, write_gif)
 from .plots import brightness_plot, terminal_snr_plot
 
@@ -23,6 +23,7 @@ CLASSES = CLASS_NAMES["brightness-mnist"]
 OWN = "the model's own (leading / trailing)"
 SPACING_CHOICES = (OWN, *SPACINGS)
 MAX_IMAGES, MAX_STEPS, COMPARE_IMAGES, MAX_FRAMES = 36, 200, 4, 25
+MAX_IMAGE_STEPS = 5_000  # images × guided steps per request: ≈ 18 s at 3.6 ms per image-step (2 CPU threads)
 
 INTRO_MD = r"""
 Lin et al. (2024) found four flaws in how Stable Diffusion is trained and sampled. Four small models trained here
@@ -62,7 +63,7 @@ BRIGHTNESS_MD = r"""
 
 # ---------------------------------------------------------------- helpers
 def variant_name(zero_snr: bool, v_prediction: bool) -> str:
-    return VARIANTS[bool(v_prediction), bool(zero_snr)]
+    return VARIANTS[check_bool(v_prediction, "v-prediction"), check_bool(zero_snr, "Zero terminal SNR")]
 
 
 def resolve_spacing(spacing: str, zero_snr: bool) -> str:
@@ -108,15 +109,9 @@ def _readout(x: torch.Tensor, ok: torch.Tensor) -> str:
     return text + (f"; ⚠️ {bad} of {len(x)} samples non-finite (NaN/inf), shown grey" if bad else "")
 
 
-def check_flag(value, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be true or false, got {value!r}.")
-    return value
-
-
 def _checked(label, scale, rescale, steps, num_images, seed, max_images=MAX_IMAGES):
     if str(label) not in CLASSES:
-        raise ValueError(f"Unknown class {label!r}; choose one of {CLASSES}.")
+        raise ValueError(f"Unknown class {echo(label)}; choose one of {CLASSES}.")
     return (str(label), check_number(scale, "CFG scale w", 0, MAX_SCALE), check_number(rescale, "Guidance rescale φ", 0, 1),
             check_number(steps, "Steps", 1, MAX_STEPS, integer=True),
             check_number(num_images, "Number of images", 1, max_images, integer=True),
@@ -127,8 +122,9 @@ def _checked(label, scale, rescale, steps, num_images, seed, max_images=MAX_IMAG
 @user_errors
 def generate(zero_snr, v_prediction, label, scale, rescale, spacing, steps, num_images, seed, progress=gr.Progress()):
     """Stream (x_t, x̂_0) frames of one model, then the samples with their brightness, the gallery and a GIF."""
-    zero_snr, v_prediction = check_flag(zero_snr, "Zero terminal SNR"), check_flag(v_prediction, "v-prediction")
+    zero_snr, v_prediction = check_bool(zero_snr, "Zero terminal SNR"), check_bool(v_prediction, "v-prediction")
     label, scale, rescale, steps, num_images, seed = _checked(label, scale, rescale, steps, num_images, seed)
+    check_cost(num_images, steps, MAX_IMAGE_STEPS)
     own_spacing = resolve_spacing(spacing, zero_snr)
     model = load_cfg(variant_name(zero_snr, v_prediction))
     nrow = max(1, int(num_images ** 0.5 + 0.999))
@@ -159,6 +155,7 @@ def compare(label, scale, rescale, spacing, steps, seed, progress=gr.Progress())
     """The 2×2 grid: rows ε / v, columns default / zero-SNR; every cell the same seed (same x_T)."""
     label, scale, rescale, steps, _, seed = _checked(label, scale, rescale, steps, COMPARE_IMAGES, seed)
     check_choice(spacing, "Timestep spacing", SPACING_CHOICES)
+    check_cost(4 * COMPARE_IMAGES, steps, MAX_IMAGE_STEPS)  # four models
     cells, notes = [], []
     for k, (v, z) in enumerate(((False, False), (False, True), (True, False), (True, True))):
         x, ok, _ = _sample(z, v, label, scale, rescale, spacing, steps, COMPARE_IMAGES, seed)
@@ -191,8 +188,9 @@ def figures_md() -> str:
     return text or "_No measured figures yet: run `python -m pipelines.zero_snr.evaluate --write-readme`._"
 
 
+@user_errors
 def schedule_changed(zero_snr, v_prediction, spacing):
-    return terminal_snr_plot(SCHEDULE, bool(zero_snr)), warning(zero_snr, v_prediction, spacing)
+    return terminal_snr_plot(SCHEDULE, check_bool(zero_snr, "Zero terminal SNR")), warning(zero_snr, v_prediction, spacing)
 
 
 # ---------------------------------------------------------------- layout
@@ -208,7 +206,7 @@ def build():
             spacing = gr.Radio(list(SPACING_CHOICES), value=OWN, label="Timestep spacing")
             warn = gr.Markdown(warning(True, True, OWN), latex_delimiters=latex)
             label = gr.Dropdown(CLASSES, value="all black", label="Class (digits, 'all black', 'all white')")
-            scale = gr.Slider(0, 15, value=3, step=0.25, label="CFG scale w")
+            scale = gr.Slider(0, MAX_SCALE, value=3, step=0.25, label="CFG scale w")
             rescale = gr.Slider(0, 1, value=0, step=0.05, label="Guidance rescale φ (0 = off, paper: 0.7)")
             steps = gr.Slider(1, MAX_STEPS, value=25, step=1, label="DDIM steps")
             num_images = gr.Slider(1, MAX_IMAGES, value=16, step=1, label="Number of images")

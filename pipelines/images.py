@@ -124,8 +124,8 @@ def _image_to_8bit(img: Image.Image) -> Image.Image:
 
 def open_image(data) -> Image.Image:
     """Anything a user may hand us (path, bytes, PIL, numpy) -> PIL, or ImageInputError."""
-    if isinstance(data, dict):  # a gradio FileData / ImageData payload: {"path": ..., ...}
-        data = data.get("path") or data.get("url")
+    if isinstance(data, dict):  # a request payload: the server decides what it may open (demos.common.received_file)
+        raise TypeError("open_image takes a path, bytes or an image, not a request payload")
     if data is None or (isinstance(data, str) and not data.strip()):
         raise ImageInputError("No image given: choose one from the gallery, upload one or draw one.")
     if isinstance(data, Image.Image):

@@ -38,11 +38,17 @@ def png_bytes(img: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-def read(source) -> dict:
-    """The settings stored in a PNG (a path, bytes, a PIL image or a gradio upload payload).
+MAX_TEXT_CHARS = 65_536  # settings this app writes are a few hundred characters (a 20,000-character prompt fits)
+DAMAGED = "The settings stored in this PNG are damaged."
 
-    Raises ImageInputError with a clear message when the file is not an image or carries no settings."""
-    if source is None or isinstance(source, dict) and not (source.get("path") or source.get("url")):
+
+def read(source) -> dict:
+    """The settings stored in a PNG (a path, bytes or a PIL image).
+
+    Raises ImageInputError with a clear message when the file is not an image, carries no settings, or carries text
+    that is too large or does not parse as a JSON object. The values are not checked here: each one is checked by
+    the control it restores, as typed values are."""
+    if source is None or source == "":
         raise ImageInputError("Drop a PNG that this app generated to restore its settings.")
     try:
         img = open_image(source)  # keeps the PNG's text chunks in img.info
@@ -52,10 +58,12 @@ def read(source) -> dict:
     if not text:
         raise ImageInputError("This image carries no Diffusion Lab settings (only PNGs generated here do; "
                               "screenshots and JPEGs lose them).")
+    if not isinstance(text, str) or len(text) > MAX_TEXT_CHARS:
+        raise ImageInputError(f"{DAMAGED} (Their text is larger than any this app writes.)")
     try:
         settings = json.loads(text)
-    except json.JSONDecodeError:
-        raise ImageInputError("The settings stored in this PNG are damaged.") from None
+    except (ValueError, RecursionError):  # malformed JSON, or nested too deep to parse
+        raise ImageInputError(DAMAGED) from None
     if not isinstance(settings, dict):
-        raise ImageInputError("The settings stored in this PNG are damaged.")
+        raise ImageInputError(DAMAGED)
     return settings

@@ -154,6 +154,16 @@ class TextEncoder:
         return self.encode(prompts)
 
 
+def non_ascii_note(prompt: str, label: str) -> list[str]:
+    """A note when a prompt has characters outside plain English text: the shipped shapes models (latent diffusion and
+    StackGAN) only ever saw plain English captions."""
+    odd = sorted({ch for ch in prompt if ord(ch) > 127})
+    if not odd:
+        return []
+    return [f"{label} has non-ASCII characters ({''.join(odd[:8])}): the text encoder reads them as best it can "
+            "(accents dropped, unknown characters as [UNK]); the shapes model only ever saw plain English captions."]
+
+
 _LOAD_LOCK = threading.Lock()
 
 

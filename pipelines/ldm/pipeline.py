@@ -37,6 +37,7 @@ from ..checkpoints import CheckpointMissing, checkpoint_dir, load_pretrained, re
 from ..guidance import guided_predictor, two_pass_predictor
 from ..runtime import cpu_generator, pick_device, randn
 from ..sampling import Step, denoise
+from ..text_encoder import non_ascii_note
 from ..schedules import SPACINGS, make_scheduler
 from ..vae.model import slerp
 from . import NAME, TRAIN_COMMAND, CheckpointCorrupt
@@ -54,13 +55,12 @@ class StableDiffusionMissing(CheckpointMissing):
     """Stable Diffusion weights that are not on this machine; the message names what to download and where."""
 
     def __init__(self, spec: str, detail: str = ""):
-        from huggingface_hub.constants import HF_HUB_CACHE
         hub_id = spec if looks_like_hub_id(spec) else "stable-diffusion-v1-5/stable-diffusion-v1-5"
         FileNotFoundError.__init__(
             self, f"Stable Diffusion weights {spec!r} are not on this machine{': ' + detail if detail else ''}. "
                   f"Download a diffusers Stable Diffusion checkpoint once, on a machine with internet, e.g. "
                   f"`hf download {hub_id} --local-dir models/{hub_id.split('/')[-1]}` and type that folder here; or "
-                  f"run the app online (HF_HUB_OFFLINE unset) with the hub id, and it is cached in {HF_HUB_CACHE}. "
+                  f"run the app online (HF_HUB_OFFLINE unset) with the hub id, and it is cached in the Hugging Face cache. "
                   "The shipped shapes model keeps working meanwhile.")
         self.name, self.train_command = spec, f"hf download {hub_id}"
 
@@ -102,14 +102,6 @@ class Sampling:
 
     def __iter__(self) -> Iterator[Step]:
         return self._steps
-
-
-def _non_ascii_note(prompt: str, label: str) -> list[str]:
-    odd = sorted({ch for ch in prompt if ord(ch) > 127})
-    if not odd:
-        return []
-    return [f"{label} has non-ASCII characters ({''.join(odd[:8])}): the text encoder reads them as best it can "
-            "(accents dropped, unknown characters as [UNK]); the shapes model only ever saw plain English captions."]
 
 
 def _relabel(notes: list[str], label: str) -> list[str]:
@@ -195,10 +187,10 @@ class LatentDiffusion:
         hidden, mask, notes = self.encode_text(unique)
         rows = torch.tensor([unique.index(p) for p in prompts], device=hidden.device)
         cond, cond_mask = hidden[rows], None if mask is None else mask[rows]
-        notes = [n for p in unique[:1] for n in _non_ascii_note(p, "The prompt")] + notes
+        notes = [n for p in unique[:1] for n in non_ascii_note(p, "The prompt")] + notes
         neg, neg_mask, neg_notes = self.encode_text([negative_prompt])
         notes += _relabel([n for n in neg_notes if "is empty" not in n], "The negative prompt")
-        notes += _non_ascii_note(negative_prompt, "The negative prompt")
+        notes += non_ascii_note(negative_prompt, "The negative prompt")
         uncond = neg.expand(len(cond), -1, -1).to(dtype=cond.dtype, device=cond.device)
         uncond_mask = None if neg_mask is None else neg_mask.expand(len(cond), -1).to(cond_mask.device)
         return PromptEmbeds(cond, uncond, cond_mask, uncond_mask, notes)

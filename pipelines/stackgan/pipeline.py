@@ -77,14 +77,15 @@ class StackGAN:
 
     def encode(self, prompts: list[str]) -> tuple[torch.Tensor, list[str]]:
         """φ (B, 384) of the prompts, with the encoder's notes. StackGAN has no unconditional mode: "" is refused."""
-        from ..text_encoder import load_text_encoder
+        from ..text_encoder import load_text_encoder, non_ascii_note
         if not isinstance(prompts, (list, tuple)) or not prompts or not all(isinstance(p, str) for p in prompts):
             raise ValueError("The caption must be text.")
         if any(not p.strip() for p in prompts):
             raise ValueError("StackGAN needs a caption: it was never trained without one (there is no "
                              "unconditional model to fall back to, unlike the diffusion tab's empty prompt).")
         phi, notes = load_text_encoder("cpu").sentence_embedding([p[:MAX_PROMPT_CHARS] for p in prompts])
-        return phi.to(self.device), notes
+        label = "The caption" if len(prompts) == 1 else "A caption"
+        return phi.to(self.device), [n for p in prompts for n in non_ascii_note(p, label)][:1] + notes
 
     def noise(self, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(z, ε_0, ε) from a seeded CPU generator: the same seed gives the same images on any device."""

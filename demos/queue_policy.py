@@ -1,0 +1,89 @@
+"""Who waits and who runs next on a shared 2-core server: a class of students and, perhaps, one greedy client.
+
+Gradio's queue is first come, first served, with one size limit for everyone: one session that joins eighty times
+fills it, and one that keeps two heavy jobs queued holds both workers. Two rules fix that, applied where gradio
+takes and picks jobs (`Queue.push` and `Queue.get_events`):
+
+1. **A cap per session.** A session may have at most MAX_COMPUTE_JOBS main actions waiting or running (the one
+   compute queue every tab's main action joins), and at most MAX_EVENTS events in all queues together (a page load
+   fires about a dozen light ones). A join past the cap is refused at once with a clear message.
+2. **Least attained service first.** When a worker frees up, the waiting compute job that runs next is the one whose
+   session has the fewest jobs running and, among those, has used the least compute in the last WINDOW seconds;
+   ties keep their order of arrival. A student's first request is never stuck behind a heavy user's next one.
+
+Sessions are gradio's session hashes: a browser tab, or one `gradio_client.Client`.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+
+MAX_COMPUTE_JOBS = 2  # main actions per session, waiting or running
+MAX_EVENTS = 24       # events per session in all queues (a page load fires ~15 light ones)
+WINDOW = 300.0        # seconds of past compute that count against a session
+BUSY = ("You already have {n} jobs waiting or running: wait for one to finish (or stop it), then press the "
+        "button again. Each visitor may queue {n} at a time so that everyone gets a turn.")
+TOO_MANY = "Too many requests from this page at once ({n} waiting or running): wait a moment, then try again."
+
+
+class FairQueue:
+    """Installs the two rules on a launched-or-not Blocks' queue (call after `demo.queue(...)`)."""
+
+    def __init__(self, demo, compute_id: str):
+        self.queue, self.compute_id = demo._queue, compute_id
+        self.started: dict[str, list] = {}  # session -> [(start time, event)] of its compute jobs in the window
+        self._lock = asyncio.Lock()  # joins are checked and added one at a time (push awaits before it appends)
+        self._push, self._get_events = self.queue.push, self.queue.get_events
+        self.queue.push, self.queue.get_events = self.push, self.get_events
+
+    # ------------------------------------------------------------ what a session has in the queue
+    def _running(self):
+        return [e for job in self.queue.active_jobs if job for e in job]
+
+    def _waiting(self):
+        return [e for q in self.queue.event_queue_per_concurrency_id.values() for e in q.queue]
+
+    def outstanding(self, session: str, compute_only: bool) -> int:
+        return sum(1 for e in self._waiting() + self._running()
+                   if e.session_hash == session and (not compute_only or e.concurrency_id == self.compute_id))
+
+    # ------------------------------------------------------------ rule 1: the cap, at join time
+    async def push(self, body, request, username):
+        async with self._lock:
+            fn = self.queue.blocks.fns.get(body.fn_index) if isinstance(body.fn_index, int) else None
+            if body.session_hash and fn is not None:
+                if (fn.concurrency_id == self.compute_id
+                        and self.outstanding(body.session_hash, True) >= MAX_COMPUTE_JOBS):
+                    return False, BUSY.format(n=MAX_COMPUTE_JOBS), "error"
+                if self.outstanding(body.session_hash, False) >= MAX_EVENTS:
+                    return False, TOO_MANY.format(n=MAX_EVENTS), "error"
+            return await self._push(body, request, username)
+
+    # ------------------------------------------------------------ rule 2: the order, at pick time
+    def attained(self, now: float) -> dict[str, float]:
+        """Compute seconds each session used in the last WINDOW seconds (a running job counts its time so far)."""
+        running = {e._id for e in self._running()}
+        used = {}
+        for session, jobs in list(self.started.items()):
+            jobs[:] = [(t, e) for t, e in jobs if now - t < WINDOW or e._id in running]
+            if not jobs:
+                del self.started[session]
+                continue
+            used[session] = sum(now - t if e._id in running else e.run_time for t, e in jobs)
+        return used
+
+    def get_events(self):
+        compute = self.queue.event_queue_per_concurrency_id.get(self.compute_id)
+        now = time.time()
+        if compute is not None and len(compute.queue) > 1:
+            used = self.attained(now)
+            busy: dict[str, int] = {}
+            for e in self._running():
+                if e.concurrency_id == self.compute_id:
+                    busy[e.session_hash] = busy.get(e.session_hash, 0) + 1
+            compute.queue.sort(key=lambda e: (busy.get(e.session_hash, 0), used.get(e.session_hash, 0.0)))
+        picked = self._get_events()
+        if picked and picked[2] == self.compute_id:
+            for e in picked[0]:
+                self.started.setdefault(e.session_hash, []).append((now, e))
+        return picked
