@@ -103,9 +103,32 @@ def build_app() -> gr.Blocks:
         for fn, inputs, outputs, *kwargs in on_load:  # optional 4th item: extra event kwargs
             demo.load(fn, inputs, outputs, api_visibility="private", **(kwargs[0] if kwargs else {}))
     share_one_queue(demo)
+    clear_payload_errors(demo)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
     FairQueue(demo, COMPUTE_QUEUE)  # a cap per session, and least-used sessions first (demos/queue_policy.py)
     return demo
+
+
+def clear_payload_errors(demo: gr.Blocks) -> None:
+    """Gradio checks every input payload against its component's data model (a file must be one it received, a
+    FileData must be a dict) before any callback runs, even with preprocess=False, and a payload that fails leaves
+    the caller a bare "Error" and the log a traceback. Say what is wrong instead, without repeating the payload."""
+    original = demo.preprocess_data
+    if getattr(original, "clear_errors", False):
+        return
+
+    async def preprocess_data(block_fn, inputs, state, explicit_call=False):
+        try:
+            return await original(block_fn, inputs, state, explicit_call)
+        except gr.Error:
+            raise
+        except Exception:  # pydantic's ValidationError, gradio's InvalidPathError and kin
+            raise gr.Error("A request input is not in the form this app accepts: send files as uploads (the page "
+                           "does; from Python use gradio_client.handle_file), and a file only this server received.",
+                           print_exception=False) from None
+
+    preprocess_data.clear_errors = True
+    demo.preprocess_data = preprocess_data
 
 
 def share_one_queue(demo: gr.Blocks) -> None:

@@ -58,7 +58,9 @@ _PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")  # what a person types: 
 MAX_ECHO = 80  # characters of a user's own text that a message repeats
 # NUL and other C0/C1 controls (ANSI escapes start with one), and the bidi embeddings, overrides and isolates
 _UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|~$])")
+# inline Markdown (emphasis, code, links, tables, strike-through, LaTeX's $); echoed text never starts a line, so the
+# block markers (- + 1. >) need no escape
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#|~$<>])")
 
 
 def echo(value, limit: int = MAX_ECHO) -> str:

@@ -44,14 +44,19 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def app_url():
-    """The whole app, launched once per test session on a free loopback port."""
+def app_demo():
+    """The whole app, launched once per test session on a free loopback port: (Blocks, url)."""
     import app
     demo = app.build_app()
     port = _free_port()
     app.launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{port}/"
+    yield demo, f"http://127.0.0.1:{port}/"
     demo.close()
+
+
+@pytest.fixture(scope="session")
+def app_url(app_demo):
+    return app_demo[1]
 
 
 @pytest.fixture(scope="session")

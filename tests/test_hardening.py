@@ -1,0 +1,283 @@
+"""The public server, probed as a hostile client would: raw payloads to every event that takes a file (private change,
+load and restore events too), settings read back from PNGs, echoed text, one session flooding the queue, requests
+of absurd cost, and the Stable Diffusion box. Everything goes through the launched app, over HTTP."""
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+
+import gradio as gr
+import pytest
+from PIL import Image, PngImagePlugin
+
+from gradio_raw import FILE_META, call, error_text, join, new_session, results, upload
+
+REFUSED = ("not uploaded to this app", "uploads only", "not in the form this app accepts")
+FILE_INPUTS = (gr.Image, gr.File, gr.ImageEditor)
+
+
+# ---------------------------------------------------------------- helpers
+@pytest.fixture(scope="module")
+def secret(tmp_path_factory):
+    """An image outside every folder the app may read, and a URL that serves it (counting every fetch)."""
+    d = tmp_path_factory.mktemp("outside")
+    path = d / "secret.png"
+    Image.new("L", (28, 28), 255).save(path)
+    hits = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            hits.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.end_headers()
+            self.wfile.write(path.read_bytes())
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield {"path": str(path), "url": f"http://127.0.0.1:{server.server_port}/secret.png", "hits": hits}
+    server.shutdown()
+
+
+def file_events(demo):
+    """(fn index, fn, positions of its file inputs) for every event with a file input."""
+    out = []
+    for i, fn in demo.fns.items():
+        where = [k for k, c in enumerate(fn.inputs) if isinstance(c, FILE_INPUTS)]
+        if where:
+            out.append((i, fn, where))
+    return out
+
+
+def defaults(fn) -> list:
+    return [c.value if not isinstance(c, gr.State) else None for c in fn.inputs]
+
+
+def attacks(secret, component) -> list:
+    named = [{"path": secret["path"]}, {"path": secret["path"], "meta": FILE_META},
+             {"url": secret["url"]}, {"url": secret["url"], "meta": FILE_META}, secret["path"], secret["url"],
+             {"path": secret["url"], "meta": FILE_META}]
+    if isinstance(component, gr.ImageEditor):  # the sketch pad's payload holds its images inside
+        return [{"background": p, "layers": [], "composite": p} for p in named]
+    return named
+
+
+def png_with_settings(path, text: str):
+    info = PngImagePlugin.PngInfo()
+    info.add_text("diffusion-lab", text)
+    Image.new("L", (8, 8)).save(path, pnginfo=info)
+    return path
+
+
+def restore_fns(demo) -> dict:
+    """tab -> fn index of its 'restore settings' upload event."""
+    return {fn.fn.__self__.tab: i for i, fn in demo.fns.items() if getattr(fn.fn, "__name__", "") == "restore"}
+
+
+def restore(url, index, path):
+    out = call(url, index, [upload(url, path)])
+    assert out["success"], error_text(out)
+    *updates, note = out["output"]["data"]
+    return updates, note
+
+
+# ---------------------------------------------------------------- 1. no file or URL a request names is opened
+def test_no_event_opens_a_path_or_url_the_request_names(app_demo, secret):
+    demo, url = app_demo
+    events = file_events(demo)
+    names = {fn.name for _, fn, _ in events} | {fn.api_name for _, fn, _ in events}
+    assert {"forward", "forward_process", "forward_at_t", "vae_reconstruct", "restore", "use_drawing"} <= names
+    for index, fn, where in events:
+        for k in where:
+            for payload in attacks(secret, fn.inputs[k]):
+                data = defaults(fn)
+                data[k] = payload
+                out = call(url, index, data)
+                text = error_text(out) if not out["success"] else str(out["output"]["data"][-1])
+                assert any(r in text for r in REFUSED), f"{fn.name}[{k}] {payload}: {out}"
+    assert secret["hits"] == [], "the server fetched a URL a request named"
+
+
+def test_a_symlink_in_the_upload_folder_does_not_lead_out(app_demo, secret):
+    from gradio.utils import get_upload_folder
+    from pathlib import Path
+    demo, url = app_demo
+    link = Path(get_upload_folder()) / "hardening-test" / "link.png"
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.unlink(missing_ok=True)
+    link.symlink_to(secret["path"])
+    index = next(i for i, fn in demo.fns.items() if fn.api_name == "vae_reconstruct")
+    out = call(url, index, ["16-D latent", {"path": str(link), "meta": FILE_META}, 1, 1.0, 0])
+    assert not out["success"] and any(r in error_text(out) for r in REFUSED), out
+
+
+def test_real_uploads_and_the_shipped_examples_still_work(app_demo):
+    from demos.common import MNIST_EXAMPLES
+    demo, url = app_demo
+    index = next(i for i, fn in demo.fns.items() if fn.api_name == "forward_at_t")
+    for payload in (upload(url, MNIST_EXAMPLES[0]), demo.fns[index].inputs[0].value):
+        out = call(url, index, [payload, "linear (DDPM)", False, 10, 0])
+        assert out["success"] and "t=10" in out["output"]["data"][1], out
+
+
+# ---------------------------------------------------------------- 2. restored settings are validated
+BAD_SETTINGS = {  # tab -> (settings, fields that must be refused)
+    "ddpm": ({"steps": 10**9, "sampler": "bogus", "eta": [1, 2], "seed": "abc", "num_images": {"a": 1}},
+             ["steps", "sampler", "eta", "seed", "num_images"]),
+    "cfg": ({"seed": 2**70, "steps": True, "sampler": "DDIM", "scale": "1e1"}, ["seed", "steps", "scale"]),
+    "zero-snr": ({"zero_snr": "false", "v_prediction": 1, "spacing": "nope", "steps": 25}, ["zero_snr", "v_prediction",
+                                                                                             "spacing"]),
+    "stackgan": ({"augment": "true", "num_z": 99, "caption": ["a", "b"], "seed": 3}, ["augment", "num_z", "caption"]),
+    "text2img": ({"prompt": "x" * 30_000, "model_choice": "Skynet", "steps": 25.5, "seed": 1}, ["prompt",
+                                                                                                "model_choice", "steps"]),
+}
+
+
+@pytest.mark.parametrize("tab", list(BAD_SETTINGS))
+def test_restored_values_pass_the_checks_typed_ones_do(app_demo, tmp_path, tab):
+    demo, url = app_demo
+    settings, refused = BAD_SETTINGS[tab]
+    index = restore_fns(demo)[tab]
+    drop = demo.fns[index].fn.__self__
+    path = png_with_settings(tmp_path / "bad.png", json.dumps({"tab": tab, **settings}))
+    updates, note = restore(url, index, path)
+    by_name = dict(zip(drop.names, updates))
+    for name in refused:
+        assert f"**{name}**" in note, (name, note)
+        assert "value" not in (by_name[name] or {}), f"{name} was restored: {by_name[name]}"
+    for name in set(settings) - set(refused):  # the valid ones still come back
+        assert by_name[name]["value"] == settings[name], (name, by_name[name])
+    assert len(note) < 3000
+
+
+@pytest.mark.parametrize("text", ['{"tab": "ddpm", "seed": NaN}', "[" * 5000 + "]" * 5000, '{"tab": "ddpm", "seed":',
+                                  '"just a string"', '{"tab": "ddpm", "x": "' + "y" * 70_000 + '"}'])
+def test_damaged_or_oversized_settings_get_one_clear_message(app_demo, tmp_path, text):
+    demo, url = app_demo
+    updates, note = restore(url, restore_fns(demo)["ddpm"], png_with_settings(tmp_path / "damaged.png", text))
+    assert "damaged" in note or "must be" in note, note
+    assert all("value" not in (u or {}) for u in updates[:1] + updates[2:3]) and len(note) < 3000
+
+
+def test_restored_and_echoed_text_is_escaped(app_demo, tmp_path):
+    demo, url = app_demo
+    evil = "<img src=x onerror=alert(1)> **bold** [link](http://x) $$\\int$$ \x00\x1b[31m\u202egnp.exe"
+    path = png_with_settings(tmp_path / "evil.png", json.dumps({"tab": "text2img", "prompt": evil, "seed": evil}))
+    updates, note = restore(url, restore_fns(demo)["text2img"], path)
+    assert "<img" not in note and "**bold**" not in note and "[link](" not in note and "$$" not in note
+    assert not any(ch in note for ch in "\x00\x1b\u202e"), repr(note)
+    path = png_with_settings(tmp_path / "tab.png", json.dumps({"tab": "<script>" + "t" * 5_000_000}))
+    _, note = restore(url, restore_fns(demo)["ddpm"], path)
+    assert "<script>" not in note and len(note) < 500, note[:200]
+
+
+def test_status_lines_and_errors_do_not_echo_raw_text(client):
+    from demos.text2img import SHAPES, OWN
+    evil = "<b>bold</b> **x** \x00\x1b[31m\u202e" + "z" * 5000
+    _, _, status, *_ = client.predict(SHAPES, "", evil, "", 3.0, 0.0, "DDIM", 1, 1, 0, OWN, OWN,
+                                      api_name="/text2img_generate")
+    assert "<b>" not in status and "**x**" not in status and len(status) < 2500
+    assert not any(ch in status for ch in "\x00\x1b\u202e")
+    with pytest.raises(Exception) as err:
+        client.predict("MNIST", "<i>" + "7" * 100_000, 3.0, 0.0, "DDIM", 2, 1, 0, api_name="/cfg_generate")
+    assert "<i>" not in str(err.value) and len(str(err.value)) < 1000
+
+
+# ---------------------------------------------------------------- 4. one session cannot fill the queue
+def test_one_session_may_queue_two_main_actions(app_demo):
+    from demos.queue_policy import MAX_COMPUTE_JOBS
+    demo, url = app_demo
+    index = next(i for i, fn in demo.fns.items() if fn.api_name == "reverse")
+    greedy = new_session()
+    joins = [join(url, index, ["DDIM", 5, 2, 0.0, k], greedy) for k in range(10)]
+    accepted = [r for r in joins if r.status_code == 200]
+    assert len(accepted) == MAX_COMPUTE_JOBS
+    assert all("already have" in r.json()["detail"] for r in joins if r.status_code != 200)
+    other = new_session()  # someone else is not held up by the cap
+    assert join(url, index, ["DDIM", 5, 2, 0.0, 0], other).status_code == 200
+    assert all(m["success"] for m in results(url, greedy, MAX_COMPUTE_JOBS))
+    assert results(url, other)[0]["success"]
+    assert join(url, index, ["DDIM", 5, 2, 0.0, 0], greedy).status_code == 200  # a finished job frees its place
+    assert results(url, greedy)[0]["success"]
+
+
+def test_light_events_of_one_session_are_capped_too(app_demo):
+    from demos.queue_policy import MAX_EVENTS
+    demo, url = app_demo
+    # the forward process redrawn on a control's change: a private event, ~0.5 s each, two at a time
+    index, fn = next((i, fn) for i, fn in demo.fns.items() if fn.name == "forward_process" and fn.trigger_mode)
+    session = new_session()
+    codes = [join(url, index, defaults(fn), session).status_code for _ in range(MAX_EVENTS + 20)]
+    assert codes.count(200) <= MAX_EVENTS + 2 and 400 in codes  # a few may finish while the others join
+    results(url, session, codes.count(200))
+
+
+# ---------------------------------------------------------------- 4. each request's work is bounded by its cost
+@pytest.mark.parametrize("api,args", [
+    ("/reverse", ("DDPM (ancestral)", 20, 36, 0.0, 0)),
+    ("/cfg_generate", ("MNIST", "3", 3.0, 0.0, "DDPM (ancestral)", 25, 16, 0)),
+    ("/cfg_sweep", ("MNIST", "0, 1, 3, 5, 7, 9", 250, 0)),
+    ("/zero_snr_generate", (True, True, "all black", 3.0, 0.0, "trailing", 200, 36, 0)),
+    ("/text2img_generate", ("Shapes LDM (trained here)", "", "a red circle", "", 3.0, 0.0, "DDIM", 100, 16, 0,
+                            "the model's own", "the model's own")),
+])
+def test_requests_over_their_cost_budget_are_refused_at_once(client, api, args):
+    import time
+    t0 = time.time()
+    with pytest.raises(Exception, match="one request may cost at most"):
+        client.predict(*args, api_name=api)
+    assert time.time() - t0 < 10
+
+
+# ---------------------------------------------------------------- 5. the Stable Diffusion box
+def test_stable_diffusion_loading_is_opt_in(client, monkeypatch):
+    from demos.text2img import ALLOW_SD_ENV, SD, OWN
+    monkeypatch.delenv(ALLOW_SD_ENV, raising=False)
+    messages = []
+    for spec in ("/etc", "/no/such/folder", "~", "stabilityai/stable-diffusion-2-1"):
+        with pytest.raises(Exception) as err:
+            client.predict(SD, spec, "a cat", "", 3.0, 0.0, "DDIM", 1, 1, 0, OWN, OWN, api_name="/text2img_generate")
+        messages.append(str(err.value))
+    assert all("does not load Stable Diffusion checkpoints" in m for m in messages), messages
+    assert len(set(messages)) == 1  # nothing tells one folder from another
+
+
+def test_allow_sd_defaults_by_where_the_server_listens(monkeypatch):
+    import app
+    from demos.text2img import ALLOW_SD_ENV
+    monkeypatch.delenv(ALLOW_SD_ENV, raising=False)
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    assert app.allow_sd(None, "127.0.0.1", False) and app.allow_sd(None, "localhost", False)
+    assert not app.allow_sd(None, "0.0.0.0", False) and not app.allow_sd(None, "127.0.0.1", True)
+    assert app.allow_sd(True, "0.0.0.0", False) and not app.allow_sd(False, "127.0.0.1", False)
+    monkeypatch.setenv("SPACE_ID", "someone/diffusion-lab")
+    assert not app.allow_sd(None, "127.0.0.1", False)
+    monkeypatch.setenv(ALLOW_SD_ENV, "1")
+    assert app.allow_sd(None, "0.0.0.0", False)
+
+
+def test_an_allowed_missing_checkpoint_names_no_server_path(client, monkeypatch):
+    from pathlib import Path
+    from demos.text2img import SD_ALLOWLIST_ENV, SD, OWN
+    monkeypatch.setenv(SD_ALLOWLIST_ENV, "owner/not-cached-here")
+    with pytest.raises(Exception) as err:
+        client.predict(SD, "owner/not-cached-here", "a cat", "", 3.0, 0.0, "DDIM", 1, 1, 0, OWN, OWN,
+                       api_name="/text2img_generate")
+    assert "not on this machine" in str(err.value) and str(Path.home()) not in str(err.value)
+
+
+# ---------------------------------------------------------------- 7. numbers are numbers
+@pytest.mark.parametrize("steps", [True, "1e1", "nan", [3], {"v": 3}])
+def test_booleans_and_odd_strings_are_not_numbers(client, steps):
+    with pytest.raises(Exception, match="Steps must be a number"):
+        client.predict("DDIM", steps, 1, 0.0, 0, api_name="/reverse")
+
+
+def test_stackgan_notes_non_ascii_captions(client):
+    _, _, status = client.predict("ein großer roter Kreis in der Mitte", "nearest-neighbour + conv", 1, 0, True,
+                                  api_name="/stackgan_generate")
+    assert "non-ASCII" in status
