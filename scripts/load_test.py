@@ -11,6 +11,9 @@ Measures, in one run:
     request waits for at most ceil(users / c) - 1 others, so p95 <= ceil(users / c) × slowest service time at c;
   - memory: the server's RSS (with children) sampled every 0.2 s: peak, and growth from the moment every user
     has had one answer to the end of all rounds (target < 10 % over 200 requests).
+  - with --abuser: the same students again, beside one greedy client that keeps the most expensive allowed request
+    queued (DDPM ancestral, 1000 steps, at the per-request budget) and tries to queue six at a time; the students'
+    p50 / p95 with and without it, and how many of its joins the per-session cap refused.
 Each user is its own process, as each student has their own browser; they share this machine's cores.
 Bounded: loopback only, at most --users × --requests × --rounds requests, and --timeout seconds overall.
 """
@@ -129,12 +132,59 @@ def user(url: str, u: int, n: int, download: bool, go, ready, out) -> None:
     out.put(done)
 
 
+GREEDY = ("/reverse", ("DDPM (ancestral)", 20, 5, 0.0, 0))  # 5 images × 1000 steps: the DDPM tab's whole budget
+GREEDY_BURST = 6  # joins it tries at once; the per-session cap admits 2
+
+
+def abuser(url: str, go, stop, out) -> None:
+    """One greedy client (one session): while the students run, keep bursts of the costliest request queued."""
+    from gradio_client import Client
+    client = Client(url, verbose=False, download_files=False)
+    go.wait()
+    done = refused = 0
+    while not stop.is_set():
+        jobs = [client.submit(*GREEDY[1], api_name=GREEDY[0]) for _ in range(GREEDY_BURST)]
+        for job in jobs:
+            try:
+                job.result(timeout=600)
+                done += 1
+            except Exception as exc:  # refused at the door, or (never expected) failed
+                refused += "already have" in str(exc)
+    out.put({"completed": done, "refused": refused})
+
+
+def students(url: str, users: int, n: int, download: bool, timeout: float, greedy: bool = False):
+    """users × n requests, each user its own process (as each student has their own machine and interpreter: 20
+    clients in one process would queue on one GIL), cycling through the tabs from a different starting point; every
+    user connects before the clock starts. Returns (rows, wall seconds, the greedy client's counts or None)."""
+    ctx = multiprocessing.get_context("spawn")
+    go, stop, ready, out, greedy_out = ctx.Event(), ctx.Event(), ctx.Queue(), ctx.Queue(), ctx.Queue()
+    users_p = [ctx.Process(target=user, args=(url, u, n, download, go, ready, out), daemon=True) for u in range(users)]
+    extra = [ctx.Process(target=abuser, args=(url, go, stop, greedy_out), daemon=True)] if greedy else []
+    for p in users_p + extra:
+        p.start()
+    for _ in users_p:
+        ready.get(timeout=120)
+    t_start = time.time()
+    go.set()
+    rows = []
+    for _ in users_p:
+        rows += out.get(timeout=max(1.0, timeout - (time.time() - t_start)))
+    wall = time.time() - t_start
+    stop.set()
+    counts = greedy_out.get(timeout=700) if greedy else None
+    for p in users_p + extra:
+        p.join(10)
+    return rows, wall, counts
+
+
 def percentile(xs: list[float], q: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, max(0, math.ceil(q * len(xs)) - 1))]
 
 
-def run(users: int, requests: int, rounds: int, timeout: float, concurrency: int, download: bool = True) -> dict:
+def run(users: int, requests: int, rounds: int, timeout: float, concurrency: int, download: bool = True,
+        greedy: bool = False) -> dict:
     from gradio_client import Client
     port = free_port()
     proc, cold = start_app(port, timeout=60)
@@ -157,36 +207,28 @@ def run(users: int, requests: int, rounds: int, timeout: float, concurrency: int
         for req in REQUESTS:
             with ThreadPoolExecutor(max_workers=concurrency) as pool:
                 busy[req[0]] = max(s for _, s, _ in pool.map(lambda c: one(c, req), both))
-        # 2. users × requests × rounds, each user its own process (as each student has their own machine and
-        #    interpreter: 20 clients in one process would queue on one GIL), cycling through the tabs from a
-        #    different starting point; every user connects before the clock starts
-        ctx = multiprocessing.get_context("spawn")
-        go, ready, out = ctx.Event(), ctx.Queue(), ctx.Queue()
-        users_p = [ctx.Process(target=user, args=(url, u, requests * rounds, download, go, ready, out), daemon=True)
-                   for u in range(users)]
-        for p in users_p:
-            p.start()
-        for _ in users_p:
-            ready.get(timeout=120)
-        t_start = time.time()
-        go.set()
-        results = []
-        for _ in users_p:
-            results += out.get(timeout=max(1.0, timeout - (time.time() - t_start)))
-        for p in users_p:
-            p.join(10)
-        wall = time.time() - t_start
+        # 2. users × requests × rounds
+        results, wall, _ = students(url, users, requests * rounds, download, timeout)
         fails = [(n, e) for n, _, e, _, _ in results if e]
-        mem.stop.set()
-        mem.join()
         base = mem.at(max(t for _, _, _, k, t in results if k == 0))  # once every user has had one answer
         rounds_end = [mem.at(max(t for _, _, _, k, t in results if k == (r + 1) * requests - 1)) for r in range(rounds)]
-        end, peak = mem.samples[-1][1], max(m for _, m in mem.samples)
+        end = rounds_end[-1]
+        peak = max(m for t, m in mem.samples if t <= max(t for *_, t in results))
         slowest = max(busy.values())
 
         def latency(rows):
             lat = [s for _, s, _, _, _ in rows]
             return {"p50_seconds": round(statistics.median(lat), 2), "p95_seconds": round(percentile(lat, 0.95), 2)}
+
+        # 3. the same students again, beside one greedy client
+        with_greedy = None
+        if greedy:
+            rows, greedy_wall, counts = students(url, users, requests * rounds, download, timeout, greedy=True)
+            with_greedy = {**latency(rows), "failures": sum(1 for r in rows if r[2]),
+                           "wall_seconds": round(greedy_wall, 1), "greedy_completed": counts["completed"], "greedy_refused": counts["refused"],
+                           "greedy_request": f"{GREEDY[0]} {GREEDY[1]}", "greedy_burst": GREEDY_BURST}
+        mem.stop.set()
+        mem.join()
 
         return {
             "command": " ".join(["python scripts/load_test.py", *sys.argv[1:]]),
@@ -200,6 +242,7 @@ def run(users: int, requests: int, rounds: int, timeout: float, concurrency: int
             "rss_after_first_answers_mb": round(base, 1), "rss_end_mb": round(end, 1), "rss_peak_mb": round(peak, 1),
             "rss_at_each_round_end_mb": [round(m, 1) for m in rounds_end],
             "memory_growth": round((end - base) / base, 4),
+            "with_greedy_client": with_greedy,
         }
     finally:
         mem.stop.set()
@@ -232,7 +275,19 @@ def markdown(r: dict) -> str:
             f"{every['p95_seconds']:.2f} s | the same |\n"
             f"| server memory: after every user's first answer → end (peak) | {r['rss_after_first_answers_mb']:.0f} MB → "
             f"{r['rss_end_mb']:.0f} MB ({r['rss_peak_mb']:.0f} MB) | growth {100 * r['memory_growth']:+.1f} % "
-            f"(< 10 %) over {r['requests']} requests |\n\nService time of each request alone: {service}.")
+            f"(< 10 %) over {r['requests']} requests |\n"
+            + _greedy_row(r) + f"\nService time of each request alone: {service}.")
+
+
+def _greedy_row(r: dict) -> str:
+    g = r.get("with_greedy_client")
+    if not g:
+        return ""
+    every = r["all_rounds"]
+    return (f"| the same students beside one greedy client ({g['greedy_request']}, {g['greedy_burst']} joins at a time): "
+            f"p50 / p95 | {g['p50_seconds']:.2f} s / {g['p95_seconds']:.2f} s ({g['failures']} failures) | within noise "
+            f"of {every['p50_seconds']:.2f} s / {every['p95_seconds']:.2f} s; its joins: {g['greedy_completed']} ran, "
+            f"{g['greedy_refused']} refused by the per-session cap |\n")
 
 
 def main(argv=None):
@@ -242,6 +297,8 @@ def main(argv=None):
     p.add_argument("--rounds", type=int, default=2, help="rounds (memory is watched over all of them)")
     p.add_argument("--timeout", type=float, default=900, help="seconds for the whole load phase")
     p.add_argument("--no-readme", action="store_true")
+    p.add_argument("--abuser", action="store_true",
+                   help="then run the students again beside one greedy client, and compare their latency")
     p.add_argument("--no-download", action="store_true",
                    help="users do not fetch the result files (separates the queue from file transfer on this machine)")
     args = p.parse_args(argv)
@@ -249,7 +306,8 @@ def main(argv=None):
         p.error("bounded: 1-50 users, 1-20 requests each, 1-4 rounds")
     sys.path.insert(0, str(ROOT))
     from app import CONCURRENCY
-    r = run(args.users, args.requests, args.rounds, args.timeout, CONCURRENCY, download=not args.no_download)
+    r = run(args.users, args.requests, args.rounds, args.timeout, CONCURRENCY, download=not args.no_download,
+            greedy=args.abuser)
     out = ROOT / "results"
     out.mkdir(exist_ok=True)
     (out / ("load.json" if not args.no_download else "load-no-download.json")).write_text(json.dumps(r, indent=2) + "\n")

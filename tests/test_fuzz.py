@@ -107,3 +107,62 @@ def test_every_endpoint_survives_random_bad_input(api, client, files):
     # the server is still healthy: a valid request answers
     out = client.predict(handle_file(DIGIT), "linear (DDPM)", False, 10, 0, api_name="/forward_at_t")
     assert out and "t=10" in out[1]
+
+
+# ---------------------------------------------------------------- raw payloads and restored settings
+payload_value = st.one_of(junk, st.sampled_from(["/etc/hostname", "http://127.0.0.1:9/x.png", "../../app.py",
+                                                 "file:///etc/hostname", DIGIT, "\x00", "~"]),
+                          st.just({"_type": "gradio.FileData"}))
+raw_payload = st.one_of(payload_value, st.dictionaries(st.sampled_from(["path", "url", "meta", "orig_name", "size"]),
+                                                       payload_value, max_size=4),
+                        st.lists(payload_value, max_size=3))
+
+
+def test_raw_image_payloads_get_clear_messages(app_demo):
+    """Any JSON where an upload belongs: refused with the app's own words, or (the shipped digit) used."""
+    from gradio_raw import call, error_text
+    demo, url = app_demo
+    index = next(i for i, fn in demo.fns.items() if fn.api_name == "forward_at_t")
+
+    @settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+    @given(raw_payload)
+    def check(payload):
+        out = call(url, index, [payload, "linear (DDPM)", False, 10, 0])
+        if not out["success"]:
+            text = error_text(out)
+            assert text.strip() and not any(a in text for a in ANONYMOUS), f"{payload!r}: {out}"
+
+    check()
+
+
+settings_value = st.one_of(junk, st.lists(junk, max_size=3), st.dictionaries(st.text(max_size=4), junk, max_size=3),
+                           st.text(min_size=0, max_size=40).map(lambda t: t + "<b>*[x](y)*</b>$$"))
+
+
+@pytest.mark.parametrize("tab", ["ddpm", "cfg", "zero-snr", "text2img", "stackgan"])
+def test_restore_survives_random_settings(app_demo, tmp_path, tab):
+    """Random values for a tab's own setting names: the note stays short and escaped, and whatever is restored passes
+    the check its control makes."""
+    import json
+    from PIL import Image, PngImagePlugin
+    from gradio_raw import call, upload
+    demo, url = app_demo
+    index, drop = next((i, fn.fn.__self__) for i, fn in demo.fns.items()
+                       if getattr(fn.fn, "__name__", "") == "restore" and fn.fn.__self__.tab == tab)
+
+    @settings(max_examples=10, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+    @given(st.dictionaries(st.sampled_from(drop.names), settings_value, min_size=1))
+    def check(values):
+        info = PngImagePlugin.PngInfo()
+        info.add_text("diffusion-lab", json.dumps({"tab": tab, **values}))
+        path = tmp_path / "settings.png"
+        Image.new("L", (8, 8)).save(path, pnginfo=info)
+        out = call(url, index, [upload(url, path)])
+        assert out["success"], out
+        *updates, note = out["output"]["data"]
+        assert len(note) < 4000 and "<b>" not in note and "$$" not in note
+        for name, update in zip(drop.names, updates):
+            if isinstance(update, dict) and "value" in update:
+                drop.checks[name](update["value"])  # raises if a value got through unchecked
+
+    check()

@@ -281,3 +281,29 @@ def test_stackgan_notes_non_ascii_captions(client):
     _, _, status = client.predict("ein großer roter Kreis in der Mitte", "nearest-neighbour + conv", 1, 0, True,
                                   api_name="/stackgan_generate")
     assert "non-ASCII" in status
+
+
+def test_the_least_served_session_runs_next():
+    """Queue order, without a server: a session with a job running, or with more compute used lately, waits behind
+    the others; equals keep their order of arrival."""
+    import time
+    from types import SimpleNamespace
+    from demos.queue_policy import FairQueue
+
+    def event(session, run_time=0.0):
+        return SimpleNamespace(session_hash=session, concurrency_id="compute", _id=f"{session}-{time.monotonic_ns()}",
+                               run_time=run_time)
+
+    running = event("greedy")
+    waiting = [event("greedy"), event("student-a"), event("student-b"), event("newcomer")]
+    compute = SimpleNamespace(queue=list(waiting))
+    queue = SimpleNamespace(event_queue_per_concurrency_id={"compute": compute}, active_jobs=[None, [running]],
+                            push=None, get_events=lambda: ([compute.queue.pop(0)], False, "compute"))
+    fair = FairQueue(SimpleNamespace(_queue=queue), "compute")
+    now = time.time()
+    fair.started = {"greedy": [(now - 30, running)], "student-a": [(now - 60, event("student-a", 4.0))],
+                    "student-b": [(now - 60, event("student-b", 1.0)), (now - 1000, event("student-b", 99.0))]}
+    order = [fair.get_events()[0][0].session_hash for _ in waiting]
+    # newcomer: nothing used; student-b: 1 s (its 99 s are older than the window); student-a: 4 s; greedy: running
+    assert order == ["newcomer", "student-b", "student-a", "greedy"]
+    assert "student-b" in fair.started and len(fair.started["student-b"]) == 2  # the old job was pruned, one added

@@ -368,12 +368,20 @@ GOOD = dict(model_choice="Shapes LDM (trained here)", sd_spec="", prompt=PROMPT,
     (dict(prompt="x" * 30_000), "characters long"),
     (dict(model_choice="Imagen"), "Model must be one of"),
     (dict(model_choice="Stable Diffusion (local folder or hub id)"), "Type a Stable Diffusion checkpoint"),
-    (dict(model_choice="Stable Diffusion (local folder or hub id)", sd_spec="/no/such/folder"), "hf download"),
+    (dict(model_choice="Stable Diffusion (local folder or hub id)", sd_spec="/no/such/folder"),
+     "does not load Stable Diffusion checkpoints"),  # loading by name is opt-in (app.py --allow-sd)
 ])
 def test_tab_rejects_bad_input_clearly(tiny, change, message):
     from demos import text2img
     with pytest.raises(gr.Error, match=message):
         _run(text2img.generate(**dict(GOOD, **change), progress=_no_progress))
+
+
+def test_tab_with_sd_allowed_says_what_to_download(tiny, monkeypatch):
+    from demos import text2img
+    monkeypatch.setenv(text2img.ALLOW_SD_ENV, "1")
+    with pytest.raises(gr.Error, match="hf download"):
+        _run(text2img.generate(**dict(GOOD, model_choice=text2img.SD, sd_spec="/no/such/folder"), progress=_no_progress))
 
 
 def test_tab_notes_empty_long_and_non_ascii_prompts(tiny):
