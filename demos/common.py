@@ -68,7 +68,7 @@ def echo(value, limit: int = MAX_ECHO) -> str:
     `limit` characters, HTML escaped (gradio renders messages and Markdown as HTML)."""
     text = value if isinstance(value, str) else reprlib.repr(value)
     text = _UNPRINTABLE.sub("\ufffd", text[:limit + 1])
-    return html.escape(text if len(text) <= limit else text[:limit] + "…")
+    return html.escape(text if len(text) <= limit else text[:limit] + "…", quote=False)  # text, never an attribute
 
 
 def echo_md(value, limit: int = MAX_ECHO) -> str:

@@ -228,7 +228,8 @@ def test_drawing_in_black_ink_on_a_transparent_pad_is_used(vae_demo):
     assert np.asarray(seen).max() > 200  # the stroke became white ink on black
 
 
-def test_non_image_bytes_are_refused_clearly(vae_demo, tmp_path):
+def test_non_image_bytes_are_refused_clearly(vae_demo, tmp_path, monkeypatch):
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))  # as if uploaded: the app opens only files gradio received
     junk = tmp_path / "digit.png"
     junk.write_bytes(b"this is not a PNG at all" * 10)
     with pytest.raises(gr.Error, match="not an image"):
@@ -237,8 +238,9 @@ def test_non_image_bytes_are_refused_clearly(vae_demo, tmp_path):
         vae_demo.latent_map(str(junk), _example(vae_demo, "3"), 5, 10)
 
 
-def test_far_from_digit_upload_is_processed_with_a_note(vae_demo, tmp_path, capsys):
+def test_far_from_digit_upload_is_processed_with_a_note(vae_demo, tmp_path, capsys, monkeypatch):
     """A large photo-like picture on a light background: centred, resized, inverted, and flagged."""
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))  # as if uploaded
     rng = np.random.default_rng(0)
     photo = (200 + 55 * rng.random((300, 400, 3))).astype(np.uint8)
     photo[60:240, 80:330] = (rng.random((180, 250, 3)) * 120).astype(np.uint8)  # a dark noisy block
