@@ -141,17 +141,22 @@ def share_one_queue(demo: gr.Blocks) -> None:
             fn.concurrency_id = COMPUTE_QUEUE
 
 
+def private_server(host: str, share: bool) -> bool:
+    """Only this machine can reach it: a loopback host, no --share link, not a Hugging Face Space."""
+    loopback = host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
+    return loopback and not share and not os.environ.get("SPACE_ID")
+
+
 def allow_sd(flag: bool | None, host: str, share: bool) -> bool:
     """Loading Stable Diffusion checkpoints by name opens folders and downloads models a visitor names: opt-in.
-    --allow-sd / --no-allow-sd decide; else DIFFUSION_LAB_ALLOW_SD; else on only for a private server (loopback,
-    no --share link, not a Space). The answer goes into DIFFUSION_LAB_ALLOW_SD, which the tab reads."""
+    --allow-sd / --no-allow-sd decide; else DIFFUSION_LAB_ALLOW_SD; else on only for a private server. The answer
+    goes into DIFFUSION_LAB_ALLOW_SD, which the tab reads."""
     if flag is not None:
         return flag
     from demos.text2img import ALLOW_SD_ENV
     if os.environ.get(ALLOW_SD_ENV) in ("0", "1"):
         return os.environ[ALLOW_SD_ENV] == "1"
-    loopback = host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
-    return loopback and not share and not os.environ.get("SPACE_ID")
+    return private_server(host, share)
 
 
 def launch(demo: gr.Blocks, **kwargs):
@@ -174,6 +179,9 @@ def main(argv=None):
         os.environ["DIFFUSION_LAB_DEVICE"] = args.device
     from demos.text2img import ALLOW_SD_ENV
     os.environ[ALLOW_SD_ENV] = "1" if allow_sd(args.allow_sd, args.host, args.share) else "0"
+    from demos.common import COST_SCALE_ENV, PRIVATE_COST_SCALE
+    if private_server(args.host, args.share):  # one user's own machine: requests may cost more (a DDPM grid)
+        os.environ.setdefault(COST_SCALE_ENV, str(PRIVATE_COST_SCALE))
     launch(build_app(), server_name=args.host, server_port=args.port, share=args.share)
 
 

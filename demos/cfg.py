@@ -11,13 +11,14 @@ from pipelines.images import grid, labelled_grid, side_by_side
 
 from pipelines.infotext import attach
 
-from .common import (FramesView, SettingsDrop, check_choice, check_cost, echo, check_number, formula, samples_image, seed_box,
-                     user_errors, write_gif)
+from .common import (BUDGET_INFO, FramesView, SettingsDrop, check_choice, check_cost, check_number, echo, formula,
+                     samples_image, seed_box, user_errors, write_gif)
 from .plots import quality_diversity_plot
 
 SAMPLERS = ("DDIM", "DPM-Solver++ (multistep)", "DDPM (ancestral)")
 MAX_IMAGES, MAX_STEPS, MAX_FRAMES, SLIDER_MAX = 36, 250, 25, 15.0
-MAX_IMAGE_STEPS = 5_000  # images × guided steps per request: ≈ 18 s at 3.6 ms per image-step (2 CPU threads)
+ALL_CLASSES = sorted({c for names in CLASS_NAMES.values() for c in names})
+MAX_IMAGE_STEPS = 1_500  # images × guided steps per request: ≈ 5.4 s at 3.6 ms per image-step (2 CPU threads)
 SWEEP_SCALES, MAX_SWEEP_SCALES = "0, 1, 3, 7", 6
 DATASET = {"MNIST": "mnist", "Fashion-MNIST": "fashion-mnist"}
 
@@ -145,10 +146,11 @@ def sweep(model_name, scales, steps, seed, progress=gr.Progress()):
                          label_width=80 if model_name == "MNIST" else 86)
 
 
-def model_changed(model_name):
-    """New class choices, the model's card summary, its quality–diversity plot and figures."""
+def model_changed(model_name, label=None):
+    """New class choices (keeping the class when the new model has it: a restored PNG sets both), the model's card
+    summary, its quality–diversity plot and figures."""
     names = CLASS_NAMES[DATASET.get(model_name, "mnist")]
-    return gr.Dropdown(choices=names, value=names[0]), *model_summary(model_name)
+    return gr.Dropdown(choices=names, value=label if label in names else names[0]), *model_summary(model_name)
 
 
 def model_summary(model_name):
@@ -219,12 +221,15 @@ def build():
             rescale = gr.Slider(0, 1, value=0, step=0.05, label="Guidance rescale φ (0 = off)")
             sampler = gr.Dropdown(list(SAMPLERS), value="DDIM", label="Sampler")
             steps = gr.Slider(1, MAX_STEPS, value=25, step=1, label="Steps (DDPM ancestral always runs all 1000)")
-            num_images = gr.Slider(1, MAX_IMAGES, value=16, step=1, label="Number of images")
+            num_images = gr.Slider(1, MAX_IMAGES, value=16, step=1, label="Number of images",
+                                   info=BUDGET_INFO.format(MAX_IMAGE_STEPS) + ' (DDPM ancestral: its 1000 steps)')
             seed = seed_box(0)
             run = gr.Button("Generate with guidance", variant="primary")
             status = gr.Textbox(label="Progress", interactive=False)
             SettingsDrop("cfg", dict(model_name=model_name, label=label, scale=scale, rescale=rescale, sampler=sampler,
-                                     steps=steps, num_images=num_images, seed=seed))
+                                     steps=steps, num_images=num_images, seed=seed),
+                         # the class list follows the model: any model's class passes here, generate checks the pair
+                         checks={"label": lambda v: check_choice(v, "Class y", ALL_CLASSES)})
         with gr.Column(scale=2):
             formula(GUIDE_MD)
             formula(TRAIN_MD)
@@ -257,7 +262,8 @@ def build():
     scale_slider.release(sync_number, scale_slider, scale, api_visibility="private", show_progress="hidden")
     for event in (scale.submit, scale.blur):
         event(sync_slider, scale, scale_slider, api_visibility="private", show_progress="hidden")
-    model_name.change(model_changed, model_name, [label, info, qd, figures], api_visibility="private")
+    model_name.change(model_changed, [model_name, label], [label, info, qd, figures], api_visibility="private",
+                      preprocess=False)  # the raw class: a restored one may not be in the old model's list yet
     run.click(generate, [model_name, label, scale, rescale, sampler, steps, num_images, seed],
               [live, final, status, *frames.outputs], api_name="cfg_generate", preprocess=False)
     run_sweep.click(sweep, [model_name, sweep_scales, sweep_steps, sweep_seed], sweep_img, api_name="cfg_sweep",

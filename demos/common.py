@@ -113,18 +113,30 @@ def check_bool(value, name: str) -> bool:
     return value
 
 
-def check_cost(images: int, steps: int, budget: int, what: str = "network evaluations × images") -> None:
-    """Bound a request by what it costs, not only by separate caps: `images × steps` (one batched network call per
-    step) must stay within the tab's budget, sized to about 20 s of a 2-core CPU."""
-    if images * steps > budget:
-        raise ValueError(f"This asks for {images:,} images × {steps:,} steps = {images * steps:,} {what}; one request "
-                         f"may cost at most {budget:,} (about 20 s on this server). Use fewer images or fewer steps.")
+BUDGET_INFO = "images × steps ≤ {:,} per request on a shared server"
+COST_SCALE_ENV = "DIFFUSION_LAB_COST_SCALE"  # budgets × this (app.py sets PRIVATE_COST_SCALE on a private server)
+PRIVATE_COST_SCALE = 4
+REQUEST_SECONDS = 5  # what each tab's budget is sized to: 2 CPU threads of this machine
+
+
+def check_cost(images: int, steps: int, budget: int, seconds: float = REQUEST_SECONDS) -> None:
+    """Bound a request by what it costs, not only by separate caps: images × denoising steps (the images of one step
+    go through the network as one batch) must stay within the tab's budget, sized to `seconds` of a 2-core CPU on a
+    shared server, so that one visitor's request never holds a worker for long; × DIFFUSION_LAB_COST_SCALE."""
+    try:
+        scale = min(max(float(os.environ.get(COST_SCALE_ENV, "1")), 0.1), 100.0)
+    except ValueError:
+        scale = 1.0
+    if images * steps > budget * scale:
+        raise ValueError(f"This asks for {images:,} images × {steps:,} denoising steps = {images * steps:,} image-steps; "
+                         f"one request may cost at most {round(budget * scale):,} (about {seconds * scale:.0f} s "
+                         "on this server). Use fewer images or fewer steps.")
 
 
 def received_file(payload):
     """What an image input of a request may be opened as: bytes or a PIL image as they are, and a file only when
-    gradio itself received it (its upload and cache folder) or it is one of the app's example digits. A URL is never
-    fetched and no other path is ever opened: a raw API payload can name any file on the server."""
+    gradio itself received it: an upload, or gradio's cached copy of an example or a default value (its upload and
+    cache folder). A URL is never fetched and no other path is ever opened: a raw API payload can name any file."""
     if isinstance(payload, dict):  # a gradio FileData payload; only its server-side path counts, never its url
         if payload.get("url") and not payload.get("path"):
             raise ImageInputError("Images are taken as uploads only, not as URLs: upload the file itself.")
@@ -137,7 +149,7 @@ def received_file(payload):
         raise ImageInputError("Images are taken as uploads only, not as URLs: upload the file itself.")
     try:
         path = Path(payload).resolve()  # follows symbolic links out of the folders too
-        allowed = any(path.is_relative_to(root) for root in _received_roots()) and path.is_file()
+        allowed = path.is_relative_to(_received_root()) and path.is_file()
     except (OSError, ValueError):  # NUL bytes, names too long
         allowed = False
     if not allowed:
@@ -145,9 +157,9 @@ def received_file(payload):
     return str(path)
 
 
-def _received_roots() -> list[Path]:
+def _received_root() -> Path:
     from gradio.utils import get_upload_folder  # uploads, and the copies gradio makes of examples and values
-    return [Path(get_upload_folder()).resolve(), (PROJECT_ROOT / "assets").resolve()]
+    return Path(get_upload_folder()).resolve()
 
 
 def digit_tensor(payload, size: int = 28):

@@ -12,14 +12,15 @@ from pipelines.metrics.features import DEFAULT_FEATURES, JUDGES, get_feature_net
 from pipelines.metrics.fid import FIDNumericalError
 from pipelines.metrics.scoring import real_floor, reference_description, score_images
 
-from .common import check_choice, check_number, formula, seed_box, user_errors
+from .common import check_choice, check_cost, check_number, formula, seed_box, user_errors
 from .plots import metrics_plot
 
 RESULTS = PROJECT_ROOT / "results" / "metrics.json"
 QUICK_RESULTS = PROJECT_ROOT / "results" / "quick" / "metrics.json"
 COMMAND = "python -m pipelines.evaluate"
 MIN_N, MAX_N, MAX_STEPS = 16, 1000, 100
-MAX_WORK = 20_000   # images × sampling steps per request: ~2-3 min on 2 CPU cores for the MNIST DDPM
+MAX_WORK = 5_000  # images × sampling steps per request: ≈ 20 s for the MNIST DDPM, the one request sized beyond 5 s
+# (FID needs n: the default n = 200 at 25 steps fits)
 FEATURE_CHOICES = [("Judge classifier of the model's dataset (trained here; MNIST's for brightness-varied MNIST)",
                     "classifier"),
                    ("Inception-v3 pool3 (torchvision; needs cached weights)", "inception-v3")]
@@ -115,9 +116,8 @@ def compute(model, features, n, steps, seed, history, progress=gr.Progress()):
     seed = check_number(seed, "Seed", 0, 2**31 - 1, integer=True)
     gen = GENERATORS[model]
     steps = check_number(steps, "Steps", 1, MAX_STEPS, integer=True) if gen.steps else None
-    if steps and n * steps > MAX_WORK:
-        raise ValueError(f"n × steps = {n * steps:,} is over this Space's limit of {MAX_WORK:,} "
-                         f"(e.g. n = {MAX_WORK // steps} at {steps} steps); lower n or the steps.")
+    if steps:
+        check_cost(n, steps, MAX_WORK, seconds=20)
     key = DEFAULT_FEATURES[gen.dataset] if features == "classifier" else features
     net = get_feature_network(key)   # CheckpointMissing / FeatureNetworkMissing -> a clear gr.Error
     if n <= net.dim:

@@ -16,8 +16,8 @@ from pipelines.schedules import SPACINGS
 from pipelines.shapes.data import HELDOUT_TEMPLATES, caption_for
 
 from .cfg import parse_scales
-from .common import (MAX_SEED, FramesView, SettingsDrop, check_choice, check_cost, check_number, echo, echo_md, formula,
-                     samples_image, seed_box, user_errors, warn_notes, write_gif)
+from .common import (BUDGET_INFO, MAX_SEED, FramesView, SettingsDrop, check_choice, check_cost, check_number, echo_md,
+                     formula, samples_image, seed_box, user_errors, warn_notes, write_gif)
 
 SHAPES = "Shapes LDM (trained here)"
 SD = "Stable Diffusion (local folder or hub id)"
@@ -31,7 +31,7 @@ SD_OFF = ("This server does not load Stable Diffusion checkpoints by name (a pub
           "download models a visitor names). Run the app on your own machine (`python app.py`) to load one there; "
           "the shapes model works here.")
 SWEEP_SCALES, MAX_SWEEP_IMAGES = "0, 1, 3, 7", 4
-MAX_IMAGE_STEPS = 1_200  # images × guided steps per request (shapes model): ≈ 19 s at 16 ms per image-step
+MAX_IMAGE_STEPS = 400  # images × guided steps per request (shapes model): ≈ 6.4 s at 16 ms per image-step
 INTERP_MODES = ("between two prompts (token states, linear)", "between two seeds (latents, slerp)")
 
 # examples written with the held-out phrasings (never seen in training), black and white backgrounds included
@@ -299,7 +299,8 @@ def build():
             with gr.Row():
                 sampler = gr.Dropdown(list(SAMPLERS), value="DDIM", label="Sampler")
                 steps = gr.Slider(1, MAX_STEPS, value=20, step=1, label="Steps")
-            num_images = gr.Slider(1, MAX_IMAGES, value=4, step=1, label="Number of images")
+            num_images = gr.Slider(1, MAX_IMAGES, value=4, step=1, label="Number of images",
+                                   info=BUDGET_INFO.format(MAX_IMAGE_STEPS))
             seed = seed_box(0)
             with gr.Row(elem_classes=["advanced"]):
                 zero_snr = gr.Radio(list(ZERO_SNR_CHOICES), value=OWN, label="Zero terminal SNR")

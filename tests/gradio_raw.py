@@ -50,5 +50,17 @@ def upload(url: str, path: str | Path) -> dict:
     return {"path": r.json()[0], "meta": FILE_META, "orig_name": Path(path).name}
 
 
+def as_upload(path: str | Path) -> str:
+    """A copy of a local file where gradio keeps what it received, for calling a tab's callback directly as the
+    server would (the app opens no other file)."""
+    import shutil
+    from gradio.utils import get_upload_folder
+    dest = Path(get_upload_folder()) / "test-uploads" / Path(path).name
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if not dest.exists():
+        shutil.copyfile(path, dest)
+    return str(dest)
+
+
 def error_text(result: dict) -> str:
     return str(result.get("detail") or (result.get("output") or {}).get("error") or "")

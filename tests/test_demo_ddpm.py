@@ -4,6 +4,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from demos.common import MNIST_EXAMPLES as EXAMPLES, use_drawing
+from gradio_raw import as_upload
 from demos.ddpm import forward_at_t, forward_process
 
 
@@ -28,7 +29,7 @@ def test_a_blank_drawing_gets_a_clear_message():
 
 
 def test_gradio_file_payloads_are_accepted():
-    x_t, info = forward_at_t({"path": EXAMPLES[3], "meta": {"_type": "gradio.FileData"}}, "linear (DDPM)", True,
+    x_t, info = forward_at_t({"path": as_upload(EXAMPLES[3]), "meta": {"_type": "gradio.FileData"}}, "linear (DDPM)", True,
                              999, 0)
     assert "ᾱ=0.0000" in info  # zero terminal SNR: pure noise at T
 
@@ -38,4 +39,4 @@ def test_gradio_file_payloads_are_accepted():
     (("linear (DDPM)", False, float("nan"), 0), "t must be"), (("linear (DDPM)", False, 5, "abc"), "Seed")])
 def test_forward_rejects_out_of_range_controls(args, message):
     with pytest.raises(gr.Error, match=message):
-        forward_process(EXAMPLES[0], *args)
+        forward_process(as_upload(EXAMPLES[0]), *args)

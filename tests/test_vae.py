@@ -177,7 +177,8 @@ def vae_demo():
 
 
 def _example(demo, digit: str) -> str:
-    return next(p for p in demo.MNIST_EXAMPLES if p.rsplit("/", 1)[-1].startswith(f"{digit}_"))
+    from gradio_raw import as_upload
+    return as_upload(next(p for p in demo.MNIST_EXAMPLES if p.rsplit("/", 1)[-1].startswith(f"{digit}_")))
 
 
 def test_interpolate_callback_is_deterministic(vae_demo, tmp_path):
