@@ -7,20 +7,25 @@ takes and picks jobs (`Queue.push` and `Queue.get_events`):
 1. **A cap per session.** A session may have at most MAX_COMPUTE_JOBS main actions waiting or running (the one
    compute queue every tab's main action joins), and at most MAX_EVENTS events in all queues together (a page load
    fires about a dozen light ones). A join past the cap is refused at once with a clear message.
-2. **Least attained service first.** When a worker frees up, the waiting compute job that runs next is the one whose
-   session has the fewest jobs running and, among those, has used the least compute in the last WINDOW seconds;
-   ties keep their order of arrival. A student's first request is never stuck behind a heavy user's next one.
+2. **Heavy users last.** When a worker frees up, the waiting compute jobs are taken in order of arrival, except that
+   a session with a job already running waits behind every session without one, and a *heavy* session (one that
+   used more than HEAVY_FACTOR × the median compute of the waiting sessions in the last WINDOW seconds, and at least
+   HEAVY_MARGIN seconds more) waits behind every light one. A greedy client never holds both workers while others
+   wait and gets what the class leaves; among students the order stays first come, first served (reordering them
+   by small differences in use only spreads their waits and lifts the tail).
 
 Sessions are gradio's session hashes: a browser tab, or one `gradio_client.Client`.
 """
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
 
 MAX_COMPUTE_JOBS = 2  # main actions per session, waiting or running
-MAX_EVENTS = 24       # events per session in all queues (a page load fires ~15 light ones)
+MAX_EVENTS = 32       # events per session in all queues (a page load fires 16 light ones)
 WINDOW = 300.0        # seconds of past compute that count against a session
+HEAVY_FACTOR, HEAVY_MARGIN = 2.0, 10.0
 BUSY = ("You already have {n} jobs waiting or running: wait for one to finish (or stop it), then press the "
         "button again. Each visitor may queue {n} at a time so that everyone gets a turn.")
 TOO_MANY = "Too many requests from this page at once ({n} waiting or running): wait a moment, then try again."
@@ -72,16 +77,19 @@ class FairQueue:
             used[session] = sum(now - t if e._id in running else e.run_time for t, e in jobs)
         return used
 
+    def heavy(self, sessions: set[str], now: float) -> set[str]:
+        """The sessions among `sessions` that used far more compute lately than the median of them."""
+        used = self.attained(now)
+        median = statistics.median(used.get(s, 0.0) for s in sessions)
+        return {s for s in sessions if used.get(s, 0.0) > max(HEAVY_FACTOR * median, median + HEAVY_MARGIN)}
+
     def get_events(self):
         compute = self.queue.event_queue_per_concurrency_id.get(self.compute_id)
         now = time.time()
         if compute is not None and len(compute.queue) > 1:
-            used = self.attained(now)
-            busy: dict[str, int] = {}
-            for e in self._running():
-                if e.concurrency_id == self.compute_id:
-                    busy[e.session_hash] = busy.get(e.session_hash, 0) + 1
-            compute.queue.sort(key=lambda e: (busy.get(e.session_hash, 0), used.get(e.session_hash, 0.0)))
+            heavy = self.heavy({e.session_hash for e in compute.queue}, now)
+            busy = {e.session_hash for e in self._running() if e.concurrency_id == self.compute_id}
+            compute.queue.sort(key=lambda e: (e.session_hash in busy, e.session_hash in heavy))  # stable: FIFO
         picked = self._get_events()
         if picked and picked[2] == self.compute_id:
             for e in picked[0]:

@@ -283,9 +283,9 @@ def test_stackgan_notes_non_ascii_captions(client):
     assert "non-ASCII" in status
 
 
-def test_the_least_served_session_runs_next():
-    """Queue order, without a server: a session with a job running, or with more compute used lately, waits behind
-    the others; equals keep their order of arrival."""
+def test_heavy_and_busy_sessions_wait_behind_the_others():
+    """Queue order, without a server: a session with a job running, or one that used far more compute lately than the
+    others, waits behind them; everyone else keeps the order of arrival."""
     import time
     from types import SimpleNamespace
     from demos.queue_policy import FairQueue
@@ -295,15 +295,31 @@ def test_the_least_served_session_runs_next():
                                run_time=run_time)
 
     running = event("greedy")
-    waiting = [event("greedy"), event("student-a"), event("student-b"), event("newcomer")]
+    waiting = [event("greedy"), event("heavy"), event("student-a"), event("student-b"), event("newcomer")]
     compute = SimpleNamespace(queue=list(waiting))
     queue = SimpleNamespace(event_queue_per_concurrency_id={"compute": compute}, active_jobs=[None, [running]],
                             push=None, get_events=lambda: ([compute.queue.pop(0)], False, "compute"))
     fair = FairQueue(SimpleNamespace(_queue=queue), "compute")
     now = time.time()
-    fair.started = {"greedy": [(now - 30, running)], "student-a": [(now - 60, event("student-a", 4.0))],
+    fair.started = {"greedy": [(now - 30, running)], "heavy": [(now - 100, event("heavy", 60.0))],
+                    "student-a": [(now - 60, event("student-a", 4.0))],
                     "student-b": [(now - 60, event("student-b", 1.0)), (now - 1000, event("student-b", 99.0))]}
     order = [fair.get_events()[0][0].session_hash for _ in waiting]
-    # newcomer: nothing used; student-b: 1 s (its 99 s are older than the window); student-a: 4 s; greedy: running
-    assert order == ["newcomer", "student-b", "student-a", "greedy"]
-    assert "student-b" in fair.started and len(fair.started["student-b"]) == 2  # the old job was pruned, one added
+    # heavy used 60 s against a median of 4 s (student-b's 99 s are older than the window); greedy has a job running
+    assert order == ["student-a", "student-b", "newcomer", "heavy", "greedy"]
+    assert len(fair.started["student-b"]) == 2  # its old job was pruned, the new one added
+
+
+def test_a_bad_restore_does_not_break_another_job_of_the_same_session(app_demo, tmp_path):
+    """One browser session: a long job is streaming when a damaged PNG is dropped; both answer, the job completes."""
+    demo, url = app_demo
+    reverse = next(i for i, fn in demo.fns.items() if fn.api_name == "reverse")
+    session = new_session()
+    assert join(url, reverse, ["DDIM", 30, 8, 0.0, 0], session).status_code == 200
+    bad = png_with_settings(tmp_path / "bad.png", json.dumps({"tab": "ddpm", "steps": "x" * 100_000,
+                                                              "seed": [[[[]]]], "eta": {"a": None}}))
+    assert join(url, restore_fns(demo)["ddpm"], [upload(url, bad)], session).status_code == 200
+    done = results(url, session, 2)
+    assert all(m["success"] for m in done), done
+    note = next(m for m in done if len(m["output"]["data"]) == 6)["output"]["data"][-1]
+    assert "Not restored" in note and len(note) < 3000
