@@ -61,6 +61,9 @@ def add_diffusion_args(p, schedule: str = "linear (DDPM)", zero_snr: bool = Fals
     p.add_argument("--timestep-spacing", default=None, choices=list(SPACINGS),
                    help="stored as the sampling default (default: trailing with zero SNR, else leading)")
     p.add_argument("--mixed-precision", default=mixed_precision, choices=["no", "bf16", "fp16"])
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=False,
+                   help="keep weights and images in channels-last (NHWC) memory: faster convolutions on CPUs with "
+                        "oneDNN (see python -m pipelines.train_speed)")
     p.add_argument("--save-every", type=int, default=save_every, help="save the resumable state every N steps")
 
 
@@ -157,10 +160,13 @@ def loss_summary(log: RunLog, upto_step: int) -> dict:
 
 
 def prepare_diffusion_training(accelerator, model, loader, args):
-    """AdamW with warm-up + cosine decay and an EMA of the weights, prepared by accelerate.
+    """AdamW with warm-up + cosine decay and an EMA of the weights, prepared by accelerate; with --channels-last
+    the weights and every 4-D input are kept in channels-last memory.
 
     Returns (model, opt, loader, lr_sched, ema); the EMA is part of the saved state."""
     from diffusers.training_utils import EMAModel
+    if getattr(args, "channels_last", False):
+        use_channels_last(model)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
     lr_sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(args.warmup, args.steps))
     ema = EMAModel(model.parameters(), decay=EMA_DECAY, use_ema_warmup=True, power=3 / 4)
@@ -168,6 +174,18 @@ def prepare_diffusion_training(accelerator, model, loader, args):
     ema.to(accelerator.device)
     accelerator.register_for_checkpointing(ema)
     return model, opt, loader, lr_sched, ema
+
+
+def use_channels_last(model: torch.nn.Module) -> torch.nn.Module:
+    """Weights in channels-last memory, and every 4-D positional input converted on the way in (a forward pre-hook),
+    so a trainer's loop needs no change. The values are the same; only their order in memory differs."""
+    model.to(memory_format=torch.channels_last)
+
+    def to_nhwc(module, inputs):
+        return tuple(x.contiguous(memory_format=torch.channels_last) if torch.is_tensor(x) and x.ndim == 4 else x
+                     for x in inputs)
+    model.register_forward_pre_hook(to_nhwc)
+    return model
 
 
 class ResumableState:
@@ -182,13 +200,14 @@ class ResumableState:
             accelerator.print(f"resumed {name} at step {self.step}")
         self.log.record_session(self.step, previous=read_json(Path(out_dir) / "training_record.json", {}))
         self._t_last, self._last_step = time.time(), self.step
+        self._t_session = time.time()
 
     def step_done(self, step: int, total: int, save_every: int, every: int = 25, note: str = "", **fields) -> bool:
         """The bookkeeping after optimiser step `step`, the same in every trainer: log `fields` (loss, lr, ...),
         print progress every `every` steps, save the resumable state every `save_every`; True once `total` is reached."""
         acc = self.accelerator
         if acc.is_main_process:
-            self.log.log(step=step, **fields)
+            self.log.log(step=step, seconds=round(time.time() - self._t_session, 3), **fields)  # since this session began
             if step % every == 0 or step == total:
                 per_step = (time.time() - self._t_last) / max(step - self._last_step, 1)
                 self._t_last, self._last_step = time.time(), step

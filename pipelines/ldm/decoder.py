@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import time
 
 import torch
 import torch.nn.functional as F
@@ -74,7 +73,6 @@ def main(argv=None):
 
     # 2. minimise mean |D(z) − x| + mean (D(z) − x)² over the decoder only
     vae.train()
-    t_start = time.time()
     while step < args.steps:
         for (x8,) in loader:
             loss, l1, mse = decoder_loss(vae, to_float(x8))
@@ -83,7 +81,7 @@ def main(argv=None):
             opt.step(), lr_sched.step(), opt.zero_grad(set_to_none=True)
             step += 1
             if state.step_done(step, args.steps, args.save_every, note=f" (L1 {l1.item():.4f}, MSE {mse.item():.4f})",
-                               seconds=round(time.time() - t_start, 3), loss=loss.item(), l1=l1.item(),
+                               loss=loss.item(), l1=l1.item(),
                                mse=mse.item(), lr=lr_sched.get_last_lr()[0]):
                 break
 

@@ -195,7 +195,6 @@ def main(argv=None):
     log, step = state.log, state.step
 
     unet.train()
-    t_start = time.time()
     while step < args.steps:
         for mu, sigma, hidden, mask in loader:
             # 1. a latent of each image, sampled from the VAE posterior and scaled: z_0 = s·(μ + σ·ε')
@@ -215,8 +214,7 @@ def main(argv=None):
             opt.step(), lr_sched.step(), opt.zero_grad(set_to_none=True)
             ema.step(unet.parameters())
             step += 1
-            if state.step_done(step, args.steps, args.save_every, seconds=round(time.time() - t_start, 3),
-                               loss=loss.item(), lr=lr_sched.get_last_lr()[0]):
+            if state.step_done(step, args.steps, args.save_every, loss=loss.item(), lr=lr_sched.get_last_lr()[0]):
                 break
 
     # 5. export the EMA weights (fp16) + scheduler + the text encoder's name + training record + card
