@@ -27,8 +27,9 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from ..checkpoints import write_json
 from ..data import CLASS_NAMES, dataset_tensors
-from ..training import (EMA_DECAY, ResumableState, add_diffusion_args, add_run_args, command_line, hardware_summary,
-                        loss_summary, prepare_diffusion_training, regression_target, run_paths, training_scheduler)
+from ..training import (EMA_DECAY, ResumableState, add_diffusion_args, add_run_args, autocast, command_line,
+                        hardware_summary, loss_summary, prepare_diffusion_training, regression_target, run_paths,
+                        training_scheduler)
 from .model import ClassConditionalUNet, count_parameters, drop_labels
 
 P_UNCOND = 0.1
@@ -83,7 +84,7 @@ def main(argv=None):
             noise = torch.randn_like(x0)
             t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (x0.shape[0],), device=x0.device)
             x_t = noise_scheduler.add_noise(x0, noise, t)  # x_t = sqrt(ᾱ_t)·x_0 + sqrt(1−ᾱ_t)·ε
-            with accelerator.autocast():
+            with autocast(accelerator):  # bf16 where chosen (--mixed-precision)
                 pred = model(x_t, t, y)
             loss = F.mse_loss(pred.float(), regression_target(noise_scheduler, x0, noise, t))  # ε or v
             accelerator.backward(loss)
@@ -107,7 +108,8 @@ def main(argv=None):
             "command": command_line() if argv is None else "python -m pipelines.cfg.train " + shlex.join(argv), "dataset": args.dataset, "split": "train",
             "train_images": len(x_train), "steps": step, "batch_size": args.batch_size * accelerator.num_processes,
             "epochs": round(step * args.batch_size * accelerator.num_processes / len(x_train), 2),
-            "lr": args.lr, "mixed_precision": args.mixed_precision, "ema_decay": EMA_DECAY,
+            "lr": args.lr, "mixed_precision": args.mixed_precision,
+            "channels_last": args.channels_last, "ema_decay": EMA_DECAY,
             "p_uncond": args.p_uncond, "label_dropout": "per sample, to a learned null embedding",
             "schedule": args.schedule, "zero_terminal_snr": args.zero_snr, "prediction_type": args.prediction_type,
             "timestep_spacing": noise_scheduler.config.timestep_spacing,

@@ -44,8 +44,9 @@ import torch.nn.functional as F
 from ..checkpoints import read_json, weights_hash, write_json
 from ..shapes.data import DATA_VERSION, shapes_tensors
 from ..text_encoder import HIDDEN_SIZE, MAX_LENGTH, MODEL_NAME, PACKAGE
-from ..training import (EMA_DECAY, ResumableState, add_diffusion_args, add_run_args, command_line, hardware_summary,
-                        loss_summary, prepare_diffusion_training, regression_target, run_paths, training_scheduler)
+from ..training import (EMA_DECAY, ResumableState, add_diffusion_args, add_run_args, autocast, command_line,
+                        hardware_summary, loss_summary, prepare_diffusion_training, regression_target, run_paths,
+                        training_scheduler)
 from . import NAME, UNET_COMMAND, VAE_COMMAND
 from .vae import TRAIN_IMAGES, encode_latents, load_autoencoder
 
@@ -206,7 +207,7 @@ def main(argv=None):
             t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(z0),), device=z0.device)
             z_t = noise_scheduler.add_noise(z0, noise, t)
             # 4. predict v (or ε) with cross-attention to the caption, padding masked out
-            with accelerator.autocast():
+            with autocast(accelerator):  # bf16 where chosen (--mixed-precision)
                 pred = unet(z_t, t, encoder_hidden_states=hidden, encoder_attention_mask=mask).sample
             loss = F.mse_loss(pred.float(), regression_target(noise_scheduler, z0, noise, t))  # v (or ε)
             accelerator.backward(loss)
@@ -238,7 +239,8 @@ def main(argv=None):
                                            "phrasings only", "split": "train",
             "train_images": args.train_images, "steps": step, "batch_size": args.batch_size,
             "epochs": round(step * args.batch_size / args.train_images, 2), "lr": args.lr,
-            "mixed_precision": args.mixed_precision, "ema_decay": EMA_DECAY, "p_uncond": args.p_uncond,
+            "mixed_precision": args.mixed_precision,
+            "channels_last": args.channels_last, "ema_decay": EMA_DECAY, "p_uncond": args.p_uncond,
             "caption_dropout": "per image, to the token states of the empty prompt \"\"",
             "schedule": args.schedule, "zero_terminal_snr": args.zero_snr, "prediction_type": args.prediction_type,
             "timestep_spacing": spacing, "parameters": count_parameters(export),
