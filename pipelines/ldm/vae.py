@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import time
 from pathlib import Path
 
 import torch
@@ -190,7 +189,6 @@ def main(argv=None):
 
     # 4. minimise Σ|D(z) − x| + β·KL with z = μ + σ·ε
     vae.train()
-    t_start = time.time()
     while step < args.steps:
         for (x8,) in loader:
             x = to_float(x8)
@@ -201,7 +199,7 @@ def main(argv=None):
             opt.step(), lr_sched.step(), opt.zero_grad(set_to_none=True)
             step += 1
             if state.step_done(step, args.steps, args.save_every, note=f" (L1 {l1.item():.4f}, KL {kl.item():.0f})",
-                               seconds=round(time.time() - t_start, 3), loss=loss.item(), l1=l1.item(),
+                               loss=loss.item(), l1=l1.item(),
                                kl=kl.item(), lr=lr_sched.get_last_lr()[0]):
                 break
 

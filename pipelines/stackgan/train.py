@@ -212,7 +212,6 @@ def main(argv=None):
         return out
 
     G.train(), D.train()
-    t_start = time.time()
     while step < args.steps:
         for real, phi in loader:
             # 1-2. the captions' φ and this stage's fake images
@@ -237,7 +236,7 @@ def main(argv=None):
             opt_g.step()
             step += 1
             fields = {"loss": g_loss.item(), "d_loss": d_loss.item(), "g_loss": g_loss.item(), **parts, **probs,
-                      "g_grad_norm": grad_norm, "seconds": round(time.time() - t_start, 3)}
+                      "g_grad_norm": grad_norm}  # step_done adds the seconds since the session began
             if probe is not None and (step % args.probe_every == 0 or step == args.steps or step == 1):
                 fields["probe"] = probe(probe_draw, step)
                 accelerator.print(f"step {step}: probe {json.dumps({k: round(v, 3) for k, v in fields['probe'].items()})}")
