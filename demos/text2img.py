@@ -16,8 +16,8 @@ from pipelines.schedules import SPACINGS
 from pipelines.shapes.data import HELDOUT_TEMPLATES, caption_for
 
 from .cfg import parse_scales
-from .common import (BUDGET_INFO, MAX_SEED, FramesView, SettingsDrop, check_choice, check_cost, check_number, echo_md,
-                     formula, samples_image, seed_box, user_errors, warn_notes, write_gif)
+from .common import (BUDGET_INFO, MAX_SEED, FramesView, SettingsDrop, check_choice, check_cost, check_number, echo,
+                     echo_md, formula, samples_image, seed_box, user_errors, warn_notes, write_gif)
 
 SHAPES = "Shapes LDM (trained here)"
 SD = "Stable Diffusion (local folder or hub id)"
@@ -89,6 +89,8 @@ when online, a hub id such as {", ".join(f"`{k}` ({v})" for k, v in SD_EXAMPLES.
 `StableDiffusionPipeline.from_pretrained` and runs through the same five steps; the zero-SNR and spacing controls go
 into its scheduler config (`rescale_betas_zero_snr`, `timestep_spacing`), φ is its `guidance_rescale`, and its
 `prediction_type` comes from the checkpoint. fp16 on a GPU; on a CPU expect minutes per image at 512 px.
+Loading a checkpoint by name is for your own machine: `python app.py` allows it there; a shared server (a Space,
+`--host 0.0.0.0`, `--share`) does not, unless started with `--allow-sd`.
 """
 
 
@@ -251,7 +253,8 @@ def model_info(model_choice=SHAPES, sd_spec="") -> str:
     try:
         model = _model(model_choice, sd_spec)
     except Exception as exc:  # a missing or broken checkpoint must not break the page
-        return f"**Model not available.** {echo_md(str(exc), 600)}"
+        # the shipped model's messages are the app's own Markdown; a typed checkpoint's may quote what was typed
+        return f"**Model not available.** {exc if model_choice == SHAPES else echo(str(exc), 600)}"
     p = model.parameters
     head = (f"**{model.name}** ({model.kind}): latents {model.latent_channels}×{model.latent_size}×{model.latent_size} "
             f"→ images {model.image_size}×{model.image_size}; UNet {p['unet']:,} and VAE {p['vae']:,} parameters; "
