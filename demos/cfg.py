@@ -11,7 +11,7 @@ from pipelines.images import grid, labelled_grid, side_by_side
 
 from pipelines.infotext import attach
 
-from .common import (BUDGET_INFO, FramesView, SettingsDrop, check_choice, check_cost, check_number, echo, formula,
+from .common import (FramesView, SettingsDrop, budget_info, check_choice, check_cost, check_number, echo, formula,
                      samples_image, seed_box, user_errors, write_gif)
 from .plots import quality_diversity_plot
 
@@ -222,7 +222,7 @@ def build():
             sampler = gr.Dropdown(list(SAMPLERS), value="DDIM", label="Sampler")
             steps = gr.Slider(1, MAX_STEPS, value=25, step=1, label="Steps (DDPM ancestral always runs all 1000)")
             num_images = gr.Slider(1, MAX_IMAGES, value=16, step=1, label="Number of images",
-                                   info=BUDGET_INFO.format(MAX_IMAGE_STEPS) + ' (DDPM ancestral: its 1000 steps)')
+                                   info=budget_info(MAX_IMAGE_STEPS) + ' (DDPM ancestral: its 1000 steps)')
             seed = seed_box(0)
             run = gr.Button("Generate with guidance", variant="primary")
             status = gr.Textbox(label="Progress", interactive=False)

@@ -113,20 +113,29 @@ def check_bool(value, name: str) -> bool:
     return value
 
 
-BUDGET_INFO = "images × steps ≤ {:,} per request on a shared server"
 COST_SCALE_ENV = "DIFFUSION_LAB_COST_SCALE"  # budgets × this (app.py sets PRIVATE_COST_SCALE on a private server)
 PRIVATE_COST_SCALE = 4
 REQUEST_SECONDS = 5  # what each tab's budget is sized to: 2 CPU threads of this machine
+
+
+def cost_scale() -> float:
+    """The factor on every per-request budget: DIFFUSION_LAB_COST_SCALE (0.1-100), 1 when unset or unreadable."""
+    try:
+        return min(max(float(os.environ.get(COST_SCALE_ENV, "1")), 0.1), 100.0)
+    except ValueError:
+        return 1.0
+
+
+def budget_info(budget: int) -> str:
+    """The slider note that states this server's budget (read when the page is built)."""
+    return f"images × steps ≤ {round(budget * cost_scale()):,} per request on this server"
 
 
 def check_cost(images: int, steps: int, budget: int, seconds: float = REQUEST_SECONDS) -> None:
     """Bound a request by what it costs, not only by separate caps: images × denoising steps (the images of one step
     go through the network as one batch) must stay within the tab's budget, sized to `seconds` of a 2-core CPU on a
     shared server, so that one visitor's request never holds a worker for long; × DIFFUSION_LAB_COST_SCALE."""
-    try:
-        scale = min(max(float(os.environ.get(COST_SCALE_ENV, "1")), 0.1), 100.0)
-    except ValueError:
-        scale = 1.0
+    scale = cost_scale()
     if images * steps > budget * scale:
         raise ValueError(f"This asks for {images:,} images × {steps:,} denoising steps = {images * steps:,} image-steps; "
                          f"one request may cost at most {round(budget * scale):,} (about {seconds * scale:.0f} s "

@@ -10,9 +10,9 @@ from pipelines.images import grid, side_by_side, to_pil
 from pipelines.infotext import attach
 from pipelines.schedules import SCHEDULES
 
-from .common import (BUDGET_INFO, MNIST_EXAMPLES, FramesView, Player, SettingsDrop, check_bool, check_choice, check_cost,
-                     check_number, digit_input, digit_tensor, formula, samples_image, seed_box, use_drawing, user_errors,
-                     write_gif)
+from .common import (FramesView, MNIST_EXAMPLES, Player, SettingsDrop, budget_info, check_bool, check_choice,
+                     check_cost, check_number, digit_input, digit_tensor, formula, samples_image, seed_box, use_drawing,
+                     user_errors, write_gif)
 from .plots import loss_plot, schedule_plot
 
 STRIP_T = (0, 50, 100, 200, 300, 500, 700, 999)
@@ -168,7 +168,7 @@ def build():
             steps = gr.Slider(1, MAX_STEPS, value=20, step=1, label="DDIM steps N (DDPM always runs all 1000)")
             eta = gr.Slider(0, 1, value=0, step=0.05, label="DDIM η (0 = deterministic, 1 ≈ DDPM noise)")
             num_images = gr.Slider(1, MAX_IMAGES, value=16, step=1, label="Number of images",
-                                   info=BUDGET_INFO.format(MAX_IMAGE_STEPS) + ' (DDPM ancestral: its 1000 steps)')
+                                   info=budget_info(MAX_IMAGE_STEPS) + ' (DDPM ancestral: its 1000 steps)')
             rev_seed = seed_box(0)
             run = gr.Button("Denoise from pure noise", variant="primary")
             status = gr.Textbox(label="Progress", interactive=False)

@@ -16,7 +16,7 @@ from pipelines.schedules import SPACINGS
 from pipelines.shapes.data import HELDOUT_TEMPLATES, caption_for
 
 from .cfg import parse_scales
-from .common import (BUDGET_INFO, MAX_SEED, FramesView, SettingsDrop, check_choice, check_cost, check_number, echo,
+from .common import (FramesView, MAX_SEED, SettingsDrop, budget_info, check_choice, check_cost, check_number, echo,
                      echo_md, formula, samples_image, seed_box, user_errors, warn_notes, write_gif)
 
 SHAPES = "Shapes LDM (trained here)"
@@ -303,7 +303,7 @@ def build():
                 sampler = gr.Dropdown(list(SAMPLERS), value="DDIM", label="Sampler")
                 steps = gr.Slider(1, MAX_STEPS, value=20, step=1, label="Steps")
             num_images = gr.Slider(1, MAX_IMAGES, value=4, step=1, label="Number of images",
-                                   info=BUDGET_INFO.format(MAX_IMAGE_STEPS))
+                                   info=budget_info(MAX_IMAGE_STEPS))
             seed = seed_box(0)
             with gr.Row(elem_classes=["advanced"]):
                 zero_snr = gr.Radio(list(ZERO_SNR_CHOICES), value=OWN, label="Zero terminal SNR")

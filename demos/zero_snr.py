@@ -15,7 +15,7 @@ from pipelines.zero_snr.evaluate import brightness, finite_rows
 
 from pipelines.infotext import attach
 
-from .common import (BUDGET_INFO, FramesView, SettingsDrop, check_bool, check_choice, check_cost, check_number, echo,
+from .common import (FramesView, SettingsDrop, budget_info, check_bool, check_choice, check_cost, check_number, echo,
                      formula, samples_image, seed_box, user_errors, write_gif)
 from .plots import brightness_plot, terminal_snr_plot
 
@@ -210,7 +210,7 @@ def build():
             rescale = gr.Slider(0, 1, value=0, step=0.05, label="Guidance rescale φ (0 = off, paper: 0.7)")
             steps = gr.Slider(1, MAX_STEPS, value=25, step=1, label="DDIM steps")
             num_images = gr.Slider(1, MAX_IMAGES, value=16, step=1, label="Number of images",
-                                   info=BUDGET_INFO.format(MAX_IMAGE_STEPS))
+                                   info=budget_info(MAX_IMAGE_STEPS))
             seed = seed_box(0)
             with gr.Row():
                 run = gr.Button("Generate", variant="primary")

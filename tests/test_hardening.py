@@ -193,7 +193,8 @@ def test_one_session_may_queue_two_main_actions(app_demo):
     demo, url = app_demo
     index = next(i for i, fn in demo.fns.items() if fn.api_name == "reverse")
     greedy = new_session()
-    joins = [join(url, index, ["DDIM", 5, 2, 0.0, k], greedy) for k in range(10)]
+    # jobs of ~3 s each (800 image-steps), so none finishes while the ten joins arrive, even on a busy machine
+    joins = [join(url, index, ["DDIM", 100, 8, 0.0, k], greedy) for k in range(10)]
     accepted = [r for r in joins if r.status_code == 200]
     assert len(accepted) == MAX_COMPUTE_JOBS
     assert all("already have" in r.json()["detail"] for r in joins if r.status_code != 200)
