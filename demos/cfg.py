@@ -12,7 +12,7 @@ from pipelines.images import grid, labelled_grid, side_by_side
 from pipelines.infotext import attach
 
 from .common import (FramesView, SettingsDrop, budget_info, check_choice, check_cost, check_number, echo, formula,
-                     samples_image, seed_box, user_errors, write_gif)
+                     samples_image, seed_box, steps_run, user_errors, write_gif)
 from .plots import quality_diversity_plot
 
 SAMPLERS = ("DDIM", "DPM-Solver++ (multistep)", "DDPM (ancestral)")
@@ -112,7 +112,7 @@ def generate(model_name, label, scale, rescale, sampler, steps, num_images, seed
     steps = check_number(steps, "Steps", 1, MAX_STEPS, integer=True)
     num_images = check_number(num_images, "Number of images", 1, MAX_IMAGES, integer=True)
     seed = check_number(seed, "Seed", 0, 2**31 - 1, integer=True)
-    check_cost(num_images, 1000 if sampler == "DDPM (ancestral)" else steps, MAX_IMAGE_STEPS)
+    check_cost(num_images, steps_run(sampler, steps), MAX_IMAGE_STEPS)
     model = _model(model_name)
     c = model.class_index(label)
     nrow = max(1, int(num_images ** 0.5 + 0.999))
@@ -222,7 +222,7 @@ def build():
             sampler = gr.Dropdown(list(SAMPLERS), value="DDIM", label="Sampler")
             steps = gr.Slider(1, MAX_STEPS, value=25, step=1, label="Steps (DDPM ancestral always runs all 1000)")
             num_images = gr.Slider(1, MAX_IMAGES, value=16, step=1, label="Number of images",
-                                   info=budget_info(MAX_IMAGE_STEPS) + ' (DDPM ancestral: its 1000 steps)')
+                                   info=budget_info(MAX_IMAGE_STEPS, ancestral=True))
             seed = seed_box(0)
             run = gr.Button("Generate with guidance", variant="primary")
             status = gr.Textbox(label="Progress", interactive=False)

@@ -126,9 +126,18 @@ def cost_scale() -> float:
         return 1.0
 
 
-def budget_info(budget: int) -> str:
+ANCESTRAL, ANCESTRAL_STEPS = "DDPM (ancestral)", 1000  # the ancestral sampler runs every training step
+
+
+def steps_run(sampler: str, steps: int) -> int:
+    """The denoising steps a request really runs: the ancestral sampler ignores the steps slider."""
+    return ANCESTRAL_STEPS if sampler == ANCESTRAL else steps
+
+
+def budget_info(budget: int, ancestral: bool = False) -> str:
     """The slider note that states this server's budget (read when the page is built)."""
-    return f"images × steps ≤ {round(budget * cost_scale()):,} per request on this server"
+    return (f"images × steps ≤ {round(budget * cost_scale()):,} per request on this server"
+            + (f" (DDPM ancestral: its {ANCESTRAL_STEPS} steps)" if ancestral else ""))
 
 
 def check_cost(images: int, steps: int, budget: int, seconds: float = REQUEST_SECONDS) -> None:

@@ -11,8 +11,8 @@ from pipelines.infotext import attach
 from pipelines.schedules import SCHEDULES
 
 from .common import (FramesView, MNIST_EXAMPLES, Player, SettingsDrop, budget_info, check_bool, check_choice,
-                     check_cost, check_number, digit_input, digit_tensor, formula, samples_image, seed_box, use_drawing,
-                     user_errors, write_gif)
+                     check_cost, check_number, digit_input, digit_tensor, formula, samples_image, seed_box, steps_run,
+                     use_drawing, user_errors, write_gif)
 from .plots import loss_plot, schedule_plot
 
 STRIP_T = (0, 50, 100, 200, 300, 500, 700, 999)
@@ -103,7 +103,7 @@ def reverse_process(sampler, steps, num_images, eta, seed, progress=gr.Progress(
     num_images = check_number(num_images, "Number of images", 1, MAX_IMAGES, integer=True)
     eta = check_number(eta, "η", 0, 1)
     seed = check_number(seed, "Seed", 0, 2**31 - 1, integer=True)
-    check_cost(num_images, 1000 if sampler == "DDPM (ancestral)" else steps, MAX_IMAGE_STEPS)
+    check_cost(num_images, steps_run(sampler, steps), MAX_IMAGE_STEPS)
     model = load_ddpm()
     nrow = max(1, int(num_images ** 0.5 + 0.999))
     frames = []
@@ -168,7 +168,7 @@ def build():
             steps = gr.Slider(1, MAX_STEPS, value=20, step=1, label="DDIM steps N (DDPM always runs all 1000)")
             eta = gr.Slider(0, 1, value=0, step=0.05, label="DDIM η (0 = deterministic, 1 ≈ DDPM noise)")
             num_images = gr.Slider(1, MAX_IMAGES, value=16, step=1, label="Number of images",
-                                   info=budget_info(MAX_IMAGE_STEPS) + ' (DDPM ancestral: its 1000 steps)')
+                                   info=budget_info(MAX_IMAGE_STEPS, ancestral=True))
             rev_seed = seed_box(0)
             run = gr.Button("Denoise from pure noise", variant="primary")
             status = gr.Textbox(label="Progress", interactive=False)
