@@ -28,10 +28,10 @@ Code: `pipelines/vae/model.py` (two strided convs → `fc_mu`, `fc_logvar`; line
 
 INTERP_MD = r"""
 **Interpolation** encodes both digits, keeps their **means** (not samples) and decodes
-$$x(\lambda) = \mathrm{dec}\big(\lambda\,\mu_A + (1-\lambda)\,\mu_B\big)$$
-($\lambda = 1$ gives A, $\lambda = 0$ gives B).
+$$x(\lambda) = \mathrm{dec}\big((1-\lambda)\,\mu_A + \lambda\,\mu_B\big) = \mathrm{dec}\big(\texttt{torch.lerp}(\mu_A, \mu_B, \lambda)\big)$$
+($\lambda = 0$ gives A, $\lambda = 1$ gives B).
 **Spherical** (slerp) follows the great circle instead of the chord, with $\cos\Omega = \frac{\mu_A\cdot\mu_B}{|\mu_A||\mu_B|}$:
-$$z(\lambda) = \frac{\sin(\lambda\Omega)}{\sin\Omega}\,\mu_A + \frac{\sin((1-\lambda)\Omega)}{\sin\Omega}\,\mu_B .$$
+$$z(\lambda) = \frac{\sin((1-\lambda)\Omega)}{\sin\Omega}\,\mu_A + \frac{\sin(\lambda\Omega)}{\sin\Omega}\,\mu_B .$$
 In high dimension a Gaussian's mass sits on a shell of radius ≈ √d, and the straight chord dips inside it; slerp stays near the shell.
 """
 
@@ -82,8 +82,8 @@ def _digit(image, label: str, check: bool = True) -> torch.Tensor:
 
 
 def _lams(steps: int) -> list[float]:
-    """λ from 1 (digit A) down to 0 (digit B), so the strip reads left to right A → B."""
-    return torch.linspace(1, 0, steps).tolist()
+    """λ from 0 (digit A) up to 1 (digit B), so the strip reads left to right A → B."""
+    return torch.linspace(0, 1, steps).tolist()
 
 
 # ---------------------------------------------------------------- callbacks
@@ -195,15 +195,15 @@ def build():
     ex = {c: [p for p in MNIST_EXAMPLES if p.rsplit("/", 1)[-1].startswith(f"{c}_")] for c in "0123456789"}
     with gr.Row():
         with gr.Column():
-            image_a = digit_input("Digit A (λ = 1)", (ex["3"] or MNIST_EXAMPLES or [None])[-1])
+            image_a = digit_input("Digit A (λ = 0)", (ex["3"] or MNIST_EXAMPLES or [None])[-1])
         with gr.Column():
-            image_b = digit_input("Digit B (λ = 0)", (ex["8"] or MNIST_EXAMPLES or [None])[-1])
+            image_b = digit_input("Digit B (λ = 1)", (ex["8"] or MNIST_EXAMPLES or [None])[-1])
         with gr.Column():
             formula(INTERP_MD)
             method = gr.Radio(list(METHODS), value="linear", label="Interpolation path")
             steps = gr.Slider(2, MAX_STEPS, value=10, step=1, label="Number of images in the strip")
-            lam = gr.Slider(0, 1, value=0.5, step=0.01, label="λ (1 = A, 0 = B)")
-            lam_player = Player(lam, 1, 0, step=-0.05, fps=4)
+            lam = gr.Slider(0, 1, value=0.5, step=0.01, label="λ (0 = A, 1 = B)")
+            lam_player = Player(lam, 0, 1, step=0.05, fps=4)
             go = gr.Button("Interpolate", variant="primary")
     with gr.Accordion("Draw a digit instead", open=False):
         sketch = gr.Sketchpad(label="Draw a digit (any colour on any background)", type="pil", height=280,
@@ -214,7 +214,7 @@ def build():
     with gr.Row():
         at_lam = gr.Image(label="Decoded at the chosen λ", type="pil", interactive=False, height=240)
         with gr.Column(scale=3):
-            strip = gr.Gallery(label="A → B (λ from 1 to 0)", columns=10, height=170, object_fit="contain",
+            strip = gr.Gallery(label="A → B (λ from 0 to 1)", columns=10, height=170, object_fit="contain",
                                format="png")
             compare = gr.Image(label="Linear vs spherical (top: the chosen path)", type="pil", interactive=False,
                                height=150)

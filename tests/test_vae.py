@@ -51,16 +51,18 @@ def test_reparameterisation_is_seeded(tiny):
 def test_interpolation_endpoints_are_the_decoded_means(tiny, method):
     g = torch.Generator().manual_seed(5)
     x1, x2 = torch.rand(1, 1, 28, 28, generator=g), torch.rand(1, 1, 28, 28, generator=g)
-    images, z = interpolate(tiny, x1, x2, [1.0, 0.0], method)
+    images, z = interpolate(tiny, x1, x2, [0.0, 1.0], method)   # λ = 0 -> x1, λ = 1 -> x2
     with torch.no_grad():
         mu1, mu2 = tiny.encode(x1)[0], tiny.encode(x2)[0]
         torch.testing.assert_close(z, torch.cat([mu1, mu2]), rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(images, tiny.decode(torch.cat([mu1, mu2])), rtol=1e-5, atol=1e-5)
 
 
-def test_lerp_is_the_assignment_formula():
+def test_lerp_is_the_assignment_formula_in_torch_order():
     mu1, mu2 = torch.tensor([[1.0, 2.0]]), torch.tensor([[-3.0, 0.5]])
-    torch.testing.assert_close(lerp(mu1, mu2, [0.25]), 0.25 * mu1 + 0.75 * mu2)
+    torch.testing.assert_close(lerp(mu1, mu2, [0.25]), 0.75 * mu1 + 0.25 * mu2)   # (1−λ)·μ1 + λ·μ2
+    torch.testing.assert_close(lerp(mu1, mu2, [0.0, 1.0]), torch.cat([mu1, mu2]))   # λ = 0 -> μ1, like torch.lerp
+    torch.testing.assert_close(lerp(mu1, mu2, [0.3]), torch.lerp(mu1, mu2, 0.3))
 
 
 def test_slerp_properties():
@@ -68,16 +70,17 @@ def test_slerp_properties():
     a, b = torch.randn(1, 16, generator=g), torch.randn(1, 16, generator=g)
     lams = torch.linspace(0, 1, 9)
     path = slerp(a, b, lams)
-    torch.testing.assert_close(path[-1:], a, rtol=1e-5, atol=1e-5)  # λ = 1 -> μ1
-    torch.testing.assert_close(path[:1], b, rtol=1e-5, atol=1e-5)   # λ = 0 -> μ2
+    torch.testing.assert_close(path[:1], a, rtol=1e-5, atol=1e-5)   # λ = 0 -> μ1 (torch.lerp's order)
+    torch.testing.assert_close(path[-1:], b, rtol=1e-5, atol=1e-5)  # λ = 1 -> μ2
     torch.testing.assert_close(slerp(a, b, lams), slerp(b, a, 1 - lams))  # symmetric
     # unit vectors stay on the sphere and the angle moves linearly with λ
     ua, ub = a / a.norm(), b / b.norm()
     p = slerp(ua, ub, lams)
     torch.testing.assert_close(p.norm(dim=1), torch.ones(9), rtol=1e-5, atol=1e-5)
     omega = torch.arccos((ua * ub).sum())
-    angle_to_b = torch.arccos((p @ ub.T).squeeze(1).clamp(-1, 1))
-    torch.testing.assert_close(angle_to_b, lams * omega, rtol=1e-4, atol=1e-4)
+    along = (p @ ua.T).squeeze(1)   # the angle to μ1 by atan2 (arccos near 1 loses ~3e-4 in float32)
+    angle_from_a = torch.atan2((p - along[:, None] * ua).norm(dim=1), along)
+    torch.testing.assert_close(angle_from_a, lams * omega, rtol=1e-4, atol=1e-4)
     # not the chord: at the midpoint, slerp of unit vectors is longer than lerp
     assert slerp(ua, ub, [0.5]).norm() > lerp(ua, ub, [0.5]).norm() + 1e-3
     # parallel vectors: falls back to the straight line
@@ -186,13 +189,17 @@ def test_interpolate_callback_is_deterministic(vae_demo, tmp_path):
     out1 = vae_demo.interpolate("16-D latent", a, b, "linear", 6, 0.5)
     out2 = vae_demo.interpolate("16-D latent", a, b, "linear", 6, 0.5)
     at_lam, strip, gif, compare, info = out1
-    assert len(strip) == 6 and strip[0][1] == "λ = 1.00" and strip[-1][1] == "λ = 0.00"
+    assert len(strip) == 6 and strip[0][1] == "λ = 0.00" and strip[-1][1] == "λ = 1.00"
     assert Image.open(gif).n_frames == 6 + 4  # A → B → A
     assert np.array_equal(np.asarray(at_lam), np.asarray(out2[0]))
     assert compare.height > 2 * 28 * 3 - 1
     assert np.array_equal(np.asarray(vae_demo.at_lambda("16-D latent", a, b, "linear", 0.5)), np.asarray(at_lam))
     spherical = vae_demo.interpolate("16-D latent", a, b, "spherical", 6, 0.5)[0]
     assert not np.array_equal(np.asarray(spherical), np.asarray(at_lam))
+    # the slider's ends: λ = 0 shows digit A's decoded mean, λ = 1 digit B's (what the reconstruction shows)
+    for lam, image in ((0.0, a), (1.0, b)):
+        shown = vae_demo.at_lambda("16-D latent", a, b, "linear", lam)
+        assert np.array_equal(np.asarray(shown), np.asarray(vae_demo.reconstruct("16-D latent", image, 1, 1.0, 0)[1]))
 
 
 def test_reconstruct_callback_seeds(vae_demo):

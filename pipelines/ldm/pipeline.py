@@ -338,7 +338,7 @@ class LatentDiffusion:
 def seed_slerp(z_a: torch.Tensor, z_b: torch.Tensor, n: int) -> torch.Tensor:
     """n latents from z_a (λ = 0) to z_b (λ = 1) by spherical interpolation (`pipelines.vae.model.slerp`)."""
     lams = torch.linspace(0, 1, n)
-    return slerp(z_b.flatten().float(), z_a.flatten().float(), lams).view(n, *z_a.shape[1:]).to(z_a)
+    return slerp(z_a.flatten().float(), z_b.flatten().float(), lams).view(n, *z_a.shape[1:]).to(z_a)
 
 
 def _strip_length(n) -> int:

@@ -199,7 +199,7 @@ Architecture (`pipelines/vae/model.py`): encoder = two stride-2 4×4 convolution
         "- **β** (`--beta`): β < 1 buys sharper reconstructions with a latent space that has holes between "
         "classes; β > 1 pushes q(z|x) towards N(0, I), which makes interpolations and samples smoother and "
         "blurrier and switches off unneeded latent dimensions. β = 1 optimises the true ELBO.",
-        "- Interpolation decodes λ·μ1 + (1−λ)·μ2 (the means, not samples); `slerp` in model.py gives the "
+        "- Interpolation decodes (1−λ)·μ1 + λ·μ2 (the means, not samples); `slerp` in model.py gives the "
         "spherical path.",
         "- Card rendered by `python -m pipelines.vae.evaluate`; figures come from `metrics.json`.",
     ])

@@ -6,7 +6,8 @@
     decoder   z ─linear→ 64×7×7 ─convT s2→ 32×14×14 ─ReLU─ convT s2→ 1×28×28 ─sigmoid→ p(x|z)
 
     loss      BCE(x, decoder(z)) + β·KL( N(μ, σ²) ‖ N(0, I) )
-    interp    x(λ) = decoder( λ·μ1 + (1−λ)·μ2 )      ← see `interpolate` below; `slerp` for the spherical path
+    interp    x(λ) = decoder( (1−λ)·μ1 + λ·μ2 )      ← see `interpolate` below; `slerp` for the spherical path
+              (torch.lerp's convention: λ = 0 gives μ1, λ = 1 gives μ2)
 
 Images here are in [0, 1] (pixel intensities = Bernoulli means, as BCE needs); the rest of the
 project uses [-1, 1], so `to_unit` / `from_unit` convert at the boundary.
@@ -91,15 +92,19 @@ def vae_loss(logits, x, mu, logvar, beta: float = 1.0):
 
 # ---------------------------------------------------------------------------------- interpolation
 def lerp(mu1: torch.Tensor, mu2: torch.Tensor, lam) -> torch.Tensor:
-    """Linear interpolation of the means:  z(λ) = λ·μ1 + (1−λ)·μ2  (λ = 1 gives μ1, λ = 0 gives μ2)."""
+    """Linear interpolation of the means:  z(λ) = μ1 + λ·(μ2 − μ1) = (1−λ)·μ1 + λ·μ2  (λ = 0 gives μ1, λ = 1 gives μ2).
+
+    The argument order of `torch.lerp(start, end, weight)`, which computes it; one row of z per λ.
+    """
     lam = torch.as_tensor(lam, dtype=mu1.dtype, device=mu1.device).reshape(-1, 1)
-    return lam * mu1 + (1 - lam) * mu2
+    return torch.lerp(mu1, mu2, lam)
 
 
 def slerp(mu1: torch.Tensor, mu2: torch.Tensor, lam, eps: float = 1e-6) -> torch.Tensor:
-    """Spherical interpolation (Shoemake 1985; White 2016 for generative models), same λ convention:
+    """Spherical interpolation (Shoemake 1985; White 2016 for generative models), same λ convention as `lerp`
+    (λ = 0 gives μ1, λ = 1 gives μ2):
 
-        z(λ) = sin(λΩ)/sin(Ω) · μ1 + sin((1−λ)Ω)/sin(Ω) · μ2,   cos Ω = μ1·μ2 / (|μ1| |μ2|)
+        z(λ) = sin((1−λ)Ω)/sin(Ω) · μ1 + sin(λΩ)/sin(Ω) · μ2,   cos Ω = μ1·μ2 / (|μ1| |μ2|)
 
     It follows the great circle between the two directions instead of cutting through the origin,
     where a Gaussian prior puts little mass in high dimension. Falls back to `lerp` when μ1 ∥ μ2.
@@ -110,7 +115,7 @@ def slerp(mu1: torch.Tensor, mu2: torch.Tensor, lam, eps: float = 1e-6) -> torch
     omega = torch.arccos(cos)
     if omega.abs().item() < eps or math.pi - omega.abs().item() < eps:
         return lerp(a, b, lam)
-    return (torch.sin(lam * omega) * a + torch.sin((1 - lam) * omega) * b) / torch.sin(omega)
+    return (torch.sin((1 - lam) * omega) * a + torch.sin(lam * omega) * b) / torch.sin(omega)
 
 
 PATHS = {"linear": lerp, "spherical": slerp}
@@ -118,7 +123,7 @@ PATHS = {"linear": lerp, "spherical": slerp}
 
 @torch.no_grad()
 def interpolate(model: ConvVAE, x1: torch.Tensor, x2: torch.Tensor, lams, method: str = "linear"):
-    """Encode both images, keep their means (not samples), decode λ·μ1 + (1−λ)·μ2 for each λ.
+    """Encode both images, keep their means (not samples), decode (1−λ)·μ1 + λ·μ2 for each λ (λ = 0: x1).
 
     x1, x2: (1, 1, 28, 28) in [0, 1]. Returns (decoded images (len(lams), 1, 28, 28), latent path z).
     """

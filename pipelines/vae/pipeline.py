@@ -63,7 +63,7 @@ class VAE:
 
     @torch.no_grad()
     def interpolate(self, x1: torch.Tensor, x2: torch.Tensor, lams, method: str = "linear"):
-        """decode(λ·μ1 + (1−λ)·μ2) (or the spherical path) for each λ -> (images in [-1, 1], z path)."""
+        """decode((1−λ)·μ1 + λ·μ2) (or the spherical path) for each λ -> (images in [-1, 1], z path); λ = 0 is x1."""
         if method not in PATHS:
             raise ValueError(f"Interpolation must be one of {list(PATHS)}, got {method!r}.")
         lams = torch.as_tensor(lams, dtype=torch.float32)
