@@ -62,7 +62,8 @@ BRIGHTNESS_MD = r"""
 
 
 # ---------------------------------------------------------------- helpers
-def variant_name(zero_snr: bool, v_prediction: bool) -> str:
+def variant_name(*, v_prediction: bool, zero_snr: bool) -> str:
+    """The checkpoint of one variant; keyword-only flags, as `variant_label` takes them."""
     return VARIANTS[check_bool(v_prediction, "v-prediction"), check_bool(zero_snr, "Zero terminal SNR")]
 
 
@@ -95,7 +96,7 @@ def warning(zero_snr, v_prediction, spacing) -> str:
 
 
 def _sample(zero_snr, v_prediction, label, scale, rescale, spacing, steps, num_images, seed):
-    model = load_cfg(variant_name(zero_snr, v_prediction))
+    model = load_cfg(variant_name(v_prediction=v_prediction, zero_snr=zero_snr))
     c = model.class_index(label)
     x = model.generate([c] * num_images, scale, "DDIM", steps, num_images, seed, rescale,
                        spacing=resolve_spacing(spacing, zero_snr), clamp=False)
@@ -126,7 +127,7 @@ def generate(zero_snr, v_prediction, label, scale, rescale, spacing, steps, num_
     label, scale, rescale, steps, num_images, seed = _checked(label, scale, rescale, steps, num_images, seed)
     check_cost(num_images, steps, MAX_IMAGE_STEPS)
     own_spacing = resolve_spacing(spacing, zero_snr)
-    model = load_cfg(variant_name(zero_snr, v_prediction))
+    model = load_cfg(variant_name(v_prediction=v_prediction, zero_snr=zero_snr))
     nrow = max(1, int(num_images ** 0.5 + 0.999))
     frames, step, first_t = [], None, None
     for step in model.frames([model.class_index(label)] * num_images, scale, "DDIM", steps, num_images, seed,
@@ -141,7 +142,8 @@ def generate(zero_snr, v_prediction, label, scale, rescale, spacing, steps, num_
             yield gr.update(), f"step {step.i + 1}/{step.n}, t = {step.t}", img, *FramesView.update([], None)[1:]
     x = step.x.cpu()
     ok = finite_rows(x)
-    title = f"{variant_label(v_prediction, zero_snr)}, {own_spacing} spacing (sampling starts at t = {first_t})"
+    title = (f"{variant_label(v_prediction=v_prediction, zero_snr=zero_snr)}, {own_spacing} spacing "
+             f"(sampling starts at t = {first_t})")
     final = attach(grid(torch.nan_to_num(x), nrow, scale=3), tab="zero-snr", checkpoint=model.path.name,
                    weights=model.weights_hash, zero_snr=zero_snr, v_prediction=v_prediction, label=label,
                    scale=scale, rescale=rescale, spacing=spacing, sampler="DDIM", steps=steps, num_images=num_images,
@@ -160,7 +162,8 @@ def compare(label, scale, rescale, spacing, steps, seed, progress=gr.Progress())
     for k, (v, z) in enumerate(((False, False), (False, True), (True, False), (True, True))):
         x, ok, _ = _sample(z, v, label, scale, rescale, spacing, steps, COMPARE_IMAGES, seed)
         cells.append(make_grid(torch.nan_to_num(x).clamp(-1, 1), nrow=2, padding=1, pad_value=1.0)[:1])
-        notes.append(f"- **{variant_label(v, z)}** ({resolve_spacing(spacing, z)}): {_readout(x, ok)}")
+        notes.append(f"- **{variant_label(v_prediction=v, zero_snr=z)}** ({resolve_spacing(spacing, z)}): "
+                     f"{_readout(x, ok)}")
         progress((k + 1, 4), desc="models done")
     body = torch.stack(cells).view(2, 2, *cells[0].shape)
     img = labelled_grid(body, ["ε-prediction", "v-prediction"], ["default schedule", "zero terminal SNR"], scale=2,
@@ -177,7 +180,7 @@ def brightness_figure():
     data = next((m["zero_snr"]["data"] for m in measured.values() if m.get("zero_snr")), None)
     if data is None:
         return None
-    samples = {variant_label(m["zero_snr"]["v_prediction"], m["zero_snr"]["zero_snr"]):
+    samples = {variant_label(v_prediction=m["zero_snr"]["v_prediction"], zero_snr=m["zero_snr"]["zero_snr"]):
                m["zero_snr"]["unconditional"]["brightness"] for m in measured.values() if m.get("zero_snr")}
     return brightness_plot(data["histogram"], samples)
 

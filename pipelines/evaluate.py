@@ -381,7 +381,7 @@ ZERO_SNR_SCALE = 1.0   # the plain conditional model; 12 balanced classes are th
 def _zero_snr(name: str, v_prediction: bool, zero_snr: bool):
     from .zero_snr import variant_label
 
-    label = variant_label(v_prediction, zero_snr)
+    label = variant_label(v_prediction=v_prediction, zero_snr=zero_snr)
     generator(f"Brightness MNIST · {label}", "brightness-mnist", steps=25,
               description=f"the zero-terminal-SNR lesson's model {name} ({label}), DDIM with its own timestep "
                           f"spacing, w = {ZERO_SNR_SCALE:g}, the 12 classes equally often; FID/IS on MNIST-judge "

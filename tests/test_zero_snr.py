@@ -159,4 +159,4 @@ def test_compare_grid_shows_the_four_models_from_one_seed():
     img, text = tab.compare("all white", 3, 0.7, tab.OWN, 5, 7)
     assert img.width > 2 * 56 * 2 and img.height > 2 * 56 * 2
     for (v, z) in VARIANTS:
-        assert tab.variant_label(v, z) in text
+        assert tab.variant_label(v_prediction=v, zero_snr=z) in text

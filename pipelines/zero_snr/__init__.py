@@ -24,7 +24,8 @@ VARIANTS = {
 }
 
 
-def variant_label(v_prediction: bool, zero_snr: bool) -> str:
+def variant_label(*, v_prediction: bool, zero_snr: bool) -> str:
+    """"v-prediction, zero-terminal-SNR schedule" etc.; keyword-only flags, the order of `VARIANTS`' keys."""
     return f"{'v' if v_prediction else 'ε'}-prediction, {'zero-terminal-SNR' if zero_snr else 'default'} schedule"
 
 

@@ -123,7 +123,7 @@ def evaluate(n: int = 32, uncond_n: int = 200, steps: int = 25, seed: int = 0, l
     for (v, z), name in VARIANTS.items():
         t0 = time.time()
         m = measure_model(name, n, uncond_n, steps, seed, data_b, log=log)
-        m.update(label=variant_label(v, z), v_prediction=v, zero_snr=z, seconds=round(time.time() - t0, 1))
+        m.update(label=variant_label(v_prediction=v, zero_snr=z), v_prediction=v, zero_snr=z, seconds=round(time.time() - t0, 1))
         results["models"][name] = m
     return results
 
