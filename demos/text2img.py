@@ -11,7 +11,8 @@ from pipelines.checkpoints import checkpoints_root, read_json
 from pipelines.images import grid, labelled_grid, side_by_side
 from pipelines.infotext import attach
 from pipelines.ldm import NAME, TRAIN_COMMAND
-from pipelines.ldm.pipeline import MAX_IMAGES, MAX_SCALE, MAX_STRIP, SAMPLERS, SD_EXAMPLES, channel_view, load_model
+from pipelines.ldm.pipeline import (MAX_IMAGES, MAX_SCALE, MAX_STEPS, MAX_STRIP, SAMPLERS, SD_EXAMPLES, channel_view,
+                                    load_model)
 from pipelines.schedules import SPACINGS
 from pipelines.shapes.data import HELDOUT_TEMPLATES, caption_for
 
@@ -25,7 +26,7 @@ MODEL_CHOICES = (SHAPES, SD)
 OWN = "the model's own"
 ZERO_SNR_CHOICES = (OWN, "on", "off")
 SPACING_CHOICES = (OWN, *SPACINGS)
-MAX_STEPS, MAX_FRAMES, MAX_FRAMES_SD, MAX_PROMPT_CHARS = 100, 20, 5, 20_000
+MAX_FRAMES, MAX_FRAMES_SD, MAX_PROMPT_CHARS = 20, 5, 20_000
 ALLOW_SD_ENV, SD_ALLOWLIST_ENV = "DIFFUSION_LAB_ALLOW_SD", "DIFFUSION_LAB_SD_ALLOWLIST"
 SD_OFF = ("This server does not load Stable Diffusion checkpoints by name (a public server must not open folders or "
           "download models a visitor names). Run the app on your own machine (`python app.py`) to load one there; "

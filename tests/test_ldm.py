@@ -343,6 +343,11 @@ def test_tab_builds_and_explains_a_missing_checkpoint(tmp_path, monkeypatch):
         hooks = text2img.build()
     names = {d.get("api_name") for d in demo.config["dependencies"]}
     assert {"text2img_generate", "text2img_sweep", "text2img_interpolate"} <= names and hooks["load"]
+    # one step limit: the tab's steps sliders end where the pipeline's check does (100: the hardening test's
+    # 100-step request must be refused for its cost, not its range)
+    steps_max = {c["props"]["label"]: c["props"]["maximum"] for c in demo.config["components"]
+                 if c["props"].get("label") in ("Steps", "DDIM steps")}
+    assert steps_max == {"Steps": ldm.MAX_STEPS, "DDIM steps": ldm.MAX_STEPS} and ldm.MAX_STEPS == 100
     assert "Train it with" in text2img.model_info() and "python -m pipelines.ldm.vae" in text2img.model_info()
     with pytest.raises(gr.Error, match="python -m pipelines.ldm.train"):
         _run(text2img.generate(text2img.SHAPES, "", PROMPT, "", 3, 0, "DDIM", 2, 1, 0, text2img.OWN, text2img.OWN,
@@ -358,6 +363,7 @@ GOOD = dict(model_choice="Shapes LDM (trained here)", sd_spec="", prompt=PROMPT,
     (dict(scale=99), "CFG scale w must be between"),
     (dict(scale="lots"), "must be a number"),
     (dict(steps=0), "Steps must be between"),
+    (dict(steps=ldm.MAX_STEPS + 1), f"Steps must be between 1 and {ldm.MAX_STEPS}"),
     (dict(num_images=10_000), "Number of images"),
     (dict(sampler="Euler"), "Sampler must be one of"),
     (dict(seed=-1), "Seed must be between"),

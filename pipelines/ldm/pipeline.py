@@ -43,7 +43,8 @@ from ..vae.model import slerp
 from . import NAME, TRAIN_COMMAND, CheckpointCorrupt
 
 SAMPLERS = ("DDIM", "DPM-Solver++ (multistep)")
-MAX_IMAGES, MAX_SD_IMAGES_CPU, MAX_STEPS, MAX_SCALE, MAX_STRIP = 16, 4, 200, 30.0, 10
+MAX_IMAGES, MAX_SD_IMAGES_CPU, MAX_SCALE, MAX_STRIP = 16, 4, 30.0, 10
+MAX_STEPS = 100  # denoising steps per request: the pipeline's check and the text-to-image tab's sliders
 SD_EXAMPLES = {  # hub ids the picker suggests (downloaded once when online; any diffusers SD folder works)
     "stable-diffusion-v1-5/stable-diffusion-v1-5": "SD 1.5: ε-prediction, 512 px",
     "stabilityai/stable-diffusion-2-1": "SD 2.1: v-prediction, 768 px",
