@@ -24,7 +24,8 @@ FORWARD_MD = r"""
 **Forward process** (Ho et al. 2020, eq. 4). Noise is added in one jump, no loop needed:
 $$x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon,\qquad \varepsilon\sim\mathcal N(0, I),\qquad \bar\alpha_t = \prod_{s\le t}(1-\beta_s)$$
 It is the closed form of the Markov chain $x_t = \sqrt{1-\beta_t}\,x_{t-1} + \sqrt{\beta_t}\,\varepsilon_t$.
-**Zero terminal SNR** (Lin et al. 2024) rescales the betas so that $\bar\alpha_T = 0$: at $t = T$ no trace of $x_0$ is left.
+**Zero terminal SNR** (Lin et al. 2024) rescales the betas so that $\bar\alpha_T = 0$: at $t = T$ no trace of $x_0$ is left
+(`pipelines/schedules.py: rescale_zero_terminal_snr`).
 The maths here is diffusers' `DDPMScheduler.add_noise` with the schedule you pick.
 """
 

@@ -38,8 +38,10 @@ POINTS_MD = r"""
 $\sqrt{\bar\alpha_T} = 6.8\%$ of the image, enough to leak its mean brightness. Training always sees that leak;
 sampling starts from $x_T \sim \mathcal N(0, I)$, which has none, so the model keeps images near mid-grey.
 **Fix:** shift and scale $\sqrt{\bar\alpha_t}$ so that $\sqrt{\bar\alpha_T} = 0$ while $\sqrt{\bar\alpha_1}$ is unchanged
-(`rescale_betas_zero_snr`, Algorithm 1):
+(Algorithm 1, written out in `pipelines/schedules.py: rescale_zero_terminal_snr`; the schedulers run diffusers' copy,
+`rescale_betas_zero_snr=True`):
 $$\sqrt{\bar\alpha_t}\;\leftarrow\;\big(\sqrt{\bar\alpha_t} - \sqrt{\bar\alpha_T}\big)\,\frac{\sqrt{\bar\alpha_1}}{\sqrt{\bar\alpha_1} - \sqrt{\bar\alpha_T}}$$
+and back to betas, $\beta_t = 1 - \bar\alpha_t/\bar\alpha_{t-1}$ (so $\beta_T = 1$).
 
 **2. Predict v, not ε.** At $t = T$ with zero SNR, $x_T = \varepsilon$: predicting ε is trivial and says nothing
 about $x_0$, and $\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\hat\varepsilon)/\sqrt{\bar\alpha_t}$ divides by

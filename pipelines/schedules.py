@@ -2,6 +2,7 @@
 
 Forward process (DDPM eq. 4):  x_t = sqrt(ᾱ_t)·x_0 + sqrt(1 − ᾱ_t)·ε,  ᾱ_t = Π_{s≤t} (1 − β_s)
 Signal-to-noise ratio:         SNR(t) = ᾱ_t / (1 − ᾱ_t)
+Zero terminal SNR:             `rescale_zero_terminal_snr` below (Lin et al. 2024, Algorithm 1), written out
 """
 from __future__ import annotations
 
@@ -39,6 +40,25 @@ def make_scheduler(sampler: str, config: dict, **overrides):
 
 def alphas_cumprod(schedule: str, zero_snr: bool = False, num_train_timesteps: int = 1000) -> torch.Tensor:
     return DDPMScheduler(**schedule_config(schedule, zero_snr, num_train_timesteps)).alphas_cumprod.clone()
+
+
+def rescale_zero_terminal_snr(betas: torch.Tensor) -> torch.Tensor:
+    """Zero terminal SNR (Lin et al. 2024, Algorithm 1): new betas whose last ᾱ is exactly 0, first ᾱ unchanged.
+
+    The readable reference of the rescale. The schedulers run diffusers' own copy of it
+    (`rescale_betas_zero_snr=True` in `schedule_config`); tests/test_schedules.py checks that the two agree.
+    """
+    # 1. betas -> sqrt(ᾱ_t), with ᾱ_t = Π_{s≤t} (1 − β_s)
+    sqrt_abar = torch.cumprod(1 - betas, dim=0).sqrt()
+    first, last = sqrt_abar[0].clone(), sqrt_abar[-1].clone()       # sqrt(ᾱ_1), sqrt(ᾱ_T)
+    # 2. shift so the last is 0:         sqrt(ᾱ_t) − sqrt(ᾱ_T)
+    sqrt_abar = sqrt_abar - last
+    # 3. scale so the first is unchanged: · sqrt(ᾱ_1) / (sqrt(ᾱ_1) − sqrt(ᾱ_T))
+    sqrt_abar = sqrt_abar * first / (first - last)
+    # 4. back to betas: ᾱ_t = sqrt(ᾱ_t)², α_t = ᾱ_t / ᾱ_{t−1} (α_1 = ᾱ_1), β_t = 1 − α_t; so β_T = 1 and ᾱ_T = 0
+    abar = sqrt_abar ** 2
+    alphas = torch.cat([abar[:1], abar[1:] / abar[:-1]])
+    return 1 - alphas
 
 
 def log_snr(abar: torch.Tensor) -> torch.Tensor:

@@ -4,7 +4,8 @@ import torch
 
 from pipelines.forward import forward_scheduler, markov_chain, noised
 from pipelines.runtime import cpu_generator
-from pipelines.schedules import SCHEDULES, alphas_cumprod, log_snr, make_scheduler, schedule_config
+from pipelines.schedules import (SCHEDULES, alphas_cumprod, log_snr, make_scheduler, rescale_zero_terminal_snr,
+                                 schedule_config)
 
 
 @pytest.mark.parametrize("schedule", list(SCHEDULES))
@@ -23,6 +24,23 @@ def test_zero_snr_ends_at_zero_and_keeps_first_step(schedule):
     assert rescaled[-1] == 0                     # ... the rescale removes it exactly
     assert rescaled[0] == pytest.approx(plain[0].item(), rel=1e-5)  # ᾱ_1 is kept
     assert log_snr(rescaled)[-1] == float("-inf")
+
+
+@pytest.mark.parametrize("schedule", list(SCHEDULES))
+def test_reference_zero_snr_rescale_matches_diffusers(schedule):
+    """`rescale_zero_terminal_snr` (Algorithm 1 written out) gives diffusers' betas, and the schedulers' ᾱ."""
+    from diffusers import DDPMScheduler
+    from diffusers.schedulers.scheduling_ddpm import rescale_zero_terminal_snr as diffusers_rescale
+    betas = DDPMScheduler(**schedule_config(schedule, False)).betas
+    ours = rescale_zero_terminal_snr(betas.clone())
+    torch.testing.assert_close(ours, diffusers_rescale(betas.clone()))
+    abar = torch.cumprod(1 - ours, dim=0)
+    assert abar[-1].item() == 0.0 and ours[-1].item() == 1.0           # exactly zero terminal SNR
+    assert abar[0].item() == pytest.approx(1 - betas[0].item(), rel=1e-6)   # the first step is unchanged
+    torch.testing.assert_close(abar, alphas_cumprod(schedule, True))  # what the project's schedulers use
+    assert not torch.allclose(ours, betas)                              # it did change the schedule
+    # float64 in, float64 out, same maths
+    torch.testing.assert_close(rescale_zero_terminal_snr(betas.double()), diffusers_rescale(betas.double()))
 
 
 def test_linear_schedule_terminal_value_is_the_known_one():

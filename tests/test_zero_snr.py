@@ -8,7 +8,7 @@ import torch
 from diffusers import DDIMScheduler, DDPMScheduler
 
 from pipelines.data import brightness_mnist
-from pipelines.schedules import alphas_cumprod, log_snr, make_scheduler, schedule_config
+from pipelines.schedules import alphas_cumprod, log_snr, make_scheduler, rescale_zero_terminal_snr, schedule_config
 from pipelines.zero_snr import SCHEDULE, VARIANTS, train_command
 
 SD = SCHEDULE
@@ -20,9 +20,9 @@ def test_zero_snr_rescale_reaches_zero_and_keeps_the_first_step():
     assert plain[-1].item() == pytest.approx(0.00466, abs=2e-4)        # SD leaves 6.8 % of the signal at t = T
     assert rescaled[-1].item() == 0.0 and torch.isinf(log_snr(rescaled)[-1])
     assert rescaled[0].item() == pytest.approx(plain[0].item(), rel=1e-5)
-    # Algorithm 1: sqrt(ᾱ) is shifted and scaled linearly
-    s, s1, sT = plain.sqrt(), plain[0].sqrt(), plain[-1].sqrt()
-    torch.testing.assert_close(rescaled.sqrt(), (s - sT) * s1 / (s1 - sT), atol=1e-4, rtol=1e-4)
+    # Algorithm 1 (pipelines/schedules.py: rescale_zero_terminal_snr) on SD's betas gives the schedule trained on
+    betas = DDPMScheduler(**schedule_config(SD, False)).betas
+    torch.testing.assert_close(rescaled, torch.cumprod(1 - rescale_zero_terminal_snr(betas), dim=0))
     assert DDPMScheduler(**schedule_config(SD, True)).config.rescale_betas_zero_snr
 
 
