@@ -188,8 +188,3 @@ def load_text_encoder(device: str | torch.device | None = None, max_length: int 
     dev = str(pick_device(str(device) if device is not None else None))
     with _LOAD_LOCK:  # lru_cache alone would let two threads load it twice at the same time
         return _load(dev, int(max_length))
-
-
-def encode_prompts(prompts, device=None, max_length: int = MAX_LENGTH) -> Encoding:
-    """`load_text_encoder(device, max_length).encode(prompts)`."""
-    return load_text_encoder(device, max_length).encode(prompts)

@@ -17,9 +17,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-DEFAULT_CONFIG = dict(in_channels=1, image_size=28, num_classes=10, channels=(32, 64, 64), emb_dim=128,
-                      groups=8, dropout=0.0)
-
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
     """Transformer-style sinusoids of the (integer) timestep t, as in DDPM."""

@@ -175,10 +175,6 @@ def inception_cache_file() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(inception_weights().url).name
 
 
-def inception_available() -> bool:
-    return inception_cache_file().is_file()
-
-
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 

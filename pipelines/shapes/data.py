@@ -298,10 +298,6 @@ def labels_to_dicts(labels: torch.Tensor) -> list[dict[str, int]]:
     return [dict(zip(ATTRIBUTE_NAMES, row.tolist())) for row in labels]
 
 
-def label_names(labels: dict[str, int]) -> dict[str, str]:
-    return {a: ATTRIBUTES[a][v] for a, v in labels.items()}
-
-
 # ----------------------------------------------------------------------------- other data (e.g. CUB-200)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 

@@ -45,7 +45,6 @@ from .model import KL_WEIGHT, UPSAMPLES, StageIDiscriminator, StageIGenerator, S
 TRAIN_IMAGES = 10_000
 PROBE_PROMPTS, PROBE_Z = 8, 8
 CURVE_KEYS = ("d_loss", "g_loss", "g_adv", "kl", "d_real", "d_wrong", "d_fake", "g_grad_norm")
-PROBE_KEYS = ("shape", "colour", "all", "diversity")
 
 
 # ----------------------------------------------------------------------------- data
