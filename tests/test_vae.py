@@ -212,10 +212,40 @@ def test_reconstruct_callback_seeds(vae_demo):
     assert len(var) == 4 and same and differ and "BCE" in stats
 
 
-def test_latent_map_callback(vae_demo):
-    from matplotlib.figure import Figure
-    fig = vae_demo.latent_map(_example(vae_demo, "0"), _example(vae_demo, "9"), 8, 10)
-    assert isinstance(fig, Figure) and len(fig.axes) >= 2
+def test_latent_map_callback_draws_what_the_2d_model_computes(vae_demo, mnist_test):
+    """The map's points are the encoder's μ of the test digits, its tiles decode the z they are drawn at, and the
+    paths run from μ_A to μ_B (linear: evenly along the chord; spherical: a different curve, same ends)."""
+    from pipelines.vae.pipeline import load_vae
+    vae = load_vae(vae_demo.MAP_MODEL, "cpu")
+    a, b, steps, n = _example(vae_demo, "0"), _example(vae_demo, "9"), 8, 10
+    fig = vae_demo.latent_map(a, b, steps, n)
+    ax_points, ax_tiles = fig.axes[:2]   # (axes[2] is the class colour bar)
+    # left: every test digit's μ, as the encoder gives it
+    x, _ = mnist_test
+    points = ax_points.collections[0].get_offsets()
+    assert len(points) == len(x)
+    np.testing.assert_allclose(points[:200], vae.encode(x[:200])[0].numpy(), atol=2e-2)
+    # right: the tile under a point z of the plane is decode(z) (tile centres at ±MAP_EXTENT, z2 pointing up)
+    image = ax_tiles.get_images()[0]
+    tiles, (left, right, bottom, top) = np.asarray(image.get_array()), image.get_extent()
+    tile = tiles.shape[0] // n
+    centres = np.linspace(-vae_demo.MAP_EXTENT, vae_demo.MAP_EXTENT, n)
+    for z1, z2 in ((centres[0], centres[-1]), (centres[3], centres[6]), (centres[-1], centres[0])):
+        col = int((z1 - left) / (right - left) * tiles.shape[1]) // tile
+        row = int((top - z2) / (top - bottom) * tiles.shape[0]) // tile
+        drawn = tiles[row * tile:(row + 1) * tile, col * tile:(col + 1) * tile].astype(float)
+        decoded = (vae.decode(torch.tensor([[z1, z2]], dtype=torch.float32))[0, 0].numpy() + 1) * 127.5
+        assert np.abs(drawn - decoded).max() <= 1.5, (z1, z2)
+    # both axes: the stars at μ_A and μ_B, the linear path evenly from one to the other, the spherical one apart
+    mu = torch.cat([vae.encode(vae_demo._digit(img, "", check=False))[0] for img in (a, b)]).numpy()
+    for ax in (ax_points, ax_tiles):
+        np.testing.assert_allclose(ax.collections[-2].get_offsets()[0], mu[0], atol=1e-5)
+        np.testing.assert_allclose(ax.collections[-1].get_offsets()[0], mu[1], atol=1e-5)
+        linear, spherical = (np.asarray(line.get_xydata()) for line in ax.get_lines()[:2])
+        even = mu[0] + np.linspace(0, 1, steps)[:, None] * (mu[1] - mu[0])
+        np.testing.assert_allclose(linear, even, atol=1e-4)
+        np.testing.assert_allclose(spherical[[0, -1]], mu, atol=1e-4)
+        assert np.abs(spherical - linear).max() > 1e-2
 
 
 def test_blank_drawing_gives_a_clear_message(vae_demo):
