@@ -64,7 +64,7 @@ QD_MD = r"""
 **Quality vs diversity.** As $w$ grows, the judge (a CNN trained here on the real data) recognises the requested
 class more often, while the samples of one class become more alike: diversity is the mean pairwise distance between
 the judge's 128-d features of samples of the same class (dashed: real test images). Precomputed by
-`python -m pipelines.cfg.evaluate --dataset mnist` (and `fashion-mnist`) into each checkpoint's `metrics.json`.
+`python -m pipelines.measure.cfg --dataset mnist` (and `fashion-mnist`) into each checkpoint's `metrics.json`.
 """
 
 
@@ -187,7 +187,7 @@ def metrics_md(model_name) -> str:
     m = _metrics(model_name)
     if not m:
         return (f"_No measured figures for {model_name} yet: run "
-                f"`python -m pipelines.cfg.evaluate --dataset {DATASET.get(model_name, 'mnist')}`._")
+                f"`python -m pipelines.measure.cfg --dataset {DATASET.get(model_name, 'mnist')}`._")
     lines = ["| figure | value |", "|---|---|"]
     for r in m.get("rows", []):
         v = r["value"]

@@ -1,13 +1,14 @@
 """Metrics: FID and Inception Score — the latest results of the evaluation command, and a small-n
-FID / IS computed on demand for any model registered in pipelines.evaluate.GENERATORS."""
+FID / IS computed on demand for any model registered in pipelines.measure.samplers.SAMPLERS."""
 from __future__ import annotations
 
 import gradio as gr
-import torch
 
 from pipelines.checkpoints import PROJECT_ROOT, read_json
-from pipelines.evaluate import GENERATORS, PROTOCOLS, format_value
-from pipelines.images import grid
+from pipelines.measure.protocol import PROTOCOLS
+from pipelines.measure.report import format_value
+from pipelines.measure.samplers import SAMPLERS
+from pipelines.images import finite_samples, grid
 from pipelines.metrics.features import DEFAULT_FEATURES, JUDGES, get_feature_network, inception_cache_file
 from pipelines.metrics.fid import FIDNumericalError
 from pipelines.metrics.scoring import real_floor, reference_description, score_images
@@ -100,7 +101,7 @@ def plot_view(name):
 
 # ----------------------------------------------------------------------------- on demand
 def generator_changed(name):
-    gen = GENERATORS.get(name)
+    gen = SAMPLERS.get(name)
     if gen is None:
         return gr.Slider(), ""
     info = gen.description + ("" if gen.steps else " (no sampling steps to choose)")
@@ -110,11 +111,11 @@ def generator_changed(name):
 @user_errors
 def compute(model, features, n, steps, seed, history, progress=gr.Progress()):
     """Sample n images from `model`, score FID and IS, and score n real images as the floor."""
-    check_choice(model, "Model", list(GENERATORS))
+    check_choice(model, "Model", list(SAMPLERS))
     check_choice(features, "Feature network", [v for _, v in FEATURE_CHOICES])
     n = check_number(n, "n", MIN_N, MAX_N, integer=True)
     seed = check_number(seed, "Seed", 0, 2**31 - 1, integer=True)
-    gen = GENERATORS[model]
+    gen = SAMPLERS[model]
     steps = check_number(steps, "Steps", 1, MAX_STEPS, integer=True) if gen.steps else None
     if steps:
         check_cost(n, steps, MAX_WORK, seconds=20)
@@ -149,7 +150,7 @@ def compute(model, features, n, steps, seed, history, progress=gr.Progress()):
 def drop_non_finite(images, labels=None):
     """Leave out samples with NaN/inf pixels (e.g. an ε-model on a zero-terminal-SNR schedule), with a warning;
     a clear error when too few are left to score."""
-    ok = torch.isfinite(images).flatten(1).all(1)
+    ok = finite_samples(images)
     if ok.all():
         return images, labels
     bad = int((~ok).sum())
@@ -179,15 +180,15 @@ def build():
     formula(CAVEAT_MD)
     with gr.Row():
         with gr.Column(scale=1):
-            names = list(GENERATORS)
+            names = list(SAMPLERS)
             model = gr.Dropdown(names, value=names[0] if names else None, label="Model")
-            model_info = gr.Markdown(GENERATORS[names[0]].description if names else "")
+            model_info = gr.Markdown(SAMPLERS[names[0]].description if names else "")
             features = gr.Dropdown(FEATURE_CHOICES, value="classifier", label="Feature network",
                                    info=f"Inception-v3 weights are looked for at {inception_cache_file().name} "
                                         "in the torch hub cache; never downloaded.")
             n = gr.Slider(MIN_N, MAX_N, value=200, step=1, label="n: images to generate and score",
                           info=f"n × steps ≤ {MAX_WORK:,} per request")
-            steps = gr.Slider(1, MAX_STEPS, value=GENERATORS[names[0]].steps or 25 if names else 25, step=1,
+            steps = gr.Slider(1, MAX_STEPS, value=SAMPLERS[names[0]].steps or 25 if names else 25, step=1,
                               label="Sampling steps")
             seed = seed_box(0)
             run = gr.Button("Compute FID & IS", variant="primary")

@@ -176,9 +176,9 @@ def architecture(variant=next(iter(VARIANTS))) -> str:
 
 def failure_md(variant=next(iter(VARIANTS))) -> str:
     from pipelines.shapes.diversity import real_groups, within_prompt_diversity
-    from pipelines.stackgan.diagnose import diagnose
+    from pipelines.measure.stackgan_diagnose import diagnose
     from pipelines.stackgan.train import PROBE_PROMPTS, PROBE_Z
-    from pipelines.ldm.evaluate import heldout_prompts
+    from pipelines.shapes.data import heldout_prompts
     _, labels = heldout_prompts(PROBE_PROMPTS, 0)
     lines = []
     for stage, folder, res in (("Stage I", STAGE1, 32), ("Stage II", VARIANTS.get(variant, STAGE2), 64)):
@@ -202,9 +202,9 @@ def samples_over_training(variant=next(iter(VARIANTS))):
 
 
 def figures_md() -> str:
-    from pipelines.stackgan.evaluate import readme_section
+    from pipelines.measure.stackgan import readme_section
     if not (PROJECT_ROOT / "results" / "stackgan-vs-ldm.json").exists():
-        return "_No measured figures yet: run `python -m pipelines.stackgan.evaluate`._"
+        return "_No measured figures yet: run `python -m pipelines.measure.stackgan`._"
     return readme_section()
 
 

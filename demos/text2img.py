@@ -8,7 +8,7 @@ import gradio as gr
 import torch
 
 from pipelines.checkpoints import checkpoints_root, read_json
-from pipelines.images import grid, labelled_grid, side_by_side
+from pipelines.images import finite_samples, grid, labelled_grid, side_by_side
 from pipelines.infotext import attach
 from pipelines.ldm import NAME, TRAIN_COMMAND
 from pipelines.ldm.pipeline import (MAX_IMAGES, MAX_SCALE, MAX_STEPS, MAX_STRIP, SAMPLERS, SD_EXAMPLES, channel_view,
@@ -17,8 +17,8 @@ from pipelines.schedules import SPACINGS
 from pipelines.shapes.data import HELDOUT_TEMPLATES, caption_for
 
 from .cfg import parse_scales
-from .common import (FramesView, MAX_SEED, SettingsDrop, budget_info, check_choice, check_cost, check_number, echo,
-                     echo_md, formula, samples_image, seed_box, user_errors, warn_notes, write_gif)
+from .common import (WARN, FramesView, MAX_SEED, SettingsDrop, budget_info, check_choice, check_cost, check_number,
+                     echo, echo_md, formula, samples_image, seed_box, user_errors, warn_notes, write_gif)
 
 SHAPES = "Shapes LDM (trained here)"
 SD = "Stable Diffusion (local folder or hub id)"
@@ -193,7 +193,7 @@ def generate(model_choice, sd_spec, prompt, negative_prompt, scale, rescale, sam
             progress((step.i + 1, step.n), desc="denoising latents")
             yield img, None, f"step {step.i + 1}/{step.n}, t = {step.t}{notes}", *FramesView.update([], None)
     x = model.decode(step.x)
-    bad = int((~torch.isfinite(x).flatten(1).all(1)).sum())
+    bad = int((~finite_samples(x)).sum())
     final = attach(grid(torch.nan_to_num(x), nrow, scale=_scale_for(model)), tab="text2img", model_choice=model_choice,
                    sd_spec=sd_spec if model_choice == SD else None, checkpoint=str(model.name),
                    weights=model.weights_hash, prompt=prompt, negative_prompt=negative_prompt, scale=scale,
@@ -202,7 +202,7 @@ def generate(model_choice, sd_spec, prompt, negative_prompt, scale, rescale, sam
     gif = write_gif([f for f, _ in frames], "text2img", duration_ms=150)
     what = f"“{echo_md(prompt)}”" if prompt.strip() else "the empty prompt (unconditional)"
     done = (f"done: {what} at w = {scale:g}, {step.n} {sampler} steps, seed {seed}"
-            + (f"; ⚠️ {bad} of {len(x)} images non-finite (shown grey)" if bad else "") + notes)
+            + (f"; {WARN} {bad} of {len(x)} images non-finite (shown grey)" if bad else "") + notes)
     yield frames[-1][0], final, done, *FramesView.update(frames, gif)
 
 
@@ -270,9 +270,9 @@ def model_info(model_choice=SHAPES, sd_spec="") -> str:
 
 
 def metrics_md() -> str:
-    from pipelines.ldm.evaluate import readme_section
+    from pipelines.measure.ldm import readme_section
     if not (checkpoints_root() / NAME / "metrics.json").exists():
-        return "_No measured figures yet: run `python -m pipelines.ldm.evaluate`._"
+        return "_No measured figures yet: run `python -m pipelines.measure.ldm`._"
     doc = read_json(checkpoints_root() / NAME / "metrics.json", {})
     return readme_section() if doc.get("adherence") else "_No prompt-adherence figures yet._"
 

@@ -8,15 +8,14 @@ from torchvision.utils import make_grid
 from pipelines.cfg.pipeline import MAX_SCALE, load_cfg
 from pipelines.checkpoints import checkpoints_root, read_json
 from pipelines.data import CLASS_NAMES
-from pipelines.images import grid, labelled_grid, side_by_side
+from pipelines.images import finite_samples, grid, labelled_grid, side_by_side
 from pipelines.schedules import SPACINGS
-from pipelines.zero_snr import SCHEDULE, VARIANTS, variant_label
-from pipelines.zero_snr.evaluate import brightness, finite_rows
+from pipelines.zero_snr import SCHEDULE, VARIANTS, brightness, variant_label
 
 from pipelines.infotext import attach
 
-from .common import (FramesView, SettingsDrop, budget_info, check_bool, check_choice, check_cost, check_number, echo,
-                     formula, samples_image, seed_box, user_errors, write_gif)
+from .common import (NOTE, WARN, FramesView, SettingsDrop, budget_info, check_bool, check_choice, check_cost,
+                     check_number, echo, formula, samples_image, seed_box, user_errors, write_gif)
 from .plots import brightness_plot, terminal_snr_plot
 
 CLASSES = CLASS_NAMES["brightness-mnist"]
@@ -59,7 +58,7 @@ $$\tilde x_{\text{cfg}} = \phi\,\tilde x\,\frac{\sigma(x_{\text{cond}})}{\sigma(
 
 BRIGHTNESS_MD = r"""
 **Can the models reach black and white?** The plot: the unconditional samples' mean brightness against the data's
-(precomputed by `python -m pipelines.zero_snr.evaluate`). The table: the measured figures for every model.
+(precomputed by `python -m pipelines.measure.zero_snr`). The table: the measured figures for every model.
 """
 
 
@@ -79,22 +78,22 @@ def warning(zero_snr, v_prediction, spacing) -> str:
     try:
         spacing = resolve_spacing(spacing, zero_snr)
     except ValueError as exc:
-        return f"⚠️ {exc}"
+        return f"{WARN} {exc}"
     if zero_snr and not v_prediction and spacing in ("trailing", "linspace"):
-        return ("⚠️ **Known to break:** an ε model sampled from $t = T$ of a zero-SNR schedule: "
+        return ("**Known to break:** an ε model sampled from $t = T$ of a zero-SNR schedule: "
                 "$\\hat x_0 = (x_T - \\hat\\varepsilon)/\\sqrt{\\bar\\alpha_T}$ divides by zero, so the samples "
                 "are NaN (shown as grey). Try it anyway, then switch on v-prediction.")
     if zero_snr and not v_prediction:
-        return ("⚠️ **Fragile:** an ε model on a zero-SNR schedule. \"leading\" never visits $t = T$, so it avoids the "
+        return ("**Fragile:** an ε model on a zero-SNR schedule. \"leading\" never visits $t = T$, so it avoids the "
                 "division by zero, but the network learned nothing useful at the noisiest steps.")
     if not zero_snr and spacing == "leading":
-        return ("ℹ️ Stable Diffusion's original setup: non-zero terminal SNR and sampling starts at $t < T$. "
+        return (f"{NOTE} Stable Diffusion's original setup: non-zero terminal SNR and sampling starts at $t < T$. "
                 "Expect brightness pulled towards mid-grey.")
     if not zero_snr:
-        return "ℹ️ Non-zero terminal SNR: training leaked the mean brightness that pure noise at sampling lacks."
+        return f"{NOTE} Non-zero terminal SNR: training leaked the mean brightness that pure noise at sampling lacks."
     if spacing != "trailing":
-        return f"ℹ️ Zero SNR + v-prediction, but \"{spacing}\" spacing does not step evenly down from $t = T$."
-    return "✅ The paper's recipe: zero terminal SNR, v-prediction, trailing timesteps (add φ = 0.7 for large w)."
+        return f"{NOTE} Zero SNR + v-prediction, but \"{spacing}\" spacing does not step evenly down from $t = T$."
+    return "**The paper's recipe:** zero terminal SNR, v-prediction, trailing timesteps (add φ = 0.7 for large w)."
 
 
 def _sample(zero_snr, v_prediction, label, scale, rescale, spacing, steps, num_images, seed):
@@ -102,14 +101,14 @@ def _sample(zero_snr, v_prediction, label, scale, rescale, spacing, steps, num_i
     c = model.class_index(label)
     x = model.generate([c] * num_images, scale, "DDIM", steps, num_images, seed, rescale,
                        spacing=resolve_spacing(spacing, zero_snr), clamp=False)
-    return x, finite_rows(x), model
+    return x, finite_samples(x), model
 
 
 def _readout(x: torch.Tensor, ok: torch.Tensor) -> str:
     bad = int((~ok).sum())
     b = brightness(torch.nan_to_num(x[ok])) if ok.any() else None
     text = f"mean brightness {b.mean().item():.3f} (0 = black, 1 = white)" if b is not None else "no finite samples"
-    return text + (f"; ⚠️ {bad} of {len(x)} samples non-finite (NaN/inf), shown grey" if bad else "")
+    return text + (f"; {WARN} {bad} of {len(x)} samples non-finite (NaN/inf), shown grey" if bad else "")
 
 
 def _checked(label, scale, rescale, steps, num_images, seed, max_images=MAX_IMAGES):
@@ -143,7 +142,7 @@ def generate(zero_snr, v_prediction, label, scale, rescale, spacing, steps, num_
             progress((step.i + 1, step.n), desc="denoising")
             yield gr.update(), f"step {step.i + 1}/{step.n}, t = {step.t}", img, *FramesView.update([], None)[1:]
     x = step.x.cpu()
-    ok = finite_rows(x)
+    ok = finite_samples(x)
     title = (f"{variant_label(v_prediction=v_prediction, zero_snr=zero_snr)}, {own_spacing} spacing "
              f"(sampling starts at t = {first_t})")
     final = attach(grid(torch.nan_to_num(x), nrow, scale=3), tab="zero-snr", checkpoint=model.path.name,
@@ -190,7 +189,7 @@ def brightness_figure():
 def figures_md() -> str:
     from pipelines.readme import read_section
     text = read_section("zero-snr")
-    return text or "_No measured figures yet: run `python -m pipelines.zero_snr.evaluate --write-readme`._"
+    return text or "_No measured figures yet: run `python -m pipelines.measure.zero_snr --write-readme`._"
 
 
 @user_errors

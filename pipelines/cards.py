@@ -33,20 +33,22 @@ def metrics_table(metrics: dict) -> str:
     return "\n".join(out) + "\n"
 
 
+def replace_groups(old_rows: list[dict], new_rows: list[dict], key: str, redone=None, order: dict | None = None):
+    """The one rule for merging a partial re-run into an earlier one: the old rows of the groups not `redone`
+    (default: the groups of new_rows), then the new rows; sorted by `order` (group -> position) when given."""
+    redone = {r.get(key) for r in new_rows} if redone is None else set(redone)
+    rows = [r for r in old_rows if r.get(key) not in redone] + list(new_rows)
+    if order is not None:
+        rows.sort(key=lambda r: order.get(r.get(key), len(order)))
+    return rows
+
+
 def update_metrics(folder: str | Path, evaluation: str, command: str, rows: list[dict], **extra) -> dict:
     """Replace `evaluation`'s rows in folder/metrics.json, keeping the rows other commands wrote there."""
     path = Path(folder) / "metrics.json"
     old = read_json(path, {})
-    commands = dict(old.get("commands", {}))
-    legacy = old.pop("command", None)
-    if legacy:  # an older file written whole by one command: its untagged rows belong to that command
-        owner = evaluation if legacy.split()[:3] == command.split()[:3] else ""
-        for r in old.get("rows", []):
-            r.setdefault("evaluation", owner)
-        commands.setdefault(owner, legacy)
-    keep = [r for r in old.get("rows", []) if r.get("evaluation") != evaluation]
-    commands[evaluation] = command
-    doc = dict(old, **extra, commands=commands, rows=keep + [dict(r, evaluation=evaluation) for r in rows])
+    rows = replace_groups(old.get("rows", []), [dict(r, evaluation=evaluation) for r in rows], "evaluation")
+    doc = dict(old, **extra, commands=dict(old.get("commands", {}), **{evaluation: command}), rows=rows)
     write_json(path, doc)
     return doc
 

@@ -16,6 +16,12 @@ class ImageInputError(ValueError):
     """Input that is not a usable image; the message is meant for the user."""
 
 
+def finite_samples(x: torch.Tensor) -> torch.Tensor:
+    """Per image of a batch (B, ...): are all its pixels finite? An ε model started at t = T of a zero-terminal-SNR
+    schedule computes x̂_0 = (x_T − sqrt(1 − ᾱ_T)·ε̂) / sqrt(ᾱ_T) with ᾱ_T = 0: NaN or inf."""
+    return torch.isfinite(x).flatten(1).all(1)
+
+
 def to_uint8(x: torch.Tensor) -> np.ndarray:
     """(C, H, W) or (H, W) in [-1, 1] -> HxW or HxWxC uint8."""
     x = x.detach().float().cpu()

@@ -30,13 +30,26 @@ def hardware_summary() -> str:
     return f"CPU: {cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
 
 
+LOCAL_OPTIONS = ("--runs", "--output", "--data-root")   # where files go on one machine, not how a model was made
+
+
 def command_line() -> str:
+    """The command being run, as a record can quote it: `python -m <module> <args>`, without the options that
+    only name this machine's folders (a card must not carry machine paths)."""
     module = sys.argv[0]
     if module.endswith(".py"):
         parts = Path(module).resolve().with_suffix("").parts
         if "pipelines" in parts:
             module = "-m " + ".".join(parts[parts.index("pipelines"):])
-    return "python " + " ".join([module] + sys.argv[1:])
+    args, skip = [], False
+    for a in sys.argv[1:]:
+        if skip:
+            skip = False
+        elif a in LOCAL_OPTIONS:
+            skip = True
+        elif not a.startswith(tuple(f"{o}=" for o in LOCAL_OPTIONS)):
+            args.append(a)
+    return "python " + " ".join([module] + args)
 
 
 EMA_DECAY = 0.9995

@@ -172,7 +172,7 @@ def test_shipped_checkpoint_at_w0_ignores_the_requested_class(dataset):
     entropy = -(p[p > 0] * p[p > 0].log()).sum().item() / math.log(10)   # 1 = uniform
     assert entropy > 0.85 and p.max() < 0.3, (dataset, counts.tolist())
     m = read_json(checkpoints_root() / f"cfg-{dataset}" / "metrics.json")
-    assert m, f"run python -m pipelines.cfg.evaluate --dataset {dataset}"
+    assert m, f"run python -m pipelines.measure.cfg --dataset {dataset}"
     # the card's figure (160 samples) and this fresh sample agree (n = 64 biases the entropy down by ≈ 0.03)
     assert abs(m["histogram_w0"]["normalised_entropy"] - entropy) < 0.1, (m["histogram_w0"], entropy)
     card = (checkpoints_root() / f"cfg-{dataset}" / "README.md").read_text()

@@ -5,10 +5,14 @@ import json
 import pytest
 import torch
 
-from pipelines import evaluate as ev
 from pipelines.checkpoints import CheckpointMissing
+from pipelines.measure import evaluate as cli
+from pipelines.measure import records, report, runner, samplers, suite
+from pipelines.measure.cfg import SUITE_SCALES
+from pipelines.measure.context import Context, score_rows
+from pipelines.measure.protocol import Protocol
 
-TINY = ev.Protocol("quick", n=16, n_half=100, steps=(2,), guided_steps=2)
+TINY = Protocol("quick", n=16, n_half=100, steps=(2,), guided_steps=2)
 
 
 
@@ -24,46 +28,54 @@ def test_missing_checkpoint_is_skipped_and_errors_do_not_hide_others(monkeypatch
                      features="mnist-classifier")]
 
     for name, fn in [("t-missing", missing), ("t-broken", broken), ("t-fine", fine)]:
-        monkeypatch.setitem(ev.EVALUATIONS, name, ev.Evaluation(name, name, fn))
-    doc = ev.run(TINY, ["t-missing", "t-broken", "t-fine"], log=lambda *_: None)
+        monkeypatch.setitem(suite.EVALUATIONS, name, suite.Evaluation(name, name, fn))
+    doc = runner.run(TINY, ["t-missing", "t-broken", "t-fine"], log=lambda *_: None)
     assert doc["evaluations"]["t-missing"]["status"] == "skipped"
     assert "python -m pipelines.vae.train" in doc["evaluations"]["t-missing"]["reason"]
     assert doc["evaluations"]["t-broken"]["status"] == "error"
     assert [r["evaluation"] for r in doc["rows"]] == ["t-fine"]
-    md = ev.markdown(doc)
+    md = report.markdown(doc)
     assert "FID (x, n=16)" in md and "t-missing** (skipped)" in md and "Quick mode" in md
     with pytest.raises(ValueError, match="unknown evaluation"):
-        ev.run(TINY, ["no-such-evaluation"])
+        runner.run(TINY, ["no-such-evaluation"])
 
 
 def test_readme_section_between_markers_only(tmp_path):
+    start, end = "<!-- metrics:start -->", "<!-- metrics:end -->"
+
+    def doc(command):
+        return dict(command=command, created="now", hardware="h", seconds=1, protocol_text="p",
+                    protocol={"name": "default"}, rows=[], evaluations={})
+
     readme = tmp_path / "README.md"
-    assert not ev.update_readme(readme, "x") and not readme.exists()   # never creates a README
+    written = records.write_results(doc("first-run"), tmp_path / "out", readme)
+    assert readme not in written and not readme.exists()   # never creates a README
     readme.write_text("# Project\n\nHand-written text.\n")
-    assert ev.update_readme(readme, "## Results\nfirst\n")
+    assert readme in records.write_results(doc("first-run"), tmp_path / "out", readme)
     text = readme.read_text()
-    assert text.startswith("# Project\n\nHand-written text.\n") and text.rstrip().endswith(ev.END)
+    assert text.startswith("# Project\n\nHand-written text.\n") and text.rstrip().endswith(end)
+    assert "first-run" in text
     readme.write_text(text + "\n## Licence\nMIT\n")
-    ev.update_readme(readme, "## Results\nsecond\n")
+    records.write_results(doc("second-run"), tmp_path / "out", readme)
     text = readme.read_text()
-    assert "second" in text and "first" not in text
-    assert text.count(ev.START) == 1 and text.endswith("## Licence\nMIT\n")
+    assert "second-run" in text and "first-run" not in text
+    assert text.count(start) == 1 and text.endswith("## Licence\nMIT\n")
 
 
 def test_only_rerun_merges_into_earlier_results(monkeypatch):
-    monkeypatch.setattr(ev, "EVALUATIONS", {"a": None, "b": None})
+    order = {"a": 0, "b": 1}
     old = dict(protocol={"n": 1}, evaluations={"a": {"status": "ok", "seconds": 3}, "b": {"status": "ok", "seconds": 4}},
                rows=[{"evaluation": "a", "value": 1}, {"evaluation": "b", "value": 2}], notes=[])
     new = dict(protocol={"n": 1}, evaluations={"b": {"status": "ok", "seconds": 5}},
                rows=[{"evaluation": "b", "value": 9}], notes=[], command="x", features={})
-    merged = ev.merge(old, new)
+    merged = records.merge(old, new, order)
     assert sorted(r["value"] for r in merged["rows"]) == [1, 9] and merged["seconds"] == 8
-    assert ev.merge(dict(old, protocol={"n": 2}), new) is new   # another protocol: nothing merged
+    assert records.merge(dict(old, protocol={"n": 2}), new, order) is new   # another protocol: nothing merged
     # the protocol as the command holds it (tuples) against the one read back from JSON (lists): the same protocol
     stored = dict(old, protocol={"steps": [5, 10]})
-    assert len(ev.merge(stored, dict(new, protocol={"steps": (5, 10)}))["rows"]) == 2
+    assert len(records.merge(stored, dict(new, protocol={"steps": (5, 10)}), order)["rows"]) == 2
     gone = dict(old, evaluations={**old["evaluations"], "retired": {"status": "skipped"}})   # no longer registered
-    assert "retired" not in ev.merge(gone, new)["evaluations"]
+    assert "retired" not in records.merge(gone, new, order)["evaluations"]
 
 
 def test_ddpm_strided_ancestral_sampling_runs_the_asked_steps():
@@ -80,7 +92,7 @@ def test_ddpm_strided_ancestral_sampling_runs_the_asked_steps():
 
 def test_quick_floor_writes_results_and_readme(mnist_judge, tmp_path):
     (tmp_path / "README.md").write_text("# Diffusion Lab\n")
-    doc = ev.main(["--quick", "--only", "floor-mnist", "--out", str(tmp_path), "--readme",
+    doc = cli.main(["--quick", "--only", "floor-mnist", "--out", str(tmp_path), "--readme",
                    str(tmp_path / "README.md"), "--threads", "1"])
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["rows"] == doc["rows"] and doc["evaluations"]["floor-mnist"]["status"] == "ok"
@@ -101,9 +113,9 @@ def test_ddpm_evaluation_rows_when_trained(mnist_judge):
     except CheckpointMissing:
         pytest.skip("ddpm-mnist not trained yet")
     torch.set_num_threads(1)
-    doc = ev.run(TINY, ["ddpm-mnist"], log=lambda *_: None)
+    doc = runner.run(TINY, ["ddpm-mnist"], log=lambda *_: None)
     rows = doc["rows"]
-    assert {r["plot"]["series"] for r in rows} == set(ev.DDPM_SAMPLERS.values())
+    assert {r["plot"]["series"] for r in rows} == set(samplers.DDPM_SAMPLERS.values())
     assert all(r["figure"].endswith("n=16)") or "n=16," in r["figure"] for r in rows)
 
 
@@ -128,7 +140,7 @@ def test_optional_inception_features_are_noted_when_absent(monkeypatch, tmp_path
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     get_feature_network.cache_clear()
-    ctx = ev.Context(ev.Protocol("quick", 16, 100, (2,), features=("classifier", "inception-v3")), log=lambda *_: None)
+    ctx = Context(Protocol("quick", 16, 100, (2,), features=("classifier", "inception-v3")), log=lambda *_: None)
     assert ctx.networks("mnist") == ["mnist-classifier"]
     assert "inception_v3_google-0cc3c7bd.pth" in ctx.notes[0]
     get_feature_network.cache_clear()
@@ -140,7 +152,7 @@ def test_judge_accuracy_of_real_labelled_images(mnist_judge, mnist_test):
     x, y = mnist_test
     s = score_images(x[:300], "mnist", "mnist-classifier", labels=y[:300])
     assert s.accuracy > 0.95 and s.accuracy_label == "accuracy (MNIST classifier, n=300)"
-    rows = ev.score_rows(s, "mnist", "real", "labelled")
+    rows = score_rows(s, "mnist", "real", "labelled")
     assert [r["metric"] for r in rows] == ["FID", "IS", "accuracy"]
     with pytest.raises(ValueError, match="judge"):
         score_images(x[:300], "fashion-mnist", "mnist-classifier", labels=y[:300])
@@ -167,6 +179,8 @@ def tiny_cfg_model(num_classes: int = 10, **schedule):
 def patch_cfg_models(monkeypatch, models: dict):
     """load_cfg(name) -> the given tiny models; records each sampling call's classes and seed."""
     import pipelines.cfg.pipeline as cfg_pipeline
+    import pipelines.measure.cfg as measure_cfg
+    import pipelines.measure.zero_snr as measure_zero_snr
 
     calls = []
     for model in models.values():
@@ -177,26 +191,27 @@ def patch_cfg_models(monkeypatch, models: dict):
             return _frames(label, scale, sampler, steps, num_images, seed, *args, **kwargs)
 
         monkeypatch.setattr(model, "frames", recording)
-    monkeypatch.setattr(cfg_pipeline, "load_cfg", lambda name, device=None: models[name])
+    for module in (cfg_pipeline, measure_cfg, measure_zero_snr):   # wherever the measurement looks it up
+        monkeypatch.setattr(module, "load_cfg", lambda name, device=None: models[name])
     return calls
 
 
 def test_cfg_evaluation_scores_fid_is_and_accuracy_per_guidance_scale(mnist_judge, monkeypatch):
     torch.set_num_threads(1)
     calls = patch_cfg_models(monkeypatch, {"cfg-mnist": tiny_cfg_model()})
-    protocol = ev.Protocol("quick", n=70, n_half=100, steps=(2,), guided_steps=2)   # 70: two batches (64 + 6)
-    doc = ev.run(protocol, ["cfg-mnist"], log=lambda *_: None)
+    protocol = Protocol("quick", n=70, n_half=100, steps=(2,), guided_steps=2)   # 70: two batches (64 + 6)
+    doc = runner.run(protocol, ["cfg-mnist"], log=lambda *_: None)
     assert doc["evaluations"]["cfg-mnist"]["status"] == "ok"
     rows = doc["rows"]
-    assert [(r["plot"]["x"], r["metric"]) for r in rows] == [(w, m) for w in ev.CFG_SCALES
+    assert [(r["plot"]["x"], r["metric"]) for r in rows] == [(w, m) for w in SUITE_SCALES
                                                             for m in ("FID", "IS", "accuracy")]
     assert all(r["n"] == 70 and r["dataset"] == "mnist" and r["features"] == "mnist-classifier" for r in rows)
     assert {r["figure"] for r in rows if r["metric"] == "accuracy"} == {"accuracy (MNIST classifier, n=70)"}
     assert all(0 <= r["value"] <= 1 for r in rows if r["metric"] == "accuracy")
     assert len({r["plot"]["name"] for r in rows}) == 1 and rows[0]["plot"]["x_label"] == "guidance scale w"
     # every w: the classes requested in turn (7 of each), the same seeds, the protocol's steps
-    assert [c["scale"] for c in calls] == [w for w in ev.CFG_SCALES for _ in range(2)]
-    for w in range(len(ev.CFG_SCALES)):
+    assert [c["scale"] for c in calls] == [w for w in SUITE_SCALES for _ in range(2)]
+    for w in range(len(SUITE_SCALES)):
         batches = calls[2 * w:2 * w + 2]
         assert sum((c["classes"] for c in batches), []) == [i % 10 for i in range(70)]
         assert [c["seed"] for c in batches] == [0, 1] and {c["steps"] for c in batches} == {2}
@@ -209,7 +224,7 @@ def test_zero_snr_evaluation_reports_non_finite_samples_instead_of_crashing(mnis
         # an ε-model started at t = T with ᾱ_T = 0 divides by sqrt(ᾱ_T) = 0: every sample is NaN/inf
         "brightness-eps-zerosnr": tiny_cfg_model(12, **zero_snr),
         "brightness-v-zerosnr": tiny_cfg_model(12, prediction_type="v_prediction", **zero_snr)})
-    doc = ev.run(TINY, ["brightness-eps-zerosnr", "brightness-v-zerosnr"], log=lambda *_: None)
+    doc = runner.run(TINY, ["brightness-eps-zerosnr", "brightness-v-zerosnr"], log=lambda *_: None)
     assert {v["status"] for v in doc["evaluations"].values()} == {"ok"}
     eps = [r for r in doc["rows"] if r["evaluation"] == "brightness-eps-zerosnr"]
     assert [(r["metric"], r["value"]) for r in eps] == [("non-finite", 1.0)]
@@ -238,13 +253,13 @@ def test_text_to_image_models_are_skipped_with_their_train_command_when_absent(m
     monkeypatch.setenv("DIFFUSION_LAB_CHECKPOINTS", str(tmp_path))
     load_ldm.cache_clear(), sg._load.cache_clear()
     try:
-        doc = ev.run(TINY, ["ldm-shapes", "stackgan-stage2"], log=lambda *_: None)
+        doc = runner.run(TINY, ["ldm-shapes", "stackgan-stage2"], log=lambda *_: None)
     finally:
         load_ldm.cache_clear(), sg._load.cache_clear()
     for name, command in (("ldm-shapes", "python -m pipelines.ldm.vae"),
                           ("stackgan-stage2", "python -m pipelines.stackgan.train --stage 1")):
         assert doc["evaluations"][name]["status"] == "skipped" and command in doc["evaluations"][name]["reason"]
-    assert "ldm-shapes** (skipped)" in ev.markdown(doc) and not doc["rows"]
+    assert "ldm-shapes** (skipped)" in report.markdown(doc) and not doc["rows"]
 
 
 def test_stackgan_is_scored_on_shapes_judge_features_with_its_accuracy():
@@ -254,15 +269,15 @@ def test_stackgan_is_scored_on_shapes_judge_features_with_its_accuracy():
     from pipelines.metrics.features import get_feature_network
     from pipelines.metrics.inception_score import inception_score
 
-    doc = ev.run(TINY, ["stackgan-stage2"], log=lambda *_: None)
+    doc = runner.run(TINY, ["stackgan-stage2"], log=lambda *_: None)
     rows = {r["metric"]: r for r in doc["rows"]}
     assert doc["evaluations"]["stackgan-stage2"]["status"] == "ok", doc["evaluations"]
     assert set(rows) == {"FID", "IS", "accuracy"} and all(r["features"] == "shapes-judge" for r in rows.values())
     assert rows["FID"]["value"] > 0 and rows["IS"]["value"] >= 1
     # the accuracy row is the share of images whose judged shape AND colour are the requested ones
     from pipelines.shapes.judge import load_judge
-    images = ev._stackgan_images("stackgan-stage2", TINY.n, TINY.seed)
-    _, labels = ev._shapes_prompts(TINY.n, TINY.seed)
+    images = samplers.stackgan_sample("stackgan-stage2", TINY.n, TINY.seed)
+    _, labels = samplers.shapes_prompts(TINY.n, TINY.seed)
     pred = load_judge("cpu").predict(images)
     both = ((pred[:, 0] * 6 + pred[:, 1]) == labels).float().mean().item()
     assert rows["accuracy"]["value"] == pytest.approx(both, abs=1e-4)
@@ -276,7 +291,7 @@ def test_stackgan_is_scored_on_shapes_judge_features_with_its_accuracy():
 
 @pytest.mark.parametrize("name", ["MNIST VAE · 2-D latent", "MNIST VAE · 16-D latent"])
 def test_vae_generator_gives_n_seeded_images_in_range(name):
-    gen = ev.GENERATORS[name]
+    gen = samplers.SAMPLERS[name]
     try:
         x = gen.sample(70, 3, None)
     except CheckpointMissing as exc:
@@ -290,28 +305,29 @@ def test_class_conditional_generators_return_images_and_balanced_labels(monkeypa
     torch.set_num_threads(1)
     patch_cfg_models(monkeypatch, {"cfg-fashion-mnist": tiny_cfg_model()})
     done = []
-    images, labels = ev.GENERATORS["Fashion-MNIST CFG · w = 3"].sample(
+    images, labels = samplers.SAMPLERS["Fashion-MNIST CFG · w = 3"].sample(
         20, 0, 2, lambda d, t: done.append((d, t)))
     assert images.shape == (20, 1, 28, 28) and images.min() >= -1 and images.max() <= 1
     assert labels.tolist() == [i % 10 for i in range(20)] and done[-1] == (40, 40)
-    assert {g.dataset for n, g in ev.GENERATORS.items() if n.startswith("Brightness")} == {"brightness-mnist"}
+    assert {g.dataset for n, g in samplers.SAMPLERS.items() if n.startswith("Brightness")} == {"brightness-mnist"}
 
 
 def test_checkpoint_metrics_keep_the_rows_and_command_of_other_evaluations(monkeypatch, tmp_path):
     monkeypatch.setenv("DIFFUSION_LAB_CHECKPOINTS", str(tmp_path))
     (tmp_path / "cfg-mnist").mkdir()
-    other = {"command": "python -m pipelines.cfg.evaluate --dataset mnist", "guided_accuracy": 0.7,
-             "rows": [{"figure": "guided accuracy at w = 3", "value": 0.7}]}
+    command = "python -m pipelines.measure.cfg --dataset mnist"
+    other = {"commands": {"cfg": command}, "guided_accuracy": 0.7,
+             "rows": [{"figure": "guided accuracy at w = 3", "value": 0.7, "evaluation": "cfg"}]}
     (tmp_path / "cfg-mnist" / "metrics.json").write_text(json.dumps(other))
     doc = dict(command="python -m pipelines.evaluate", protocol_text="p", created="now",
                evaluations={"cfg-mnist": dict(status="ok", checkpoint="cfg-mnist")},
                rows=[dict(evaluation="cfg-mnist", figure="FID (x, n=500)", setting="w = 3", value=9.0)])
-    ev.write_checkpoint_metrics(doc)
+    records.write_checkpoint_metrics(doc)
+    records.write_checkpoint_metrics(doc)   # a re-run replaces its own rows, it does not add them again
     m = json.loads((tmp_path / "cfg-mnist" / "metrics.json").read_text())
-    assert m["guided_accuracy"] == 0.7                     # the other command's fields survive ...
-    assert "command" not in m and m["commands"][""] == other["command"]  # ... and its command moves to `commands`
+    assert m["guided_accuracy"] == 0.7                     # the other command's fields survive
     assert [r["figure"] for r in m["rows"]] == ["guided accuracy at w = 3", "FID (x, n=500), w = 3"]
-    assert set(m["commands"].values()) == {other["command"], "python -m pipelines.evaluate"}
+    assert m["commands"] == {"cfg": command, "cfg-mnist": "python -m pipelines.evaluate"}
 
 
 def test_metrics_tab_shows_every_plot_and_scores_conditional_samples(mnist_judge, mnist_test, monkeypatch, tmp_path):
@@ -335,7 +351,7 @@ def test_metrics_tab_shows_every_plot_and_scores_conditional_samples(mnist_judge
     x, y = mnist_test
     images = x[:40].clone()
     images[:3] = float("nan")   # a diverged sampler: left out with a warning, the rest scored
-    monkeypatch.setitem(ev.GENERATORS, "test conditional", ev.Generator(
+    monkeypatch.setitem(samplers.SAMPLERS, "test conditional", samplers.Sampler(
         "test conditional", "mnist", lambda n, seed, steps, progress=None: (images[:n], y[:n])))
     md, *_ = metrics.compute("test conditional", "classifier", 40, 25, 0, [])
     assert "accuracy (MNIST classifier, n=37)" in md and "FID (MNIST classifier features, n=37)" in md
@@ -344,16 +360,15 @@ def test_metrics_tab_shows_every_plot_and_scores_conditional_samples(mnist_judge
         metrics.compute("test conditional", "classifier", 40, 25, 0, [])
 
 
-def test_rerunning_a_whole_file_command_replaces_its_rows_instead_of_duplicating(tmp_path):
-    """A metrics.json written whole by an older `pipelines.cfg.evaluate`: its next run owns those rows."""
-    from pipelines.cards import update_metrics
-    (tmp_path / "metrics.json").write_text(json.dumps({
-        "command": "python -m pipelines.cfg.evaluate --dataset mnist --threads 1", "guided_accuracy": 0.7,
-        "rows": [{"figure": "guided accuracy at w = 3", "value": 0.7}]}))
-    m = update_metrics(tmp_path, "cfg", "python -m pipelines.cfg.evaluate --dataset mnist",
-                       [{"figure": "guided accuracy at w = 3", "value": 1.0}], guided_accuracy=1.0)
-    assert [r["value"] for r in m["rows"]] == [1.0] and m["guided_accuracy"] == 1.0
-    assert m["commands"] == {"cfg": "python -m pipelines.cfg.evaluate --dataset mnist"}
+def test_one_merge_rule_for_every_partial_rerun():
+    """cards.replace_groups: the rows of the re-measured groups are replaced, the others kept (in `order`)."""
+    from pipelines.cards import replace_groups
+    old = [{"g": "a", "v": 1}, {"g": "b", "v": 2}, {"g": "c", "v": 3}]
+    assert replace_groups(old, [{"g": "b", "v": 9}], "g") == [{"g": "a", "v": 1}, {"g": "c", "v": 3}, {"g": "b", "v": 9}]
+    # a group re-run that produced nothing (skipped) loses its old rows only when it is named as redone
+    assert replace_groups(old, [], "g") == old and replace_groups(old, [], "g", redone=["c"]) == old[:2]
+    assert [r["g"] for r in replace_groups(old, [{"g": "b", "v": 9}], "g", order={"b": 0, "a": 1, "c": 2})] == \
+        ["b", "a", "c"]
 
 
 def test_refresh_card_rewrites_only_the_measured_figures(tmp_path):

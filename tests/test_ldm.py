@@ -194,9 +194,9 @@ def test_prompt_notes_for_empty_long_and_non_ascii(tiny):
 
 
 def test_benchmark_row_splits_text_unet_and_vae(tiny):
-    import pipelines.benchmark as bench
-    assert "ldm" in bench.ROWS
-    r = ldm.bench_ldm(num_images=4, steps=2, threads=torch.get_num_threads(), repeats=1)
+    from pipelines.measure import benchmark as bench
+    assert bench.BENCHMARKS["ldm"] is bench.bench_ldm_rows
+    r = bench.bench_ldm(num_images=4, steps=2, threads=torch.get_num_threads(), repeats=1)
     assert r["seconds"] == pytest.approx(r["text_seconds"] + r["unet_seconds"] + r["vae_seconds"])
     assert r["two_pass_seconds"] > 0 and r["images"] == 4
 
@@ -204,10 +204,10 @@ def test_benchmark_row_splits_text_unet_and_vae(tiny):
 def test_evaluation_sweeps_held_out_prompts(tiny):
     if not JUDGE.is_dir():
         pytest.skip("the shapes judge is not trained")
-    from pipelines.ldm import evaluate
-    from pipelines.shapes.data import HELDOUT_TEMPLATES, TRAIN_TEMPLATES
+    from pipelines.measure import ldm as evaluate
+    from pipelines.shapes.data import HELDOUT_TEMPLATES, TRAIN_TEMPLATES, heldout_prompts
 
-    captions, labels = evaluate.heldout_prompts(6)
+    captions, labels = heldout_prompts(6)
     assert len(labels) == 6 and all(set(lab) == {"shape", "colour", "size", "position", "background"} for lab in labels)
     starts = {t.split("{")[0] for t in HELDOUT_TEMPLATES}
     assert all(any(c.startswith(s) for s in starts) for c in captions)
@@ -426,7 +426,8 @@ def shipped():
 
 def test_shipped_model_follows_held_out_prompts(shipped):
     """A bound on a small sample: 16 held-out prompts at the measured best scale (w = 3 if unmeasured)."""
-    from pipelines.ldm.evaluate import generate_for, heldout_prompts
+    from pipelines.measure.ldm import generate_for
+    from pipelines.shapes.data import heldout_prompts
     from pipelines.shapes.judge import load_judge
 
     doc = json.loads((shipped.path / "metrics.json").read_text()).get("adherence", {}) \
@@ -441,5 +442,5 @@ def test_shipped_model_follows_held_out_prompts(shipped):
 def test_shipped_model_meets_the_adherence_target(shipped):
     """The card's measurement (240 held-out prompts) of these very weights meets issue 6's target."""
     doc = json.loads((shipped.path / "metrics.json").read_text())["adherence"]
-    assert doc["weights"] == shipped.weights_hash, "the card measured other weights: re-run pipelines.ldm.evaluate"
+    assert doc["weights"] == shipped.weights_hash, "the card measured other weights: re-run pipelines.measure.ldm"
     assert doc["target_met"] and doc["best"]["shape"] >= 0.9 and doc["best"]["colour"] >= 0.9

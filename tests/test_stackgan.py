@@ -11,7 +11,7 @@ import torch
 from pipelines.shapes.diversity import pairwise_rms, real_groups, within_prompt_diversity
 from pipelines.stackgan import STAGE1, STAGE2, STAGE2_PIXELSHUFFLE
 from pipelines.stackgan import model as M
-from pipelines.stackgan.diagnose import diagnose
+from pipelines.measure.stackgan_diagnose import diagnose
 
 ROOT = Path(__file__).resolve().parent.parent
 JUDGE = ROOT / "checkpoints" / "shapes-judge"
@@ -278,9 +278,9 @@ SHIPPED = ROOT / "checkpoints"
 def test_shipped_stage2_obeys_held_out_captions_and_is_diverse():
     """Fresh samples (not the evaluation's seeds): Stage II's colour and background follow 48 held-out-phrasing prompts,
     and images of one prompt differ (no mode collapse), against real renders of the same attributes."""
-    from pipelines.ldm.evaluate import heldout_prompts
+    from pipelines.shapes.data import heldout_prompts
     from pipelines.shapes.judge import load_judge
-    from pipelines.stackgan.evaluate import stackgan_groups, stackgan_images
+    from pipelines.measure.stackgan import stackgan_groups, stackgan_images
     from pipelines.stackgan.pipeline import load_stackgan
 
     gan = load_stackgan(STAGE2, "cpu")

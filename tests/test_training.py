@@ -46,3 +46,13 @@ def test_train_speed_reads_steps_per_second_after_the_warmup():
     rows = [{"step": s, "seconds": 10.0 + (s - 1) * 0.5} for s in range(1, 11)]
     rows[0]["seconds"] = 0.0  # a slow first step is left out
     assert abs(steps_per_second(rows, warmup=3) - 2.0) < 1e-9
+
+
+def test_command_line_leaves_out_the_machine_folders(monkeypatch):
+    """A record quotes how a model was made, not where one machine kept its files."""
+    import sys
+
+    from pipelines import training
+    monkeypatch.setattr(sys, "argv", ["/srv/x/pipelines/vae/train.py", "--latent-dim", "2", "--runs", "/home/u/runs",
+                                      "--output=/tmp/o", "--data-root", "data", "--epochs", "3"])
+    assert training.command_line() == "python -m pipelines.vae.train --latent-dim 2 --epochs 3"

@@ -115,7 +115,7 @@ def test_checkpoint_loads_with_its_records(name, dim):
 
 @pytest.mark.parametrize("name", ["vae-mnist-2d", "vae-mnist-16d"])
 def test_elbo_and_reconstruction_error_hold(name, mnist_test):
-    from pipelines.vae.evaluate import elbo_and_reconstruction
+    from pipelines.measure.vae import elbo_and_reconstruction
     from pipelines.vae.pipeline import load_vae
     vae = load_vae(name, "cpu")
     x = mnist_test[0][:SAMPLE]
@@ -130,7 +130,7 @@ def test_elbo_and_reconstruction_error_hold(name, mnist_test):
 
 
 def test_bigger_latent_reconstructs_better(mnist_test):
-    from pipelines.vae.evaluate import elbo_and_reconstruction
+    from pipelines.measure.vae import elbo_and_reconstruction
     from pipelines.vae.pipeline import load_vae
     x = mnist_test[0][:200]
     r2 = elbo_and_reconstruction(load_vae("vae-mnist-2d", "cpu"), x)["rec_bce"].mean()
@@ -156,7 +156,7 @@ def test_midpoint_of_two_classes_is_a_digit_not_noise(name, judge, mnist_test):
     2-D: the judge is confident about the midpoint, more than about a pixel blend.
     16-D: the midpoint is more digit-like than a pixel blend, and mostly one of the two classes.
     """
-    from pipelines.vae.evaluate import midpoint_check
+    from pipelines.measure.vae import midpoint_check
     from pipelines.vae.pipeline import load_vae
     vae = load_vae(name, "cpu")
     x, y = mnist_test

@@ -93,7 +93,7 @@ def test_the_four_variants_differ_only_in_the_two_choices():
 @pytest.fixture(scope="module")
 def quick_results():
     """A small rerun of the evaluation command on the shipped checkpoints (n = 4 per target, 10 steps)."""
-    from pipelines.zero_snr.evaluate import evaluate
+    from pipelines.measure.zero_snr import evaluate
     return evaluate(n=4, uncond_n=24, steps=10, seed=0, log=lambda *a: None)
 
 
@@ -121,7 +121,7 @@ def test_shipped_cards_quote_the_measured_figures():
     from pipelines.readme import read_section
     for name in VARIANTS.values():
         m = read_json(checkpoints_root() / name / "metrics.json")
-        assert m.get("zero_snr"), f"run python -m pipelines.zero_snr.evaluate --write-readme ({name})"
+        assert m.get("zero_snr"), f"run python -m pipelines.measure.zero_snr --write-readme ({name})"
         card = (checkpoints_root() / name / "README.md").read_text()
         row = next(r for r in m["rows"] if "(this model's spacing)" in r["figure"])
         assert row["value"] in card and "zero-snr" in m["commands"]

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -11,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from ..checkpoints import checkpoint_dir, read_json, weights_hash
-from ..guidance import guided_predictor, two_pass_predictor
+from ..guidance import guided_predictor
 from ..runtime import cpu_generator, pick_device
 from ..sampling import denoise
 from ..schedules import SPACINGS, make_scheduler
@@ -133,62 +132,4 @@ def load_cfg(name: str = "cfg-mnist", device: str | None = None) -> CFGModel:
     return CFGModel(net.to(device).eval(), sched, config, read_json(path / "training_record.json", {}), path, device)
 
 
-def bench_guided(name: str = "cfg-mnist", num_images: int = 16, steps: int = 25, scale: float = 3.0,
-                 reference_steps: int = 1000, threads: int = 2, repeats: int = 2) -> dict:
-    """Time 16 guided images: DDIM with cond+uncond in ONE batched forward, versus the reference sampler
-    (DDPM ancestral, 1000 steps, two separate forward passes per step), measured in the same run.
-
-    `reference_steps` < 1000 times only that many reference steps and extrapolates linearly (reported).
-    """
-    from diffusers import DDPMScheduler
-
-    old_threads = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        model = load_cfg(name, "cpu")
-        classes = [i % len(model.class_names) for i in range(num_images)]
-        cond, uncond = model.labels(classes)
-        model.generate(classes, scale, "DDIM", 2, num_images, 0)  # warm-up
-        ours = []
-        for r in range(repeats):
-            t0 = time.perf_counter()
-            model.generate(classes, scale, "DDIM", steps, num_images, r)
-            ours.append(time.perf_counter() - t0)
-        ref_sched = DDPMScheduler.from_config(model.scheduler_config)
-        predict = two_pass_predictor(model.forward, cond, uncond, scale)
-        n_ref = min(reference_steps, ref_sched.config.num_train_timesteps)
-        t0 = time.perf_counter()
-        for step in denoise(predict, ref_sched, (num_images, *model.shape), ref_sched.config.num_train_timesteps,
-                            cpu_generator(0), model.device):
-            if step.i + 1 >= n_ref:
-                break
-        ref = (time.perf_counter() - t0) * ref_sched.config.num_train_timesteps / n_ref
-        best = min(ours)
-        return {"model": name, "images": num_images, "scale": scale, "threads": threads,
-                "guided_ddim_steps": steps, "guided_seconds": round(best, 3),
-                "guided_images_per_second": round(num_images / best, 2),
-                "reference": "DDPM ancestral, 1000 steps, 2 separate forward passes per step",
-                "reference_seconds": round(ref, 2), "reference_steps_timed": n_ref,
-                "reference_images_per_second": round(num_images / ref, 3), "speedup": round(ref / best, 1)}
-    finally:
-        torch.set_num_threads(old_threads)
-
-
-def _benchmark_rows(args) -> list[dict]:
-    """Rows for `python -m pipelines.benchmark` (which registers this on import)."""
-    r = bench_guided(steps=20, threads=args.threads, repeats=args.repeats)  # the steps the evaluation uses
-    return [dict(name=f"MNIST CFG: 16 guided images, DDIM {r['guided_ddim_steps']} steps, cond+uncond in one batch",
-                 seconds=r["guided_seconds"], images_per_s=r["guided_images_per_second"]),
-            dict(name="baseline: reference CFG sampler, 1000 DDPM steps, 2 separate forward passes per step",
-                 seconds=r["reference_seconds"], images_per_s=r["reference_images_per_second"]),
-            dict(name="speed-up of batched guided DDIM over the reference CFG sampler", ratio=r["speedup"])]
-
-
-try:  # the benchmark command imports this module to collect its rows
-    from ..benchmark import register
-    register("cfg")(_benchmark_rows)
-except ImportError:  # pragma: no cover
-    pass
-
-
-__all__ = ["CFGModel", "load_cfg", "bench_guided", "MODELS", "MAX_IMAGES", "MAX_STEPS", "MAX_SCALE"]
+__all__ = ["CFGModel", "load_cfg", "MODELS", "MAX_IMAGES", "MAX_STEPS", "MAX_SCALE"]

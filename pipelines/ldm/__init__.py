@@ -14,7 +14,7 @@ Train (in this order; both resumable) and measure:
     python -m pipelines.ldm.vae --threads 2
     python -m pipelines.ldm.decoder --threads 2     # the decoder alone, for faithful colours (latents unchanged)
     python -m pipelines.ldm.train --threads 2
-    python -m pipelines.ldm.evaluate --threads 2
+    python -m pipelines.measure.ldm --threads 2
 
 `pipelines.ldm.pipeline` samples from it, and from real Stable Diffusion checkpoints through the same code.
 """
@@ -24,7 +24,7 @@ NAME = "ldm-shapes"
 VAE_COMMAND = "python -m pipelines.ldm.vae --threads 2"
 UNET_COMMAND = "python -m pipelines.ldm.train --threads 2"
 UNET_RESUME_COMMAND = "python -m pipelines.ldm.train --steps 6000 --threads 2"  # the shipped UNet: 2,000 steps, then this
-EVALUATE_COMMAND = "python -m pipelines.ldm.evaluate --threads 2"
+EVALUATE_COMMAND = "python -m pipelines.measure.ldm --threads 2"
 DECODER_COMMAND = "python -m pipelines.ldm.decoder --threads 2"
 TRAIN_COMMAND = f"{VAE_COMMAND} && {DECODER_COMMAND} && {UNET_COMMAND} && {UNET_RESUME_COMMAND}"
 

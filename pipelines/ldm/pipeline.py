@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -34,7 +33,7 @@ from typing import Callable, Iterator
 import torch
 
 from ..checkpoints import CheckpointMissing, checkpoint_dir, load_pretrained, read_json, weights_hash
-from ..guidance import guided_predictor, two_pass_predictor
+from ..guidance import guided_predictor
 from ..runtime import cpu_generator, pick_device, randn
 from ..sampling import Step, denoise
 from ..text_encoder import non_ascii_note
@@ -476,77 +475,6 @@ def load_model(choice: str = NAME, device: str | None = None) -> LatentDiffusion
     return load_ldm(choice, device) if choice == NAME else load_sd(choice, device)
 
 
-# ----------------------------------------------------------------------------- benchmark
-BENCH_PROMPT = "a picture of a large blue triangle sitting in the middle against a white backdrop"
-
-
-def bench_ldm(num_images: int = 4, steps: int = 20, scale: float = 3.0, threads: int = 2, repeats: int = 3,
-              name: str = NAME) -> dict:
-    """Time 4 guided 64x64 images (DDIM 20 steps, w = 3) on the CPU, split into text encoding, the UNet loop and VAE
-    decoding; and the same UNet loop with two separate passes per step (the reference way) as the baseline."""
-    import statistics
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        model = load_ldm(name, "cpu")
-        model.generate(BENCH_PROMPT, "", scale, 0.0, "DDIM", 2, num_images, 0)  # warm-up
-        parts = {"text": [], "unet": [], "vae": [], "unet_two_pass": []}
-        for r in range(repeats):
-            t0 = time.perf_counter()
-            embeds = model.encode_prompt(BENCH_PROMPT, "", num_images)
-            t1 = time.perf_counter()
-            step = None
-            for step in model.frames(BENCH_PROMPT, scale=scale, steps=steps, num_images=num_images, seed=r,
-                                     embeds=embeds):
-                pass
-            t2 = time.perf_counter()
-            model.decode(step.x)
-            t3 = time.perf_counter()
-            scheduler, _ = model.make_scheduler("DDIM")
-            cond, uncond = embeds.conditions()
-            for _ in denoise(two_pass_predictor(model.forward, cond, uncond, scale), scheduler,
-                             model.latent_shape(num_images), steps, cpu_generator(r), model.device):
-                pass
-            t4 = time.perf_counter()
-            for key, dt in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
-                parts[key].append(dt)
-        med = {k: statistics.median(v) for k, v in parts.items()}
-        total = med["text"] + med["unet"] + med["vae"]
-        return {"images": num_images, "steps": steps, "scale": scale, "threads": threads, "seconds": total,
-                **{f"{k}_seconds": v for k, v in med.items()}, "images_per_second": num_images / total,
-                "two_pass_seconds": med["text"] + med["unet_two_pass"] + med["vae"]}
-    finally:
-        torch.set_num_threads(old)
-
-
-def _benchmark_rows(args) -> list[dict]:
-    """Rows for `python -m pipelines.benchmark`."""
-    try:
-        r = bench_ldm(threads=args.threads, repeats=args.repeats)
-    except CheckpointMissing as exc:
-        print(f"ldm-shapes skipped: {exc}")
-        return []
-    what = f"{r['images']} images 64x64, DDIM {r['steps']} steps, CFG w = {r['scale']:g}"
-    return [dict(name=f"Shapes LDM: {what} (cond+uncond in one batch)", seconds=r["seconds"],
-                 images_per_s=r["images_per_second"]),
-            dict(name="Shapes LDM: of which text encoding (prompt + negative prompt, MiniLM)",
-                 seconds=r["text_seconds"]),
-            dict(name=f"Shapes LDM: of which UNet ({r['steps']} guided steps)", seconds=r["unet_seconds"]),
-            dict(name="Shapes LDM: of which VAE decoding", seconds=r["vae_seconds"]),
-            dict(name=f"baseline: Shapes LDM, {what}, 2 separate UNet passes per step", seconds=r["two_pass_seconds"],
-                 images_per_s=r["images"] / r["two_pass_seconds"]),
-            dict(name="speed-up of one batched CFG pass over two passes (Shapes LDM)",
-                 ratio=r["two_pass_seconds"] / r["seconds"])]
-
-
-try:  # the benchmark command imports this module to collect its rows
-    from ..benchmark import register
-    register("ldm")(_benchmark_rows)
-except ImportError:  # pragma: no cover
-    pass
-
-
 __all__ = ["LatentDiffusion", "PromptEmbeds", "Sampling", "load_ldm", "load_sd", "load_model", "seed_slerp",
-           "channel_view", "bench_ldm", "SAMPLERS", "SD_EXAMPLES", "MAX_IMAGES", "MAX_STEPS", "MAX_SCALE",
+           "channel_view", "SAMPLERS", "SD_EXAMPLES", "MAX_IMAGES", "MAX_STEPS", "MAX_SCALE",
            "MAX_STRIP", "StableDiffusionMissing"]

@@ -369,3 +369,14 @@ def main(argv=None):
 
 if __name__ == "__main__":
     main()
+
+
+def heldout_prompts(n: int, seed: int = 0) -> tuple[list[str], list[dict[str, int]]]:
+    """n (caption, requested attribute indices) pairs written with the held-out phrasings (test split)."""
+    ds = ShapesDataset("test", n, phrasings="heldout", seed=seed)
+    captions, labels = [], []
+    for i in range(n):
+        scene, caption = ds.scene(i)
+        captions.append(caption)
+        labels.append(scene.labels)
+    return captions, labels

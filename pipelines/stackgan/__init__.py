@@ -8,7 +8,7 @@
     python -m pipelines.stackgan.train --stage 1 --threads 2
     python -m pipelines.stackgan.train --stage 2 --threads 2
     python -m pipelines.stackgan.train --stage 2 --upsample pixelshuffle --threads 2
-    python -m pipelines.stackgan.evaluate --threads 2
+    python -m pipelines.measure.stackgan --threads 2
 """
 from __future__ import annotations
 
@@ -19,5 +19,5 @@ NAMES = {(1, "nearest"): STAGE1, (2, "nearest"): STAGE2, (2, "pixelshuffle"): ST
 STAGE1_COMMAND = "python -m pipelines.stackgan.train --stage 1 --threads 2"
 STAGE2_COMMAND = "python -m pipelines.stackgan.train --stage 2 --threads 2"
 PIXELSHUFFLE_COMMAND = "python -m pipelines.stackgan.train --stage 2 --upsample pixelshuffle --steps 1000 --threads 2"
-EVALUATE_COMMAND = "python -m pipelines.stackgan.evaluate --threads 2"
+EVALUATE_COMMAND = "python -m pipelines.measure.stackgan --threads 2"
 COMMANDS = {STAGE1: STAGE1_COMMAND, STAGE2: STAGE2_COMMAND, STAGE2_PIXELSHUFFLE: PIXELSHUFFLE_COMMAND}

@@ -91,7 +91,7 @@ class Probe:
     """A fixed set of held-out prompts and noise vectors, drawn every few steps while training."""
 
     def __init__(self, z_dim: int, seed: int = 0):
-        from ..ldm.evaluate import heldout_prompts
+        from ..shapes.data import heldout_prompts
         from ..text_encoder import load_text_encoder
         self.captions, self.labels = heldout_prompts(PROBE_PROMPTS, seed)
         self.phi = load_text_encoder("cpu").encode(self.captions).pooled.repeat_interleave(PROBE_Z, 0)

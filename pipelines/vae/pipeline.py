@@ -104,7 +104,7 @@ class VAE:
         """μ of every MNIST test image and its label, shipped with the 2-D model (written by evaluate)."""
         path = self.path / "test_latents.safetensors"
         if not path.exists():
-            raise FileNotFoundError(f"{path.name} is missing; run python -m pipelines.vae.evaluate --name {self.name}")
+            raise FileNotFoundError(f"{path.name} is missing; run python -m pipelines.measure.vae --name {self.name}")
         t = load_file(path)
         return t["mu"].float(), t["labels"].long()
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import shlex
 
+import torch
+
 SCHEDULE = "scaled-linear (Stable Diffusion)"
 TRAIN_STEPS, BATCH_SIZE = 1200, 64
 
@@ -27,6 +29,11 @@ VARIANTS = {
 def variant_label(*, v_prediction: bool, zero_snr: bool) -> str:
     """"v-prediction, zero-terminal-SNR schedule" etc.; keyword-only flags, the order of `VARIANTS`' keys."""
     return f"{'v' if v_prediction else 'ε'}-prediction, {'zero-terminal-SNR' if zero_snr else 'default'} schedule"
+
+
+def brightness(x: torch.Tensor) -> torch.Tensor:
+    """Per-image mean brightness on a 0–1 scale, from images in [−1, 1] (clipped as a saved image would be)."""
+    return ((x.clamp(-1, 1) + 1) / 2).mean(dim=(1, 2, 3))
 
 
 def train_args(v_prediction: bool, zero_snr: bool, steps: int = TRAIN_STEPS) -> list[str]:

@@ -1,6 +1,6 @@
 """Measure the shipped MNIST DDPM and write its model card.
 
-    python -m pipelines.ddpm.evaluate            # n=1000, DDIM 50 steps (a few minutes on 2 cores)
+    python -m pipelines.measure.ddpm              # n=1000, DDIM 50 steps (a few minutes on 2 cores)
 
 Figures (into checkpoints/ddpm-mnist/metrics.json, then README.md via cards.write_card):
   - the MNIST judge's verdict on samples: share judged with confidence > 0.9, and the class histogram;
@@ -10,13 +10,16 @@ Figures (into checkpoints/ddpm-mnist/metrics.json, then README.md via cards.writ
 from __future__ import annotations
 
 import argparse
+import time
 
 import torch
 
 from ..cards import update_metrics, write_card
 from ..metrics.scoring import real_floor, score_images
 from ..training import command_line
-from .pipeline import load_ddpm
+from ..ddpm.pipeline import load_ddpm
+from .context import Context
+from .samplers import DDPM_SAMPLERS, ddpm_sample
 
 SUMMARY = """A DDPM (Ho et al. 2020) trained here on the MNIST training set: a diffusers `UNet2DModel`
 (28→14→7, self-attention at 7×7), ε-prediction, linear betas 1e-4…0.02 over T = 1000 steps, EMA weights
@@ -66,6 +69,23 @@ def main(argv=None):
     write_card(model.path, "MNIST DDPM", SUMMARY)
     for r in rows:
         print(f"{r['figure']}: {r['value']:.4g}   ({r['protocol']})")
+
+
+# ----------------------------------------------------------------------------- in the evaluation command
+def suite_rows(ctx: Context) -> list[dict]:
+    """FID and IS against sampling steps, DDIM beside strided DDPM ancestral (`python -m pipelines.evaluate`)."""
+    load_ddpm()  # CheckpointMissing -> skipped
+    p, rows = ctx.protocol, []
+    for sampler, label in DDPM_SAMPLERS.items():
+        for steps in p.steps:
+            t0 = time.time()
+            images = ddpm_sample(sampler, p.n, p.seed, steps)
+            ctx.log(f"  {label}, {steps} steps: {p.n} images in {time.time() - t0:.0f}s")
+            rows += ctx.score(images, "mnist", "MNIST DDPM", f"{label}, {steps} steps",
+                              protocol=f"{p.n:,} samples, {steps} {label} steps, seeds {p.seed}·1000 + batch",
+                              plot=dict(name="MNIST DDPM: quality vs sampling steps", x=steps,
+                                        x_label="sampling steps", series=label))
+    return rows
 
 
 if __name__ == "__main__":

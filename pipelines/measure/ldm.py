@@ -1,8 +1,8 @@
 """Prompt adherence of the shapes latent diffusion model, judged by the shipped shapes judge.
 
-    python -m pipelines.ldm.evaluate --threads 2          # the protocol below -> checkpoints/ldm-shapes/metrics.json
-    python -m pipelines.ldm.evaluate --quick              # smoke test (16 prompts, 10 steps) -> results/quick/
-    python -m pipelines.ldm.evaluate --write-readme       # also refresh the README's text-to-image figures
+    python -m pipelines.measure.ldm --threads 2          # the protocol below -> checkpoints/ldm-shapes/metrics.json
+    python -m pipelines.measure.ldm --quick              # smoke test (16 prompts, 10 steps) -> results/quick/
+    python -m pipelines.measure.ldm --write-readme       # also refresh the README's text-to-image figures
 
 Protocol: `--n` prompts written with the HELD-OUT caption phrasings (test split of `pipelines.shapes.data`, never
 seen in training), one image each, DDIM `--steps` steps with the model's own schedule, at every CFG scale w in
@@ -23,27 +23,18 @@ import torch
 
 from ..cards import update_metrics
 from ..checkpoints import PROJECT_ROOT, checkpoints_root, read_json, write_json
-from ..shapes.data import ATTRIBUTE_NAMES, ShapesDataset, shapes_tensors, to_float
+from ..shapes.data import ATTRIBUTE_NAMES, heldout_prompts, shapes_tensors, to_float
 from ..training import command_line, hardware_summary
-from . import NAME
-from .card import write_ldm_card
-from .pipeline import load_ldm
+from ..ldm import NAME
+from ..ldm.card import write_ldm_card
+from ..ldm.pipeline import load_ldm
+from .context import Context
+from .protocol import Protocol
 
 SCALES = (0, 1, 3, 7)
 TARGET = 0.9
 BATCH = 16
-EVALUATION = "pipelines.ldm.evaluate"
-
-
-def heldout_prompts(n: int, seed: int = 0) -> tuple[list[str], list[dict[str, int]]]:
-    """n (caption, requested attribute indices) pairs written with the held-out phrasings (test split)."""
-    ds = ShapesDataset("test", n, phrasings="heldout", seed=seed)
-    captions, labels = [], []
-    for i in range(n):
-        scene, caption = ds.scene(i)
-        captions.append(caption)
-        labels.append(scene.labels)
-    return captions, labels
+EVALUATION = "pipelines.measure.ldm"
 
 
 @torch.no_grad()
@@ -60,7 +51,7 @@ def generate_for(model, captions: list[str], scale: float, steps: int, seed: int
 def evaluate(n: int = 240, steps: int = 20, scales=SCALES, seed: int = 0, name: str = NAME, device=None,
              log=print) -> dict:
     from ..shapes.judge import load_judge
-    from .vae import reconstruct
+    from ..ldm.vae import reconstruct
 
     model, judge = load_ldm(name, device), load_judge("cpu")
     captions, labels = heldout_prompts(n, seed)
@@ -115,7 +106,7 @@ def readme_section(folder: str | Path | None = None) -> str:
     m = read_json(Path(folder or checkpoints_root() / NAME) / "metrics.json", {})
     doc = m.get("adherence")
     if not doc:
-        return "_No measured figures yet: run `python -m pipelines.ldm.evaluate --write-readme`._"
+        return "_No measured figures yet: run `python -m pipelines.measure.ldm --write-readme`._"
     lines = ["| images | shape | colour | size | position | background | all five |", "|---|---|---|---|---|---|---|"]
     for label, acc in [("real test images", doc["real"]), ("VAE reconstructions (ceiling)", doc["reconstructed"])] + \
             [(f"generated, w = {r['w']:g}", r) for r in doc["sweep"]]:
@@ -159,6 +150,32 @@ def main(argv=None):
     if args.write_readme:
         from ..readme import replace_section
         replace_section("ldm", readme_section(folder))
+
+
+def best_scale(name: str = NAME) -> float:
+    """The CFG scale this command measured best (max of min(shape, colour)); 3 before it has run."""
+    return float(read_json(checkpoints_root() / name / "metrics.json", {}).get("adherence", {}).get("best_scale", 3))
+
+
+# ----------------------------------------------------------------------------- in the evaluation command
+T2I_PLOT = "Text to image on captioned shapes, held-out prompts: latent diffusion vs StackGAN"
+
+
+def t2i_protocol(p: Protocol, what: str) -> str:
+    return (f"{p.n:,} held-out-phrasing test prompts, 1 image each, {what}, seeds {p.seed}·1000 + batch; accuracy = "
+            "the shapes judge reads both the requested shape and colour")
+
+
+def suite_rows(ctx: Context) -> list[dict]:
+    """FID, IS and judge accuracy of latent diffusion on held-out prompts (`python -m pipelines.evaluate`)."""
+    from .samplers import ldm_sample, shapes_prompts
+    p = ctx.protocol
+    images, w = ldm_sample(p.n, p.seed, p.guided_steps)
+    _, labels = shapes_prompts(p.n, p.seed)
+    setting = f"w = {w:g} (its measured best), DDIM {p.guided_steps} steps"
+    return ctx.score(images, "shapes", "latent diffusion (ldm-shapes)", setting,
+                     protocol=t2i_protocol(p, setting), labels=labels,
+                     plot=dict(name=T2I_PLOT, x="latent diffusion", x_label="model", series="held-out prompts"))
 
 
 if __name__ == "__main__":

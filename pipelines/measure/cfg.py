@@ -1,7 +1,7 @@
 """Measure a classifier-free guidance checkpoint with the shipped judge; writes metrics.json + the card.
 
-    python -m pipelines.cfg.evaluate --dataset mnist
-    python -m pipelines.cfg.evaluate --dataset fashion-mnist
+    python -m pipelines.measure.cfg --dataset mnist
+    python -m pipelines.measure.cfg --dataset fashion-mnist
 
 Figures (all with DDIM, η = 0, fixed seeds, `--per-class` samples of every class):
 - guided accuracy: the share of samples at w = 3 that the judge classifies as the requested class;
@@ -23,8 +23,11 @@ from ..cards import update_metrics
 from ..classifier import load_classifier
 from ..data import dataset_tensors
 from ..training import command_line, hardware_summary
-from .card import write_cfg_card
-from .pipeline import load_cfg
+from ..cfg.card import write_cfg_card
+from ..cfg.pipeline import load_cfg
+from ..metrics.features import DATASET_TITLES
+from .context import Context
+from .samplers import guided_sample
 
 SCALES = (0, 1, 3, 5, 7)
 GUIDED_SCALE = 3.0
@@ -163,6 +166,30 @@ def readme_section() -> str:
     return ("Classifier-free guidance, measured by " + " and ".join(commands) +
             f" ({protocol}; diversity = mean pairwise distance of the "
             "judge's features within a class):\n\n" + "\n".join(lines))
+
+
+# ----------------------------------------------------------------------------- in the evaluation command
+SUITE_SCALES = (0, 1, 3, 7)   # w = 0: the unconditional model, 1: the conditional one, > 1: guided
+
+
+def suite_rows(name: str, ctx: Context) -> list[dict]:
+    """FID, IS and judge accuracy against the CFG scale w (`python -m pipelines.evaluate`)."""
+    dataset = name.removeprefix("cfg-")
+    title = DATASET_TITLES[dataset]
+    k = len(load_cfg(name).class_names)  # CheckpointMissing -> skipped
+    p, rows = ctx.protocol, []
+    steps = p.guided_steps
+    for w in SUITE_SCALES:
+        t0 = time.time()
+        images, labels = guided_sample(name, w, p.n, p.seed, steps)
+        ctx.log(f"  w = {w:g}: {p.n} images in {time.time() - t0:.0f}s")
+        rows += ctx.score(images, dataset, f"{title} CFG", f"w = {w:g}, DDIM {steps} steps",
+                          protocol=f"{p.n:,} samples, the {k} classes requested in turn, DDIM {steps} steps, "
+                                   f"w = {w:g}, seeds {p.seed}·1000 + batch (the same noise at every w)",
+                          plot=dict(name=f"{title} classifier-free guidance: quality vs guidance scale w", x=w,
+                                    x_label="guidance scale w", series=f"DDIM {steps} steps"),
+                          labels=labels)
+    return rows
 
 
 if __name__ == "__main__":

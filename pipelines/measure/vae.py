@@ -1,7 +1,7 @@
 """Measure a shipped VAE on the MNIST test set, write metrics.json and render its model card.
 
-    python -m pipelines.vae.evaluate --name vae-mnist-2d
-    python -m pipelines.vae.evaluate --name vae-mnist-16d
+    python -m pipelines.measure.vae --name vae-mnist-2d
+    python -m pipelines.measure.vae --name vae-mnist-16d
 
 Figures (all per test image, in nats unless said otherwise):
 - test ELBO = E_q[log p(x|z)] − KL(q(z|x) ‖ p(z)), one seeded sample z = μ + σ·ε per image;
@@ -25,8 +25,10 @@ from ..checkpoints import read_json
 from ..data import dataset_tensors
 from ..runtime import cpu_generator
 from ..training import command_line
-from .model import kl_divergence, lerp, reconstruction_bce, slerp, to_unit
-from .pipeline import VAE, load_vae
+from ..vae.model import kl_divergence, lerp, reconstruction_bce, slerp, to_unit
+from ..vae.pipeline import VAE, load_vae
+from .context import Context
+from .samplers import vae_dim, vae_sample
 
 CONFIDENT = 0.9
 
@@ -201,9 +203,22 @@ Architecture (`pipelines/vae/model.py`): encoder = two stride-2 4×4 convolution
         "blurrier and switches off unneeded latent dimensions. β = 1 optimises the true ELBO.",
         "- Interpolation decodes (1−λ)·μ1 + λ·μ2 (the means, not samples); `slerp` in model.py gives the "
         "spherical path.",
-        "- Card rendered by `python -m pipelines.vae.evaluate`; figures come from `metrics.json`.",
+        "- Card rendered by `python -m pipelines.measure.vae`; figures come from `metrics.json`.",
     ])
     write_card(vae.path, f"{vae.name}: convolutional VAE, {d}-D latent (MNIST)", summary, extra)
+
+
+# ----------------------------------------------------------------------------- in the evaluation command
+def suite_rows(name: str, ctx: Context) -> list[dict]:
+    """FID and IS of the VAE's samples, decoder means of z ~ N(0, I) (`python -m pipelines.evaluate`)."""
+    dim = vae_dim(name)
+    load_vae(name)  # CheckpointMissing -> skipped
+    p = ctx.protocol
+    return ctx.score(vae_sample(name, p.n, p.seed), "mnist", f"MNIST VAE, {dim}-D latent",
+                     "decoder mean of z ~ N(0, I)",
+                     protocol=f"{p.n:,} samples, z ~ N(0, I) with seeds {p.seed}·1000 + batch, decoder means",
+                     plot=dict(name="MNIST VAE: sample quality vs latent size", x=dim, x_label="latent dimensions",
+                               series="decoder mean of z ~ N(0, I)"))
 
 
 if __name__ == "__main__":

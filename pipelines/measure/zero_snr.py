@@ -1,7 +1,7 @@
 """Measure the four zero-terminal-SNR models; writes each one's metrics.json + card, and the README table.
 
-    python -m pipelines.zero_snr.evaluate [--write-readme]
-    python -m pipelines.zero_snr.evaluate --quick          # small n, for tests
+    python -m pipelines.measure.zero_snr [--write-readme]
+    python -m pipelines.measure.zero_snr --quick          # small n, for tests
 
 Figures (DDIM, η = 0, fixed seeds; brightness = mean pixel value on a 0–1 scale):
 1. extremes: ask for "all black" and "all white" at CFG scale w, with every timestep spacing; report the mean
@@ -24,22 +24,16 @@ from ..cards import update_metrics
 from ..cfg.card import write_cfg_card
 from ..cfg.pipeline import load_cfg
 from ..data import dataset_tensors
+from ..images import finite_samples
 from ..schedules import SPACINGS
 from ..training import command_line, hardware_summary
-from . import VARIANTS, variant_label
+from ..zero_snr import VARIANTS, brightness, variant_label
+from .context import Context
+from .samplers import ZERO_SNR_SCALE, guided_sample
 
 BLACK, WHITE = "all black", "all white"
 EXTREME_SCALE, OVEREXPOSE_SCALE, RESCALE_PHI = 3.0, 7.0, 0.7
 EVALUATION = "zero-snr"
-
-
-def brightness(x: torch.Tensor) -> torch.Tensor:
-    """Per-image mean brightness on a 0–1 scale, from images in [−1, 1] (clipped as a saved image would be)."""
-    return ((x.clamp(-1, 1) + 1) / 2).mean(dim=(1, 2, 3))
-
-
-def finite_rows(x: torch.Tensor) -> torch.Tensor:
-    return torch.isfinite(x).flatten(1).all(1)
 
 
 def wasserstein_1d(a: torch.Tensor, b: torch.Tensor, bins: int = 1000) -> float:
@@ -64,7 +58,7 @@ def measure_model(name: str, n: int, uncond_n: int, steps: int, seed: int, data_
     for spacing in spacings:
         x = model.generate([black] * n + [white] * n, EXTREME_SCALE, "DDIM", steps, 2 * n, seed, spacing=spacing,
                            clamp=False)
-        ok = finite_rows(x)
+        ok = finite_samples(x)
         b = brightness(torch.nan_to_num(x))
         out["extremes"][spacing] = {
             "black": b[:n][ok[:n]].mean().item() if ok[:n].any() else None,
@@ -74,7 +68,7 @@ def measure_model(name: str, n: int, uncond_n: int, steps: int, seed: int, data_
     # 2. unconditional brightness distribution (w = 0) with the model's own spacing
     x = torch.cat([model.generate([0] * len(chunk), 0.0, "DDIM", steps, len(chunk), seed + 1 + k, clamp=False)
                    for k, chunk in enumerate(torch.arange(uncond_n).split(50))])  # the label is ignored at w = 0
-    ok = finite_rows(x)
+    ok = finite_samples(x)
     b = brightness(x[ok]) if ok.any() else torch.empty(0)
     out["unconditional"] = {"brightness": [round(v, 4) for v in b.tolist()], "non_finite": 1 - ok.float().mean().item(),
                             "w1_to_data": wasserstein_1d(b, data_b) if len(b) else None,
@@ -84,7 +78,7 @@ def measure_model(name: str, n: int, uncond_n: int, steps: int, seed: int, data_
     out["overexposure"] = {}
     for phi in (0.0, RESCALE_PHI):
         x = model.generate(digits, OVEREXPOSE_SCALE, "DDIM", steps, len(digits), seed + 2, rescale=phi, clamp=False)
-        x = x[finite_rows(x)]
+        x = x[finite_samples(x)]
         out["overexposure"][str(phi)] = (x.abs() > 1).float().mean().item() if len(x) else None
     return out
 
@@ -181,6 +175,34 @@ def main(argv=None):
         replace_section("zero-snr", readme_section(results))
     print(readme_section(results))
     return results
+
+
+# ----------------------------------------------------------------------------- in the evaluation command
+def suite_rows(name: str, ctx: Context) -> list[dict]:
+    """FID and IS on brightness-varied MNIST, and the share of non-finite samples (`python -m pipelines.evaluate`)."""
+    v_prediction, zero_snr = next(k for k, n in VARIANTS.items() if n == name)
+    label = variant_label(v_prediction=v_prediction, zero_snr=zero_snr)
+    model = load_cfg(name)  # CheckpointMissing -> skipped
+    spacing, k = model.scheduler_config.get("timestep_spacing", "leading"), len(model.class_names)
+    p = ctx.protocol
+    steps = p.guided_steps
+    images, _ = guided_sample(name, ZERO_SNR_SCALE, p.n, p.seed, steps)
+    ok = finite_samples(images)
+    protocol = (f"{p.n:,} samples, the {k} classes requested in turn, DDIM {steps} steps with the model's own "
+                f"{spacing} spacing, w = {ZERO_SNR_SCALE:g}, seeds {p.seed}·1000 + batch")
+    plot = dict(name="Zero terminal SNR × v-prediction on brightness-varied MNIST (MNIST-judge features)",
+                x="v" if v_prediction else "ε", x_label="prediction target",
+                series=f"{'zero-terminal-SNR' if zero_snr else 'default'} schedule, {spacing} spacing")
+    title, setting = f"{label} ({name})", f"w = {ZERO_SNR_SCALE:g}, DDIM {steps} steps, {spacing} spacing"
+    non_finite = dict(model=title, setting=setting, dataset="brightness-mnist", n=p.n, features=None,
+                      metric="non-finite", figure=f"share of non-finite samples (NaN/inf), n={p.n:,}",
+                      value=round(1 - ok.float().mean().item(), 4), protocol=protocol, plot=plot)
+    if ok.sum() < max(2, p.n // 2):   # FID of a handful of images would say nothing
+        ctx.log(f"  {int((~ok).sum())} of {p.n} samples are non-finite: FID and IS not computed")
+        return [non_finite]
+    left_out = f"; the {int((~ok).sum())} non-finite samples left out" if not ok.all() else ""
+    return ctx.score(images[ok], "brightness-mnist", title, setting, protocol=protocol + left_out,
+                     plot=plot) + [non_finite]
 
 
 if __name__ == "__main__":

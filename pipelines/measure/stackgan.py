@@ -1,7 +1,7 @@
 """StackGAN against latent diffusion: prompt adherence, diversity and cost, on the same held-out prompts.
 
-    python -m pipelines.stackgan.evaluate --threads 2        # -> checkpoints/stackgan-*/metrics.json, README, results/
-    python -m pipelines.stackgan.evaluate --quick            # smoke test (tiny n) -> results/quick/
+    python -m pipelines.measure.stackgan --threads 2        # -> checkpoints/stackgan-*/metrics.json, README, results/
+    python -m pipelines.measure.stackgan --quick            # smoke test (tiny n) -> results/quick/
 
 Protocol:
   - adherence: `--n` prompts written with the HELD-OUT phrasings (test split; never seen in training), one image
@@ -26,16 +26,15 @@ from ..checkpoints import PROJECT_ROOT, checkpoints_root, read_json, write_json
 from ..shapes.data import ATTRIBUTE_NAMES, shapes_tensors, to_float
 from ..shapes.diversity import real_groups, within_prompt_diversity
 from ..training import command_line, hardware_summary
-from . import STAGE1, STAGE2, STAGE2_PIXELSHUFFLE
-from .card import write_stackgan_card
-from .pipeline import MAX_IMAGES, load_stackgan
+from ..shapes.data import heldout_prompts
+from ..stackgan import STAGE1, STAGE2, STAGE2_PIXELSHUFFLE
+from ..stackgan.card import write_stackgan_card
+from ..stackgan.pipeline import MAX_IMAGES, load_stackgan
+from .context import Context
+from .ldm import T2I_PLOT, best_scale, generate_for, t2i_protocol
 
-EVALUATION = "pipelines.stackgan.evaluate"
+EVALUATION = "pipelines.measure.stackgan"
 LDM = "ldm-shapes"
-
-
-def ldm_best_scale() -> float:
-    return float(read_json(checkpoints_root() / LDM / "metrics.json", {}).get("adherence", {}).get("best_scale", 3))
 
 
 def stackgan_images(gan, captions: list[str], seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -56,11 +55,6 @@ def stackgan_groups(gan, captions: list[str], k: int, seed: int) -> tuple[torch.
     return torch.stack(s1), torch.stack(s2) if s2[0] is not None else None
 
 
-def ldm_images(model, captions: list[str], scale: float, steps: int, seed: int) -> torch.Tensor:
-    from ..ldm.evaluate import generate_for
-    return generate_for(model, captions, scale, steps, seed)
-
-
 def ldm_groups(model, captions: list[str], k: int, scale: float, steps: int, seed: int) -> torch.Tensor:
     return torch.stack([model.generate(c, "", scale, 0.0, "DDIM", steps, num_images=k, seed=seed * 1000 + p)
                         for p, c in enumerate(captions)])
@@ -77,7 +71,6 @@ def seconds_per_image(fn, n: int, repeats: int = 3) -> float:
 
 
 def evaluate(n: int = 240, groups: int = 24, k: int = 8, ldm_steps: int = 20, seed: int = 0, log=print) -> dict:
-    from ..ldm.evaluate import heldout_prompts
     from ..ldm.pipeline import load_ldm
     from ..shapes.judge import load_judge
 
@@ -109,9 +102,9 @@ def evaluate(n: int = 240, groups: int = 24, k: int = 8, ldm_steps: int = 20, se
 
     # 2. the latent diffusion model on the same prompts, at its best measured w
     if (checkpoints_root() / LDM / "unet").is_dir():
-        ldm, w = load_ldm(LDM, "cpu"), ldm_best_scale()
+        ldm, w = load_ldm(LDM, "cpu"), best_scale()
         t0 = time.time()
-        images = ldm_images(ldm, captions, w, ldm_steps, seed)
+        images = generate_for(ldm, captions, w, ldm_steps, seed)
         grouped = ldm_groups(ldm, captions[:groups], k, w, ldm_steps, seed)
         doc["models"][LDM] = {**judge.score(images, labels), "diversity": within_prompt_diversity(grouped),
                               "scale": w, "steps": ldm_steps, "seconds": round(time.time() - t0, 1)}
@@ -146,7 +139,7 @@ def cost_rows(models: dict, captions: list[str], ldm_steps: int) -> dict:
         train_names = (STAGE1, name) if name != LDM else (LDM,)
         seconds, params = training_cost(*train_names)
         if name == LDM:
-            per_image = seconds_per_image(lambda: model.generate(captions, "", ldm_best_scale(), 0.0, "DDIM", ldm_steps,
+            per_image = seconds_per_image(lambda: model.generate(captions, "", best_scale(), 0.0, "DDIM", ldm_steps,
                                                                  seed=0), len(captions))
         else:
             per_image = seconds_per_image(lambda: model.for_captions(captions, seed=0), len(captions))
@@ -205,7 +198,7 @@ def comparison_table(doc: dict) -> str:
 def readme_section(doc: dict | None = None) -> str:
     doc = doc or read_json(PROJECT_ROOT / "results" / "stackgan-vs-ldm.json", {})
     if not doc:
-        return "_No measured figures yet: run `python -m pipelines.stackgan.evaluate --write-readme`._"
+        return "_No measured figures yet: run `python -m pipelines.measure.stackgan --write-readme`._"
     return (f"Measured by `{doc['command']}` ({doc['protocol']}; {doc['hardware']}). Accuracy = share of images the "
             f"shapes judge reads as the requested attribute; diversity: 0 = every image of a prompt identical.\n\n"
             + comparison_table(doc))
@@ -244,6 +237,20 @@ def main(argv=None):
         from ..readme import replace_section
         replace_section("stackgan", readme_section(doc))
     print(f"wrote results/stackgan-vs-ldm.json and the StackGAN cards ({doc['wall_seconds']} s)")
+
+
+# ----------------------------------------------------------------------------- in the evaluation command
+def suite_rows(name: str, ctx: Context) -> list[dict]:
+    """FID, IS and judge accuracy of one StackGAN stage on held-out prompts (`python -m pipelines.evaluate`)."""
+    from .samplers import shapes_prompts, stackgan_models, stackgan_sample
+    stage2, label = stackgan_models()[name]
+    p = ctx.protocol
+    images = stackgan_sample(stage2, p.n, p.seed)
+    _, labels = shapes_prompts(p.n, p.seed)
+    setting = "one forward pass per stage" + (" (32 px, up-sampled bilinearly to 64 for the judge)"
+                                              if stage2 is None else "")
+    return ctx.score(images, "shapes", f"{label} ({name})", setting, protocol=t2i_protocol(p, setting),
+                     labels=labels, plot=dict(name=T2I_PLOT, x=label, x_label="model", series="held-out prompts"))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,17 @@
+"""The measurement wing: every figure the app, the README and the model cards quote is made here.
+
+    protocol.py   the stated protocol (n, steps, features, seeds) and the batching every sampler shares
+    samplers.py   THE table: model name -> sample(n, seed, steps, progress), for the Metrics tab and the command
+    context.py    scoring a batch of images into labelled FID / IS / accuracy rows
+    suite.py      the explicit list of evaluations `python -m pipelines.evaluate` runs
+    runner.py     running the suite: skipped and failed models are reported, never hidden
+    report.py     the markdown table of a run
+    records.py    the only writers: results/*.json, checkpoints/*/metrics.json (via cards.update_metrics), README
+    evaluate.py   the command: python -m pipelines.evaluate
+    benchmark.py  the speed table: python -m pipelines.benchmark
+
+Each model's own figures (its card's "Measured quality") live in one file per model: ddpm.py, cfg.py, vae.py,
+zero_snr.py, ldm.py, stackgan.py (+ stackgan_diagnose.py), each a command `python -m pipelines.measure.<model>`.
+The model packages (pipelines/<model>/) hold only the model, its pipeline and its trainer; nothing there
+imports this wing.
+"""
