@@ -46,8 +46,14 @@ TABS = [
 MAX_UPLOAD = "20mb"  # uploads are digits and photos; larger files are refused before they reach a tab
 CONCURRENCY = int(os.environ.get("DIFFUSION_LAB_CONCURRENCY", "2"))  # 2 vCPUs: two jobs at a time
 COMPUTE_QUEUE = "compute"  # the one queue every tab's main action waits in (see share_one_queue)
-# MNIST-sized images are shown enlarged: keep their pixels crisp instead of blurred
+# MNIST-sized images are shown enlarged: keep their pixels crisp instead of blurred. gr.Image and gr.Gallery float their
+# label (top left) and toolbar (top right) over the top of the pictures, which hid the top row of every sample grid:
+# keep that strip free (one label line + its padding), so the pictures start below both (tests/test_browser.py checks)
 CSS = """img { image-rendering: pixelated; }
+.block:has(> label.float) > .image-container:not(:fullscreen),
+.block > .image-container:not(:fullscreen):has(> .icon-button-wrapper),
+.block:has(> label.float) > .gallery-container > .grid-wrap {
+  box-sizing: border-box; padding-top: calc(var(--block-label-text-size) * var(--line-sm) + 10px); }
 .digit-input img { width: 100% !important; height: 100% !important; object-fit: contain; }
 body.presenting .gradio-container { zoom: 1.3; }
 body.presenting .gradio-container .prose { font-size: 1.15em; }

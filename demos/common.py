@@ -28,6 +28,10 @@ MAX_SEED = 2**31 - 1
 LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
 MNIST_EXAMPLES = sorted(str(p) for p in (PROJECT_ROOT / "assets" / "mnist").glob("*.png"))
 USER_ERRORS = (ImageInputError, CheckpointMissing, FeatureNetworkMissing, ValueError)
+# status prefixes of the Markdown notes: words, not emoji (✅ ⏸ and kin draw as empty boxes without an emoji font,
+# as on a fresh Debian with Chromium)
+WARN = "**Warning:**"
+NOTE = "**Note:**"
 
 
 def _as_gr_error(exc: Exception) -> gr.Error:
@@ -80,7 +84,7 @@ def warn_notes(notes: list[str]) -> str:
     """Show a pipeline's notes (which may quote the user's text) as warnings; returns them as Markdown list items."""
     for n in notes:
         gr.Warning(echo(n, 300))
-    return "".join(f"\n- ⚠️ {echo_md(n, 300)}" for n in notes)
+    return "".join(f"\n- {WARN} {echo_md(n, 300)}" for n in notes)
 
 
 def check_number(value, name: str, lo: float, hi: float, integer: bool = False):
@@ -254,6 +258,9 @@ def write_png(img, stem: str) -> str:
     return str(path)
 
 
+PAUSE = "‖ pause"  # U+2016, drawn by DejaVu Sans like ▶ and ◀ (U+23F8 ⏸ is in emoji fonts only)
+
+
 class Player:
     """Play / pause / step buttons and a speed setting that walk a slider through a process, so a teacher
     can show it at the class's pace. Every tick moves the slider by `step`; when the slider's own events
@@ -265,7 +272,7 @@ class Player:
         with gr.Row(elem_classes=["player"]):
             back = gr.Button("◀ step", size="sm", min_width=60)
             play = gr.Button("▶ play", size="sm", min_width=60, variant="secondary")
-            pause = gr.Button("⏸ pause", size="sm", min_width=60)
+            pause = gr.Button(PAUSE, size="sm", min_width=60)
             fwd = gr.Button("step ▶", size="sm", min_width=60)
             speed = gr.Slider(0.5, 12, value=fps, step=0.5, label="speed (steps per second)", min_width=160)
         self.timer = gr.Timer(1 / fps, active=False)
@@ -403,10 +410,10 @@ class SettingsDrop:
         try:
             settings = infotext.read(received_file(payload))
         except ImageInputError as exc:
-            return *keep, f"⚠️ {exc}"
+            return *keep, f"{WARN} {exc}"
         if settings.get("tab") != self.tab:
             where = echo_md(settings.get("tab", "another"), 40)
-            return *keep, f"⚠️ This PNG was made in the **{where}** tab: drop it there."
+            return *keep, f"{WARN} This PNG was made in the **{where}** tab: drop it there."
         restored, refused = {}, []
         for n in self.names:
             if n in settings:
@@ -417,6 +424,7 @@ class SettingsDrop:
         note = ("Restored " + ", ".join(f"{n} = {echo_md(v, 40)}" for n, v in restored.items()) + "."
                 if restored else "Nothing could be restored.")
         if refused:
-            note += "\n\n⚠️ Not restored (the controls keep their values):\n" + "\n".join(f"- {r}" for r in refused)
+            note += f"\n\n{WARN} Not restored (the controls keep their values):\n" + "\n".join(
+                f"- {r}" for r in refused)
         note += "\n\nPress the button to regenerate."
         return *(gr.update(value=restored[n]) if n in restored else gr.update() for n in self.names), note

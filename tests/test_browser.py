@@ -1,5 +1,6 @@
-"""Headless Chromium opens every tab, drives its main control and saves a screenshot, with presentation
-mode off and on (tests/screenshots/<tab>-<mode>.png: look at them)."""
+"""Headless Chromium opens every tab, drives its main control, checks that no picture starts under its label or
+toolbar and that no text needs an emoji font, and saves a screenshot, with presentation mode off and on
+(tests/screenshots/<tab>-<mode>.png: look at them)."""
 from __future__ import annotations
 
 import re
@@ -8,7 +9,44 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+from demos.common import PAUSE
+
 SCREENSHOTS = Path(__file__).parent / "screenshots"
+# every shown picture of a gr.Image or gr.Gallery on the open tab: the top of its <img> and the bottom of the label and
+# toolbar that gradio floats over the same component (null when it has neither)
+PICTURES = """() => [...document.querySelectorAll('.block')].filter(b => b.checkVisibility()).flatMap(b => {
+  const imgs = [...b.querySelectorAll(':scope > .image-container img, :scope > .gallery-container img')]
+    .filter(i => i.checkVisibility() && i.naturalWidth > 0);
+  if (!imgs.length) return [];
+  const overlays = [...b.querySelectorAll(':scope > label[data-testid="block-label"], .icon-button-wrapper')]
+    .filter(o => o.checkVisibility());
+  const label = b.querySelector(':scope > label[data-testid="block-label"]');
+  return [{label: label ? label.innerText : '', top: Math.min(...imgs.map(i => i.getBoundingClientRect().top)),
+           overlay: overlays.length ? Math.max(...overlays.map(o => o.getBoundingClientRect().bottom)) : null}];
+})"""
+SAMPLE_TABS = {"ddpm", "cfg", "zero_snr", "text2img", "stackgan"}  # their samples_image: "… settings inside)"
+SAMPLES_SHOWN = """() => [...document.querySelectorAll('.block')].some(b => b.checkVisibility()
+  && (b.querySelector(':scope > label[data-testid="block-label"]')?.innerText || '').includes('settings inside')
+  && [...b.querySelectorAll('img')].some(i => i.checkVisibility() && i.complete && i.naturalWidth > 0))"""
+# what draws as an empty box without an emoji font (Debian's chromium has DejaVu and Liberation only): emoji
+# presentation, the emoji variation selector, and the media-control block of U+23E9-U+23FA (⏸ ⏹ …)
+NEEDS_EMOJI_FONT = r"\p{Emoji_Presentation}|\uFE0F|[\u23E9-\u23FA]"
+
+
+def assert_pictures_clear_of_overlays(page, name: str):
+    """No picture starts under its own component's label or toolbar (they hid the top row of the sample grids)."""
+    if name in SAMPLE_TABS:
+        page.wait_for_function(SAMPLES_SHOWN, timeout=30_000)
+    pictures = page.evaluate(PICTURES)
+    hidden = [p for p in pictures if p["overlay"] is not None and p["top"] < p["overlay"] - 0.5]
+    assert not hidden, f"{name}: pictures start under their label/toolbar: {hidden}"
+    if name in SAMPLE_TABS:
+        assert any("settings inside" in p["label"] for p in pictures), f"{name}: no samples image measured: {pictures}"
+
+
+def assert_no_emoji_glyphs(page, name: str):
+    found = page.evaluate(f"() => document.body.innerText.match(/{NEEDS_EMOJI_FONT}/gu)")
+    assert not found, f"{name}: text that needs an emoji font: {found}"
 
 
 def drive_ddpm(page):
@@ -44,7 +82,8 @@ def drive_text2img(page):
 
 def drive_stackgan(page):
     click_visible(page, "Generate")
-    expect(page.get_by_text(re.compile(r"noise vectors z")).first).to_be_visible(timeout=120_000)
+    # the status line, not the slider "Number of noise vectors z"
+    expect(page.get_by_text(re.compile(r"noise vectors z \(")).first).to_be_visible(timeout=120_000)
 
 
 def drive_metrics(page):
@@ -63,7 +102,7 @@ TABS = [("Forward & reverse diffusion", "ddpm", drive_ddpm), ("Classifier-free g
 def test_every_tab_renders_and_its_main_control_works(app_url, browser, present):
     SCREENSHOTS.mkdir(exist_ok=True)
     # a laptop screen, or a 1080p projector for the presentation (at 1.3× zoom all five tab names still fit)
-    page = browser.new_page(viewport={"width": 1920, "height": 1080} if present else {"width": 1400, "height": 1000})
+    page = browser.new_page(viewport={"width": 1920, "height": 1080} if present else {"width": 1440, "height": 900})
     page.goto(app_url + ("?present=1" if present else ""), wait_until="domcontentloaded")
     page.get_by_role("tab", name=TABS[0][0]).wait_for(timeout=60_000)
     # presentation mode: the URL switches it on; large type and the advanced controls (seeds) hidden
@@ -74,6 +113,8 @@ def test_every_tab_renders_and_its_main_control_works(app_url, browser, present)
     for title, name, drive in TABS:
         page.get_by_role("tab", name=title).click()
         drive(page)
+        assert_pictures_clear_of_overlays(page, name)
+        assert_no_emoji_glyphs(page, name)
         page.screenshot(path=str(SCREENSHOTS / f"{name}-{'presentation' if present else 'normal'}.png"),
                         full_page=True)
     page.close()
@@ -87,7 +128,7 @@ def test_play_walks_the_forward_process_at_the_chosen_speed(app_url, browser):
     start = int(t.input_value())
     page.get_by_role("button", name="▶ play").first.click()
     expect(t).not_to_have_value(str(start), timeout=20_000)
-    page.get_by_role("button", name="⏸ pause").first.click()
+    page.get_by_role("button", name=PAUSE).first.click()
     page.wait_for_timeout(1500)
     paused = t.input_value()
     page.wait_for_timeout(1500)

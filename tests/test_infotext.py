@@ -41,7 +41,7 @@ def test_same_seed_and_settings_give_byte_identical_pngs():
 def test_dropping_a_png_restores_the_tab_settings(tmp_path, monkeypatch):
     import gradio as gr
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))  # the PNG is in gradio's upload folder, as an upload is
-    from demos.common import SettingsDrop
+    from demos.common import WARN, SettingsDrop
     with gr.Blocks():
         seed, steps = gr.Number(), gr.Slider(1, 100)
         drop = SettingsDrop("ddpm", dict(seed=seed, steps=steps))
@@ -53,7 +53,7 @@ def test_dropping_a_png_restores_the_tab_settings(tmp_path, monkeypatch):
     *_, note = drop.restore({"path": str(path)})
     assert "cfg" in note and "drop it there" in note
     *_, note = drop.restore({"path": None})
-    assert note.startswith("⚠️")
+    assert note.startswith(WARN)
 
 
 def test_served_png_keeps_its_settings(client):
