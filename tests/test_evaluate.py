@@ -119,15 +119,29 @@ def test_ddpm_evaluation_rows_when_trained(mnist_judge):
     assert all(r["figure"].endswith("n=16)") or "n=16," in r["figure"] for r in rows)
 
 
-def test_metrics_tab_builds_and_scores_real_images(mnist_judge):
+def test_metrics_tab_builds_and_scores_real_images(mnist_judge, monkeypatch, tmp_path):
     import gradio as gr
     from demos import metrics
 
     with gr.Blocks():
         hooks = metrics.build()
     assert hooks["load"]
+    # the three states of the results panel, each made here: no results, only a quick run, a full run
+    full, quick = tmp_path / "metrics.json", tmp_path / "quick.json"
+    monkeypatch.setattr(metrics, "RESULTS", full)
+    monkeypatch.setattr(metrics, "QUICK_RESULTS", quick)
     status, table, choice, plot = metrics.results_view()
-    assert isinstance(status, str) and (table or "No results yet" in status)
+    assert "No results yet" in status and table == [] and not choice.visible and not plot.visible
+    row = dict(model="m", setting="s", figure="FID (x, n=16)", value=2.5, protocol="p", metric="FID")
+    doc = dict(command="python -m pipelines.evaluate --quick", created="today", hardware="h", protocol_text="p",
+               rows=[row], evaluations={"gone": {"status": "skipped", "reason": "not trained"}})
+    quick.write_text(json.dumps(doc))
+    status, table, *_ = metrics.results_view()
+    assert "No full evaluation yet" in status and "No results yet" not in status and len(table) == 1
+    full.write_text(json.dumps(dict(doc, command="python -m pipelines.evaluate", rows=[row, dict(row, value=3.5)])))
+    status, table, *_ = metrics.results_view()
+    assert status.startswith("Results of `python -m pipelines.evaluate`") and "**gone** — skipped: not trained" in status
+    assert [r[:3] for r in table] == [["m", "s", "FID (x, n=16)"]] * 2 and table[0][3] != table[1][3]
     md, image, history, _ = metrics.compute("Real MNIST training images (the floor)", "classifier", 150, 25, 0, [])
     assert "FID (MNIST classifier features, n=150)" in md and image.size[0] > 0
     assert len(history) == 1 and float(history[0][4]) < 20

@@ -193,12 +193,25 @@ def test_prompt_notes_for_empty_long_and_non_ascii(tiny):
         tiny.encode_prompt(None, "", 1)
 
 
-def test_benchmark_row_splits_text_unet_and_vae(tiny):
+def test_benchmark_rows_split_text_unet_and_vae(tiny, monkeypatch):
+    """Each part of the guided batch is timed (all take time), and the table has the two-pass baseline and the
+    batched-CFG speed-up row, with a ratio the markdown prints."""
+    from argparse import Namespace
+
     from pipelines.measure import benchmark as bench
     assert bench.BENCHMARKS["ldm"] is bench.bench_ldm_rows
     r = bench.bench_ldm(num_images=4, steps=2, threads=torch.get_num_threads(), repeats=1)
-    assert r["seconds"] == pytest.approx(r["text_seconds"] + r["unet_seconds"] + r["vae_seconds"])
-    assert r["two_pass_seconds"] > 0 and r["images"] == 4
+    assert r["images"] == 4 and r["steps"] == 2
+    assert all(r[f"{part}_seconds"] > 0 for part in ("text", "unet", "vae", "unet_two_pass")), r
+    monkeypatch.setattr(bench, "bench_ldm", lambda **_: r)   # the table of that very measurement
+    rows = bench.bench_ldm_rows(Namespace(threads=1, repeats=1))
+    assert all(row["seconds"] > 0 for row in rows if "seconds" in row)
+    assert any(row["name"].startswith("baseline: Shapes LDM") and "2 separate UNet passes" in row["name"]
+               for row in rows)
+    (ratio,) = [row for row in rows if "ratio" in row]
+    assert "batched CFG" in ratio["name"] and 0 < ratio["ratio"] < float("inf")
+    (line,) = [line for line in bench.markdown(rows, "").splitlines() if line.startswith(f"| {ratio['name']} |")]
+    assert line.endswith("× |") and float(line.split("|")[-2].strip().rstrip("×")) > 0
 
 
 def test_evaluation_sweeps_held_out_prompts(tiny):
@@ -215,8 +228,15 @@ def test_evaluation_sweeps_held_out_prompts(tiny):
     doc = evaluate.evaluate(n=4, steps=2, scales=(0, 3), log=lambda *_: None)
     assert [r["w"] for r in doc["sweep"]] == [0, 3] and doc["best_scale"] in (0, 3)
     assert doc["real"]["all"] >= 0.75   # the judge reads real images; a 3-step model is not expected to score
-    assert all(0 <= r["shape"] <= 1 for r in doc["sweep"]) and isinstance(doc["target_met"], bool)
-    assert len(evaluate.rows(doc)) == 2 + 2 + 1
+    # each row is the judge's reading of what the model draws for those 4 prompts (one batch: seed 0·1000 + 0)
+    from pipelines.shapes.judge import load_judge
+    judge, (prompts, wanted) = load_judge("cpu"), heldout_prompts(4, 0)
+    for row in doc["sweep"]:
+        images = tiny.generate(prompts, scale=row["w"], sampler="DDIM", steps=2, num_images=4, seed=0)
+        expected = judge.score(images, wanted)
+        assert {k: row[k] for k in expected} == pytest.approx(expected), (row, expected)
+    assert doc["target_met"] is False   # three training steps cannot draw the asked shape and colour 90% of the time
+    assert len(evaluate.rows(doc)) == 2 + 2 + 1 and "misses" in evaluate.rows(doc)[-1]["value"]
 
 
 # ---------------------------------------------------------------- missing and corrupt folders
