@@ -117,14 +117,13 @@ def generate(model_name, label, scale, rescale, sampler, steps, num_images, seed
     c = model.class_index(label)
     nrow = max(1, int(num_images ** 0.5 + 0.999))
     frames, step = [], None
-    for step in model.frames(c, scale, sampler, steps, num_images, seed, rescale):
-        every = max(1, step.n // MAX_FRAMES)
-        if step.i % every == 0 or step.i == step.n - 1:
-            img = _frame(step.x, step.denoised, nrow)
-            frames.append((img, f"step {step.i + 1}/{step.n}  (t={step.t})"))
-            progress((step.i + 1, step.n), desc="guided denoising")
-            status = f"step {step.i + 1}/{step.n}, t = {step.t}"
-            yield img, grid(step.x.clamp(-1, 1), nrow, scale=3), status, *FramesView.update([], None)
+    run = model.frames(c, scale=scale, rescale=rescale, sampler=sampler, steps=steps, num_images=num_images, seed=seed)
+    for step in run.thinned(MAX_FRAMES):
+        img = _frame(step.x, step.denoised, nrow)
+        frames.append((img, f"step {step.i + 1}/{step.n}  (t={step.t})"))
+        progress((step.i + 1, step.n), desc="guided denoising")
+        status = f"step {step.i + 1}/{step.n}, t = {step.t}"
+        yield img, grid(step.x.clamp(-1, 1), nrow, scale=3), status, *FramesView.update([], None)
     gif = write_gif([f for f, _ in frames], "cfg", duration_ms=120)
     final = attach(grid(step.x.clamp(-1, 1), nrow, scale=3), tab="cfg", model_name=model_name,
                    checkpoint=MODELS[model_name], weights=model.weights_hash, label=label, scale=scale, rescale=rescale,

@@ -108,14 +108,13 @@ def reverse_process(sampler, steps, num_images, eta, seed, progress=gr.Progress(
     model = load_ddpm()
     nrow = max(1, int(num_images ** 0.5 + 0.999))
     frames = []
-    for step in model.frames(sampler, steps, num_images, seed, eta=eta):
-        every = max(1, step.n // MAX_FRAMES)
-        if step.i % every == 0 or step.i == step.n - 1:
-            img = side_by_side(grid(step.x, nrow, scale=2), grid(step.denoised, nrow, scale=2))
-            frames.append((img, f"step {step.i + 1}/{step.n}  (t={step.t})"))
-            progress((step.i + 1, step.n), desc="denoising")
-            status = f"step {step.i + 1}/{step.n}, t = {step.t}"
-            yield img, grid(step.x.clamp(-1, 1), nrow, scale=3), status, *FramesView.update([], None)
+    run = model.frames(sampler=sampler, steps=steps, num_images=num_images, seed=seed, eta=eta)
+    for step in run.thinned(MAX_FRAMES):
+        img = side_by_side(grid(step.x, nrow, scale=2), grid(step.denoised, nrow, scale=2))
+        frames.append((img, f"step {step.i + 1}/{step.n}  (t={step.t})"))
+        progress((step.i + 1, step.n), desc="denoising")
+        status = f"step {step.i + 1}/{step.n}, t = {step.t}"
+        yield img, grid(step.x.clamp(-1, 1), nrow, scale=3), status, *FramesView.update([], None)
     gif = write_gif([f for f, _ in frames], "reverse", duration_ms=120)
     final = attach(grid(step.x.clamp(-1, 1), nrow, scale=3), tab="ddpm", checkpoint="ddpm-mnist",
                    weights=model.weights_hash, sampler=sampler, steps=steps, num_images=num_images, eta=eta, seed=seed)

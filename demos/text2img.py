@@ -179,19 +179,17 @@ def generate(model_choice, sd_spec, prompt, negative_prompt, scale, rescale, sam
     z, sp = _zero_snr(zero_snr), _spacing(spacing)
     _check_cost(model_choice, num_images, steps)
     model = _model(model_choice, sd_spec)
-    run = model.frames(prompt, negative_prompt, scale, rescale, sampler, steps, num_images, seed, zero_snr=z,
-                       spacing=sp)
+    run = model.frames(prompt, negative_prompt=negative_prompt, scale=scale, rescale=rescale, sampler=sampler,
+                       steps=steps, num_images=num_images, seed=seed, spacing=sp, zero_snr=z)
     notes = warn_notes(run.notes)
     nrow = _nrow(num_images)
     shown = MAX_FRAMES if model.kind == "shapes" else MAX_FRAMES_SD
     frames, step = [], None
-    for step in run:
-        every = max(1, math.ceil(step.n / shown))
-        if step.i % every == 0 or step.i == step.n - 1:
-            img = _frame(model, step.denoised, step.x, nrow)
-            frames.append((img, f"step {step.i + 1}/{step.n} (t = {step.t})"))
-            progress((step.i + 1, step.n), desc="denoising latents")
-            yield img, None, f"step {step.i + 1}/{step.n}, t = {step.t}{notes}", *FramesView.update([], None)
+    for step in run.thinned(shown):
+        img = _frame(model, step.denoised, step.x, nrow)
+        frames.append((img, f"step {step.i + 1}/{step.n} (t = {step.t})"))
+        progress((step.i + 1, step.n), desc="denoising latents")
+        yield img, None, f"step {step.i + 1}/{step.n}, t = {step.t}{notes}", *FramesView.update([], None)
     x = model.decode(step.x)
     bad = int((~finite_samples(x)).sum())
     final = attach(grid(torch.nan_to_num(x), nrow, scale=_scale_for(model)), tab="text2img", model_choice=model_choice,
@@ -217,8 +215,8 @@ def sweep(model_choice, sd_spec, prompt, negative_prompt, scales, num_images, st
     _check_cost(model_choice, num_images * len(ws), steps)
     model = _model(model_choice, sd_spec)
     notes = warn_notes(model.encode_prompt(prompt, negative_prompt, 1).notes)
-    x = model.sweep(prompt, ws, negative_prompt, num_images, "DDIM", steps, seed,
-                    progress=lambda k, n: progress((k, n), desc="scales done"))
+    x = model.sweep(prompt, ws, negative_prompt=negative_prompt, num_images=num_images, sampler="DDIM", steps=steps,
+                    seed=seed, progress=lambda k, n: progress((k, n), desc="scales done"))
     img = labelled_grid(torch.nan_to_num(x).transpose(0, 1), [f"image {i + 1}" for i in range(num_images)],
                         [f"w = {w:g}" for w in ws], scale=max(1, _scale_for(model) - 1), label_width=64)
     return img, f"CFG sweep of “{echo_md(prompt)}”, DDIM {steps} steps, seed {seed}{notes}"

@@ -5,12 +5,12 @@ import gradio as gr
 import torch
 from torchvision.utils import make_grid
 
-from pipelines.cfg.pipeline import MAX_SCALE, load_cfg
+from pipelines.cfg.pipeline import MAX_SCALE
 from pipelines.checkpoints import checkpoints_root, read_json
 from pipelines.data import CLASS_NAMES
 from pipelines.images import finite_samples, grid, labelled_grid, side_by_side
 from pipelines.schedules import SPACINGS
-from pipelines.zero_snr import SCHEDULE, VARIANTS, brightness, variant_label
+from pipelines.zero_snr import SCHEDULE, VARIANTS, brightness, load_variant, variant_label
 
 from pipelines.infotext import attach
 
@@ -97,9 +97,9 @@ def warning(zero_snr, v_prediction, spacing) -> str:
 
 
 def _sample(zero_snr, v_prediction, label, scale, rescale, spacing, steps, num_images, seed):
-    model = load_cfg(variant_name(v_prediction=v_prediction, zero_snr=zero_snr))
+    model = load_variant(variant_name(v_prediction=v_prediction, zero_snr=zero_snr))
     c = model.class_index(label)
-    x = model.generate([c] * num_images, scale, "DDIM", steps, num_images, seed, rescale,
+    x = model.generate([c] * num_images, scale=scale, rescale=rescale, sampler="DDIM", steps=steps, seed=seed,
                        spacing=resolve_spacing(spacing, zero_snr), clamp=False)
     return x, finite_samples(x), model
 
@@ -128,19 +128,18 @@ def generate(zero_snr, v_prediction, label, scale, rescale, spacing, steps, num_
     label, scale, rescale, steps, num_images, seed = _checked(label, scale, rescale, steps, num_images, seed)
     check_cost(num_images, steps, MAX_IMAGE_STEPS)
     own_spacing = resolve_spacing(spacing, zero_snr)
-    model = load_cfg(variant_name(v_prediction=v_prediction, zero_snr=zero_snr))
+    model = load_variant(variant_name(v_prediction=v_prediction, zero_snr=zero_snr))
     nrow = max(1, int(num_images ** 0.5 + 0.999))
     frames, step, first_t = [], None, None
-    for step in model.frames([model.class_index(label)] * num_images, scale, "DDIM", steps, num_images, seed,
-                             rescale, spacing=own_spacing):
+    run = model.frames([model.class_index(label)] * num_images, scale=scale, rescale=rescale, sampler="DDIM",
+                       steps=steps, seed=seed, spacing=own_spacing)
+    for step in run.thinned(MAX_FRAMES):   # the first step is always shown: its t is where sampling starts
         first_t = step.t if first_t is None else first_t
-        every = max(1, step.n // MAX_FRAMES)
-        if step.i % every == 0 or step.i == step.n - 1:
-            img = side_by_side(grid(torch.nan_to_num(step.x), nrow, scale=2),
-                               grid(torch.nan_to_num(step.denoised), nrow, scale=2))
-            frames.append((img, f"step {step.i + 1}/{step.n}  (t={step.t})"))
-            progress((step.i + 1, step.n), desc="denoising")
-            yield gr.update(), f"step {step.i + 1}/{step.n}, t = {step.t}", img, *FramesView.update([], None)[1:]
+        img = side_by_side(grid(torch.nan_to_num(step.x), nrow, scale=2),
+                           grid(torch.nan_to_num(step.denoised), nrow, scale=2))
+        frames.append((img, f"step {step.i + 1}/{step.n}  (t={step.t})"))
+        progress((step.i + 1, step.n), desc="denoising")
+        yield gr.update(), f"step {step.i + 1}/{step.n}, t = {step.t}", img, *FramesView.update([], None)[1:]
     x = step.x.cpu()
     ok = finite_samples(x)
     title = (f"{variant_label(v_prediction=v_prediction, zero_snr=zero_snr)}, {own_spacing} spacing "

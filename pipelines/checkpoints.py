@@ -28,6 +28,11 @@ def checkpoints_root() -> Path:
     return Path(os.environ.get("DIFFUSION_LAB_CHECKPOINTS", PROJECT_ROOT / "checkpoints"))
 
 
+class CheckpointCorrupt(ValueError):
+    """A checkpoint folder exists but cannot be loaded (damaged, partial or of another kind); the message says why
+    and what to do. A ValueError, so every tab shows it as a plain message."""
+
+
 def checkpoint_dir(name: str, train_command: str, required: str = "") -> Path:
     path = checkpoints_root() / name
     if not (path / required).exists() or not any(path.iterdir()):

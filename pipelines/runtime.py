@@ -1,4 +1,4 @@
-"""Device choice and seeded randomness, used by every pipeline and tab."""
+"""Device choice, seeded randomness and parameter counts, used by every pipeline and tab."""
 from __future__ import annotations
 
 import os
@@ -25,3 +25,8 @@ def cpu_generator(seed: int) -> torch.Generator:
 
 def randn(shape, generator: torch.Generator, device=None, dtype=torch.float32) -> torch.Tensor:
     return torch.randn(shape, generator=generator, dtype=torch.float32).to(device=device, dtype=dtype)
+
+
+def count_parameters(module: torch.nn.Module) -> int:
+    """Number of weights of a network (every parameter tensor's elements)."""
+    return sum(p.numel() for p in module.parameters())

@@ -6,6 +6,7 @@ model was trained to predict (ε or v); classifier-free guidance lives inside `p
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -44,9 +45,31 @@ def denoise(predict: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], sched
         yield Step(i, n, int(t), x, denoised if denoised is not None else x)
 
 
-def sample(*args, **kwargs) -> torch.Tensor:
-    """Run `denoise` to the end and return only the final images."""
-    step = None
-    for step in denoise(*args, **kwargs):
-        pass
-    return step.x
+class Run:
+    """What every model's `frames(...)` returns: iterate it for one `Step` per reverse step. `notes` says what the
+    user should know before looking (an empty prompt, a truncated one, an unusual schedule...); `info` carries what
+    a model adds (the LDM: its prompt embeddings and scheduler). `last()` runs it to the end."""
+
+    def __init__(self, steps: Iterator[Step], notes: list[str] | None = None, **info):
+        self._steps, self.notes, self.info = iter(steps), list(notes or []), info
+
+    def __iter__(self) -> Iterator[Step]:
+        return self
+
+    def __next__(self) -> Step:
+        return next(self._steps)
+
+    def thinned(self, max_frames: int) -> Iterator[Step]:
+        """The steps worth a frame in a player: every k-th, k = ⌈n / max_frames⌉ (so at most max_frames + 1), and
+        always the last one."""
+        for step in self:
+            every = max(1, math.ceil(step.n / max_frames))
+            if step.i % every == 0 or step.i == step.n - 1:
+                yield step
+
+    def last(self) -> Step:
+        """The final step (its `x` is the sample), after running every step."""
+        step = None
+        for step in self:
+            pass
+        return step

@@ -107,9 +107,9 @@ def test_label_dropout_is_per_sample_at_rate_p():
 # ---------------------------------------------------------------- sampling
 def test_seeded_sampling_is_reproducible_and_seed_dependent():
     model = tiny_model()
-    a = model.generate(3, 3.0, "DDIM", 4, 3, seed=7)
-    b = model.generate(3, 3.0, "DDIM", 4, 3, seed=7)
-    c = model.generate(3, 3.0, "DDIM", 4, 3, seed=8)
+    a = model.generate(3, scale=3.0, sampler="DDIM", steps=4, num_images=3, seed=7)
+    b = model.generate(3, scale=3.0, sampler="DDIM", steps=4, num_images=3, seed=7)
+    c = model.generate(3, scale=3.0, sampler="DDIM", steps=4, num_images=3, seed=8)
     assert a.shape == (3, 1, 28, 28)
     assert torch.equal(a, b)
     assert not torch.equal(a, c)
@@ -120,8 +120,8 @@ def test_sweep_uses_the_same_noise_for_every_scale_and_w0_is_class_blind():
     x = model.sweep((0, 1, 4), classes=[2, 5], steps=1, seed=3)
     assert x.shape == (3, 2, 1, 28, 28)
     # w = 0 is ε(x_t, ∅) alone: same seed, other labels -> the very same images; at w = 4 the label matters
-    assert torch.equal(x[0], model.generate([7, 0], 0.0, "DDIM", 1, 2, seed=3))
-    assert (x[2] - model.generate([7, 0], 4.0, "DDIM", 1, 2, seed=3)).abs().max() > 1e-3
+    assert torch.equal(x[0], model.generate([7, 0], scale=0.0, sampler="DDIM", steps=1, seed=3))
+    assert (x[2] - model.generate([7, 0], scale=4.0, sampler="DDIM", steps=1, seed=3)).abs().max() > 1e-3
     # one DDIM step is affine in ε̃ = ε_∅ + w·(ε_y − ε_∅), so from one shared x_T the output is affine in w:
     # x(4) = x(0) + 4·(x(1) − x(0)) wherever no pixel was clamped; rows from different noise would not line up
     inside = (x.abs() < 1).all(0)
@@ -133,11 +133,11 @@ def test_model_rejects_bad_input():
     model = tiny_model()
     for bad in ("11", 10, -1, "cat", 2.5):
         with pytest.raises(ValueError, match="Unknown class"):
-            model.generate(bad, 3.0, "DDIM", 2, 2)
+            model.generate(bad, scale=3.0, sampler="DDIM", steps=2, num_images=2)
     with pytest.raises(ValueError, match="CFG scale"):
-        model.generate(1, 31, "DDIM", 2, 2)
+        model.generate(1, scale=31, sampler="DDIM", steps=2, num_images=2)
     with pytest.raises(ValueError, match="Number of images"):
-        model.generate(1, 3, "DDIM", 2, 0)
+        model.generate(1, scale=3, sampler="DDIM", steps=2, num_images=0)
     assert model.class_index("7") == 7 and model.class_index(7) == 7
 
 
@@ -150,7 +150,7 @@ def test_shipped_checkpoint_guided_samples_show_the_requested_class(dataset, bou
     model, judge = load_cfg(f"cfg-{dataset}", "cpu"), load_classifier(dataset, "cpu")
     assert model.config["dataset"] == dataset and model.record["steps"] > 0
     classes = [c for c in range(10) for _ in range(4)]
-    x = model.generate(classes, 3.0, "DDIM", 15, len(classes), seed=123)
+    x = model.generate(classes, scale=3.0, sampler="DDIM", steps=15, seed=123)
     assert x.shape == (40, 1, 28, 28) and x.min() >= -1 and x.max() <= 1
     acc = (judge.predict_proba(x).argmax(-1) == torch.tensor(classes)).float().mean().item()
     assert acc >= bound, f"{dataset}: only {acc:.0%} of guided samples (w=3) judged as the requested class"
@@ -166,7 +166,7 @@ def test_shipped_checkpoint_at_w0_ignores_the_requested_class(dataset):
     from pipelines.checkpoints import checkpoints_root, read_json
     from pipelines.classifier import load_classifier
     model, judge = load_cfg(f"cfg-{dataset}", "cpu"), load_classifier(dataset, "cpu")
-    x = model.generate([3] * 64, 0.0, "DDIM", 15, 64, seed=321)
+    x = model.generate([3] * 64, scale=0.0, sampler="DDIM", steps=15, seed=321)
     counts = torch.bincount(judge.predict_proba(x).argmax(-1), minlength=10).float()
     p = counts / counts.sum()
     entropy = -(p[p > 0] * p[p > 0].log()).sum().item() / math.log(10)   # 1 = uniform

@@ -15,9 +15,9 @@ def tiny():
 
 
 def test_seeded_sampling_is_reproducible(tiny):
-    a = tiny.generate("DDIM", steps=4, num_images=2, seed=7)
-    b = tiny.generate("DDIM", steps=4, num_images=2, seed=7)
-    c = tiny.generate("DDIM", steps=4, num_images=2, seed=8)
+    a = tiny.generate(sampler="DDIM", steps=4, num_images=2, seed=7)
+    b = tiny.generate(sampler="DDIM", steps=4, num_images=2, seed=7)
+    c = tiny.generate(sampler="DDIM", steps=4, num_images=2, seed=8)
     assert torch.equal(a, b) and not torch.equal(a, c)
     assert a.shape == (2, 1, 28, 28)
 
@@ -25,15 +25,15 @@ def test_seeded_sampling_is_reproducible(tiny):
 def test_ancestral_sampler_runs_all_training_steps_and_is_seeded(tiny):
     fast = DDPM(tiny.unet, tiny.scheduler_config, {}, None, torch.device("cpu"))
     fast.predict = lambda x, t: 0.1 * x  # a stand-in ε-model: this test is about the sampler's loop and noise
-    frames = list(fast.frames("DDPM (ancestral)", steps=3, num_images=2, seed=1))
+    frames = list(fast.frames(sampler="DDPM (ancestral)", steps=3, num_images=2, seed=1))
     assert len(frames) == 1000 and frames[0].t == 999 and frames[-1].t == 0
-    again = list(fast.frames("DDPM (ancestral)", steps=3, num_images=2, seed=1))[-1]
-    other = list(fast.frames("DDPM (ancestral)", steps=3, num_images=2, seed=2))[-1]
+    again = list(fast.frames(sampler="DDPM (ancestral)", steps=3, num_images=2, seed=1))[-1]
+    other = list(fast.frames(sampler="DDPM (ancestral)", steps=3, num_images=2, seed=2))[-1]
     assert torch.equal(frames[-1].x, again.x) and not torch.equal(frames[-1].x, other.x)
 
 
 def test_frames_carry_x_t_and_predicted_x0(tiny):
-    steps = list(tiny.frames("DDIM", steps=5, num_images=3, seed=0))
+    steps = list(tiny.frames(sampler="DDIM", steps=5, num_images=3, seed=0))
     assert [s.i for s in steps] == list(range(5)) and all(s.n == 5 for s in steps)
     s = steps[0]
     # DDIM's x̂_0 (eq. 12) from the model's ε at the first timestep
@@ -76,7 +76,7 @@ def test_samples_look_like_mnist(shipped):
     For scale, at n=64: 64 real training images give FID 20 / IS 7.4, blank images FID 430 and uniform noise
     FID 12 000 (IS 1.0 for both). The model's own figures at n=1000 are in its card."""
     from pipelines.metrics.scoring import score_images
-    x = shipped.generate("DDIM", steps=25, num_images=64, seed=0)
+    x = shipped.generate(sampler="DDIM", steps=25, num_images=64, seed=0)
     s = score_images(x, "mnist", "mnist-classifier")
     assert s.fid < 100, s.fid
     assert s.is_mean > 3.0, s.is_mean

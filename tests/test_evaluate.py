@@ -85,9 +85,9 @@ def test_ddpm_strided_ancestral_sampling_runs_the_asked_steps():
 
     torch.manual_seed(0)
     m = DDPM(build_unet().eval(), schedule_config(), {}, None, torch.device("cpu"))
-    steps = list(m.frames("DDPM (ancestral)", 4, 2, seed=0, strided=True))
+    steps = list(m.frames(sampler="DDPM (ancestral)", steps=4, num_images=2, seed=0, strided=True))
     assert len(steps) == 4 and steps[0].t > steps[-1].t == 0 and steps[-1].x.shape == (2, 1, 28, 28)
-    assert next(iter(m.frames("DDPM (ancestral)", 4, 1, seed=0))).n == 1000   # default: the full chain
+    assert next(m.frames(sampler="DDPM (ancestral)", steps=4, num_images=1, seed=0)).n == 1000   # default: the full chain
 
 
 def test_quick_floor_writes_results_and_readme(mnist_judge, tmp_path):
@@ -194,19 +194,18 @@ def patch_cfg_models(monkeypatch, models: dict):
     """load_cfg(name) -> the given tiny models; records each sampling call's classes and seed."""
     import pipelines.cfg.pipeline as cfg_pipeline
     import pipelines.measure.cfg as measure_cfg
-    import pipelines.measure.zero_snr as measure_zero_snr
 
     calls = []
     for model in models.values():
         frames = model.frames
 
-        def recording(label, scale, sampler, steps, num_images, seed, *args, _frames=frames, **kwargs):
-            calls.append(dict(classes=list(label), scale=scale, steps=steps, seed=seed))
-            return _frames(label, scale, sampler, steps, num_images, seed, *args, **kwargs)
+        def recording(label, *, _frames=frames, **kwargs):
+            calls.append(dict(classes=list(label), scale=kwargs["scale"], steps=kwargs["steps"], seed=kwargs["seed"]))
+            return _frames(label, **kwargs)
 
         monkeypatch.setattr(model, "frames", recording)
-    for module in (cfg_pipeline, measure_cfg, measure_zero_snr):   # wherever the measurement looks it up
-        monkeypatch.setattr(module, "load_cfg", lambda name, device=None: models[name])
+    for module in (cfg_pipeline, measure_cfg):   # wherever the measurement looks it up (zero_snr.load_variant too)
+        monkeypatch.setattr(module, "load_cfg", lambda name, device=None, retrain=None: models[name])
     return calls
 
 

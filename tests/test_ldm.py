@@ -12,7 +12,7 @@ import torch
 
 from pipelines.checkpoints import CheckpointMissing
 from pipelines.guidance import guided_predictor, two_pass_predictor
-from pipelines.ldm import CheckpointCorrupt
+from pipelines.checkpoints import CheckpointCorrupt
 from pipelines.ldm import pipeline as ldm
 from pipelines.text_encoder import PACKAGE, load_text_encoder
 
@@ -117,8 +117,10 @@ def test_negative_prompt_replaces_the_unconditional_embedding(tiny):
     torch.testing.assert_close(plain.uncond, encoder.encode([""]).hidden.expand(3, -1, -1))
     # and it is what guidance uses: at w = 3 the negative prompt changes the images, at w = 1 (cond only) it cannot
     kw = dict(steps=2, num_images=1, seed=5)
-    assert not torch.allclose(tiny.generate(PROMPT, NEGATIVE, 3.0, **kw), tiny.generate(PROMPT, "", 3.0, **kw))
-    torch.testing.assert_close(tiny.generate(PROMPT, NEGATIVE, 1.0, **kw), tiny.generate(PROMPT, "", 1.0, **kw))
+    assert not torch.allclose(tiny.generate(PROMPT, negative_prompt=NEGATIVE, scale=3.0, **kw),
+                              tiny.generate(PROMPT, scale=3.0, **kw))
+    torch.testing.assert_close(tiny.generate(PROMPT, negative_prompt=NEGATIVE, scale=1.0, **kw),
+                               tiny.generate(PROMPT, scale=1.0, **kw))
 
 
 def test_cfg_in_one_batched_pass_equals_two_passes(tiny):
@@ -141,14 +143,14 @@ def test_cfg_in_one_batched_pass_equals_two_passes(tiny):
 
 
 def test_frames_stream_latents_and_decoded_predictions_seeded(tiny):
-    run = tiny.frames(PROMPT, "", 3.0, 0.0, "DPM-Solver++ (multistep)", 3, 2, 7)
+    run = tiny.frames(PROMPT, scale=3.0, sampler="DPM-Solver++ (multistep)", steps=3, num_images=2, seed=7)
     steps = list(run)
     assert [s.i for s in steps] == [0, 1, 2] and steps[0].t == 999   # trailing: starts at t = T
     assert steps[-1].x.shape == steps[-1].denoised.shape == (2, 4, 16, 16)
     assert tiny.decode(steps[-1].denoised).shape == (2, 3, 64, 64)
     view = ldm.channel_view(steps[0].x)
     assert view.shape == (2, 4, 16, 16) and view.abs().max() <= 1
-    again = tiny.generate(PROMPT, "", 3.0, 0.0, "DPM-Solver++ (multistep)", 3, 2, 7)
+    again = tiny.generate(PROMPT, scale=3.0, sampler="DPM-Solver++ (multistep)", steps=3, num_images=2, seed=7)
     torch.testing.assert_close(tiny.decode(steps[-1].x), again)            # same seed, same images
     # z_T is the seeded CPU draw
     torch.testing.assert_close(tiny.initial_latents(7, 2), torch.randn(2, 4, 16, 16,
@@ -316,7 +318,8 @@ def test_tiny_stable_diffusion_round_trip_matches_diffusers(tiny_sd):
     e = model.encode_prompt("a red circle on the left", "blue square", 2)
     assert e.cond.shape == e.uncond.shape == (2, 16, 16) and e.cond_mask is None
     # our five steps against diffusers' own StableDiffusionPipeline.__call__, same z_T, w and φ (guidance_rescale)
-    ours = model.generate("a red circle on the left", "blue square", 3.0, 0.5, "DDIM", 3, 1, seed=11)
+    ours = model.generate("a red circle on the left", negative_prompt="blue square", scale=3.0, rescale=0.5,
+                          sampler="DDIM", steps=3, num_images=1, seed=11)
     pipe = StableDiffusionPipeline.from_pretrained(tiny_sd, local_files_only=True)
     pipe.set_progress_bar_config(disable=True)
     theirs = pipe("a red circle on the left", negative_prompt="blue square", num_inference_steps=3,

@@ -121,7 +121,3 @@ def drop_labels(labels: torch.Tensor, p: float, null_label: int, generator: torc
     u = torch.rand(labels.shape, generator=generator) if generator is not None else torch.rand(labels.shape)
     keep = u.to(labels.device) >= p
     return torch.where(keep, labels, torch.full_like(labels, null_label))
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())

@@ -11,10 +11,10 @@ from safetensors.torch import load_file
 
 from ..checkpoints import checkpoint_dir, read_json, weights_hash
 from ..guidance import guided_predictor
-from ..runtime import cpu_generator, pick_device
-from ..sampling import denoise
+from ..runtime import count_parameters, cpu_generator, pick_device
+from ..sampling import Run, denoise
 from ..schedules import SPACINGS, make_scheduler
-from .model import ClassConditionalUNet, count_parameters
+from .model import ClassConditionalUNet
 
 # name shown to the user -> checkpoint folder
 MODELS = {"MNIST": "cfg-mnist", "Fashion-MNIST": "cfg-fashion-mnist"}
@@ -22,9 +22,6 @@ MAX_IMAGES, MAX_STEPS, MAX_SCALE = 64, 1000, 30.0
 
 
 def train_command(name: str) -> str:
-    if name.startswith("brightness-"):  # the four models of the zero-terminal-SNR lesson
-        from ..zero_snr import train_command as zero_snr_command
-        return zero_snr_command(name)
     return f"python -m pipelines.cfg.train --dataset {name.removeprefix('cfg-')}"
 
 
@@ -74,9 +71,10 @@ class CFGModel:
         cond = torch.tensor([self.class_index(c) for c in classes], device=self.device)
         return cond, torch.full_like(cond, self.net.null_label)
 
-    def frames(self, label, scale: float = 3.0, sampler: str = "DDIM", steps: int = 25, num_images: int = 16,
-               seed: int = 0, rescale: float = 0.0, eta: float = 0.0, spacing: str | None = None):
-        """Yield a `sampling.Step` per reverse step for `num_images` samples of one class (or a list of classes).
+    def frames(self, label, *, scale: float = 3.0, rescale: float = 0.0, sampler: str = "DDIM", steps: int = 25,
+               num_images: int = 16, seed: int = 0, eta: float = 0.0, spacing: str | None = None) -> Run:
+        """A `sampling.Run`: one `sampling.Step` per reverse step for `num_images` samples of one class (or a list
+        of classes; then one image each).
 
         DDPM ancestral always runs all T steps. The guided prediction is `guidance.guided_predictor`.
         `spacing` overrides the stored timestep spacing ("leading", "trailing", "linspace").
@@ -96,33 +94,33 @@ class CFGModel:
             raise ValueError(f"Steps must be between 1 and {MAX_STEPS}, got {steps}.")
         cond, uncond = self.labels(classes)
         predict = guided_predictor(self.forward, cond, uncond, scale, rescale)
-        return denoise(predict, scheduler, (len(classes), *self.shape), int(steps), cpu_generator(seed),
-                       self.device, eta=eta)
+        return Run(denoise(predict, scheduler, (len(classes), *self.shape), int(steps), cpu_generator(seed),
+                           self.device, eta=eta))
 
-    def generate(self, label, scale: float = 3.0, sampler: str = "DDIM", steps: int = 25, num_images: int = 16,
-                 seed: int = 0, rescale: float = 0.0, spacing: str | None = None, clamp: bool = True) -> torch.Tensor:
-        step = None
-        for step in self.frames(label, scale, sampler, steps, num_images, seed, rescale, spacing=spacing):
-            pass
-        return step.x.clamp(-1, 1).cpu() if clamp else step.x.cpu()
+    def generate(self, label, *, clamp: bool = True, **kwargs) -> torch.Tensor:
+        """The final samples on the CPU, clamped to [-1, 1] unless `clamp=False`; the keywords of `frames`."""
+        x = self.frames(label, **kwargs).last().x.cpu()
+        return x.clamp(-1, 1) if clamp else x
 
-    def sweep(self, scales=(0, 1, 3, 7), classes=None, per_class: int = 1, sampler: str = "DDIM", steps: int = 25,
-              seed: int = 0, rescale: float = 0.0, progress=None) -> torch.Tensor:
+    def sweep(self, scales=(0, 1, 3, 7), *, classes=None, per_class: int = 1, rescale: float = 0.0,
+              sampler: str = "DDIM", steps: int = 25, seed: int = 0, progress=None) -> torch.Tensor:
         """(len(scales), len(classes) * per_class, C, H, W): every scale starts from the same seed, so each
         class sees the same noise at every w (and, for DDPM, the same noise at every step)."""
         classes = list(range(len(self.class_names))) if classes is None else list(classes)
         batch = [c for c in classes for _ in range(per_class)]
         out = []
         for k, w in enumerate(scales):
-            out.append(self.generate(batch, w, sampler, steps, len(batch), seed, rescale))
+            out.append(self.generate(batch, scale=w, rescale=rescale, sampler=sampler, steps=steps, seed=seed))
             if progress:
                 progress(k + 1, len(scales))
         return torch.stack(out)
 
 
 @lru_cache(maxsize=4)
-def load_cfg(name: str = "cfg-mnist", device: str | None = None) -> CFGModel:
-    path = checkpoint_dir(name, train_command(name), required="model.safetensors")
+def load_cfg(name: str = "cfg-mnist", device: str | None = None, retrain: str | None = None) -> CFGModel:
+    """A class-conditional checkpoint of this UNet; `retrain` is the command a missing one names (default: this
+    lesson's trainer; the zero-SNR lesson's models name their own, see zero_snr.load_variant)."""
+    path = checkpoint_dir(name, retrain or train_command(name), required="model.safetensors")
     config = json.loads((path / "config.json").read_text())
     net = ClassConditionalUNet(**{k: config[k] for k in ("in_channels", "image_size", "num_classes", "channels",
                                                          "emb_dim", "groups", "dropout")})

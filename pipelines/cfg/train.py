@@ -27,10 +27,11 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from ..checkpoints import write_json
 from ..data import CLASS_NAMES, dataset_tensors
+from ..runtime import count_parameters
 from ..training import (EMA_DECAY, ResumableState, add_diffusion_args, add_run_args, autocast, command_line,
                         hardware_summary, loss_summary, prepare_diffusion_training, regression_target, run_paths,
                         training_scheduler)
-from .model import ClassConditionalUNet, count_parameters, drop_labels
+from .model import ClassConditionalUNet, drop_labels
 
 P_UNCOND = 0.1
 

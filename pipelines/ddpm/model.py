@@ -13,7 +13,3 @@ UNET_CONFIG = dict(
 
 def build_unet(**overrides) -> UNet2DModel:
     return UNet2DModel(**dict(UNET_CONFIG, **overrides))
-
-
-def count_parameters(model) -> int:
-    return sum(p.numel() for p in model.parameters())

@@ -9,10 +9,9 @@ import torch
 from diffusers import UNet2DModel
 
 from ..checkpoints import checkpoint_dir, load_pretrained, read_json, weights_hash
-from ..runtime import cpu_generator, pick_device
-from ..sampling import denoise, sample
+from ..runtime import count_parameters, cpu_generator, pick_device
+from ..sampling import Run, denoise
 from ..schedules import make_scheduler
-from .model import count_parameters
 
 TRAIN_COMMAND = "python -m pipelines.ddpm.train --dataset mnist --steps 2300 --mixed-precision bf16"
 MAX_IMAGES, MAX_DDIM_STEPS = 64, 1000
@@ -37,9 +36,9 @@ class DDPM:
     def predict(self, x: torch.Tensor, t) -> torch.Tensor:
         return self.unet(x, t).sample
 
-    def frames(self, sampler: str = "DDIM", steps: int = 50, num_images: int = 16, seed: int = 0, eta: float = 0.0,
-               strided: bool = False):
-        """Yield a `sampling.Step` per reverse step. DDPM ancestral runs its full T steps unless `strided`:
+    def frames(self, *, sampler: str = "DDIM", steps: int = 50, num_images: int = 16, seed: int = 0,
+               eta: float = 0.0, strided: bool = False) -> Run:
+        """A `sampling.Run`: one `sampling.Step` per reverse step. DDPM ancestral runs its full T steps unless `strided`:
         then `steps` spaced timesteps (diffusers' DDPMScheduler.set_timesteps), each step drawing from
         the posterior q(x_t' | x_t, x̂_0) between the two timesteps it jumps between."""
         num_images, steps = int(num_images), int(steps)
@@ -51,14 +50,11 @@ class DDPM:
         elif not 1 <= steps <= MAX_DDIM_STEPS:
             raise ValueError(f"Steps must be between 1 and {MAX_DDIM_STEPS}.")
         shape = (num_images, self.unet.config.in_channels, self.unet.config.sample_size, self.unet.config.sample_size)
-        return denoise(self.predict, scheduler, shape, steps, cpu_generator(seed), self.device, eta=eta)
+        return Run(denoise(self.predict, scheduler, shape, steps, cpu_generator(seed), self.device, eta=eta))
 
-    def generate(self, sampler: str = "DDIM", steps: int = 50, num_images: int = 16, seed: int = 0,
-                 strided: bool = False) -> torch.Tensor:
-        step = None
-        for step in self.frames(sampler, steps, num_images, seed, strided=strided):
-            pass
-        return step.x.clamp(-1, 1).cpu()
+    def generate(self, **kwargs) -> torch.Tensor:
+        """The final samples in [-1, 1] on the CPU; the keywords of `frames`."""
+        return self.frames(**kwargs).last().x.clamp(-1, 1).cpu()
 
 
 @lru_cache(maxsize=2)
@@ -70,4 +66,4 @@ def load_ddpm(name: str = "ddpm-mnist", device: str | None = None) -> DDPM:
     return DDPM(unet, sched, read_json(path / "training_record.json", {}), path, device)
 
 
-__all__ = ["DDPM", "load_ddpm", "sample", "TRAIN_COMMAND"]
+__all__ = ["DDPM", "load_ddpm", "TRAIN_COMMAND"]

@@ -20,10 +20,11 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from ..checkpoints import write_json
 from ..data import dataset_tensors
+from ..runtime import count_parameters
 from ..training import (EMA_DECAY, ResumableState, add_diffusion_args, add_run_args, autocast, command_line,
                         downsample_curve, hardware_summary, prepare_diffusion_training, regression_target, run_paths,
                         training_scheduler)
-from .model import UNET_CONFIG, build_unet, count_parameters
+from .model import UNET_CONFIG, build_unet
 
 
 def parse_args(argv=None):

@@ -27,8 +27,3 @@ UNET_RESUME_COMMAND = "python -m pipelines.ldm.train --steps 6000 --threads 2"  
 EVALUATE_COMMAND = "python -m pipelines.measure.ldm --threads 2"
 DECODER_COMMAND = "python -m pipelines.ldm.decoder --threads 2"
 TRAIN_COMMAND = f"{VAE_COMMAND} && {DECODER_COMMAND} && {UNET_COMMAND} && {UNET_RESUME_COMMAND}"
-
-
-class CheckpointCorrupt(ValueError):
-    """A checkpoint folder exists but cannot be loaded (damaged, partial or of another kind); the message says why
-    and what to do. A ValueError, so every tab shows it as a plain message."""

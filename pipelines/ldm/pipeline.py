@@ -28,18 +28,18 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import torch
 
-from ..checkpoints import CheckpointMissing, checkpoint_dir, load_pretrained, read_json, weights_hash
+from ..checkpoints import CheckpointCorrupt, CheckpointMissing, checkpoint_dir, load_pretrained, read_json, weights_hash
 from ..guidance import guided_predictor
 from ..runtime import cpu_generator, pick_device, randn
-from ..sampling import Step, denoise
+from ..sampling import Run, denoise
 from ..text_encoder import non_ascii_note
 from ..schedules import SPACINGS, make_scheduler
 from ..vae.model import slerp
-from . import NAME, TRAIN_COMMAND, CheckpointCorrupt
+from . import NAME, TRAIN_COMMAND
 
 SAMPLERS = ("DDIM", "DPM-Solver++ (multistep)")
 MAX_IMAGES, MAX_SD_IMAGES_CPU, MAX_SCALE, MAX_STRIP = 16, 4, 30.0, 10
@@ -91,17 +91,6 @@ class PromptEmbeds:
 
     def conditions(self) -> tuple[torch.Tensor, torch.Tensor]:
         return pack(self.cond, self.cond_mask), pack(self.uncond, self.uncond_mask)
-
-
-class Sampling:
-    """What `frames` returns: iterate it for the `sampling.Step`s (latents and predicted ẑ_0); `notes` says what the
-    user should know before looking (empty prompt, truncation, an unusual schedule...)."""
-
-    def __init__(self, steps: Iterator[Step], notes: list[str], embeds: PromptEmbeds, scheduler):
-        self._steps, self.notes, self.embeds, self.scheduler = steps, notes, embeds, scheduler
-
-    def __iter__(self) -> Iterator[Step]:
-        return self._steps
 
 
 def _relabel(notes: list[str], label: str) -> list[str]:
@@ -257,11 +246,12 @@ class LatentDiffusion:
                              f"got {num_images}.")
         return scale, steps, num_images
 
-    def frames(self, prompt: str | list[str], negative_prompt: str = "", scale: float = 3.0, rescale: float = 0.0,
-               sampler: str = "DDIM", steps: int = 20, num_images: int = 4, seed: int = 0,
-               zero_snr: bool | None = None, spacing: str | None = None, embeds: PromptEmbeds | None = None,
-               x_T: torch.Tensor | None = None) -> Sampling:
-        """Iterate the result for one `sampling.Step` per reverse step (latents `x`, predicted ẑ_0 `denoised`).
+    def frames(self, prompt: str | list[str] | None, *, negative_prompt: str = "", scale: float = 3.0,
+               rescale: float = 0.0, sampler: str = "DDIM", steps: int = 20, num_images: int = 4, seed: int = 0,
+               spacing: str | None = None, zero_snr: bool | None = None, embeds: PromptEmbeds | None = None,
+               x_T: torch.Tensor | None = None) -> Run:
+        """A `sampling.Run`: one `sampling.Step` per reverse step (latents `x`, predicted ẑ_0 `denoised`); its `notes`
+        are the prompt's and the schedule's, its `info` the prompt embeddings and the scheduler.
 
         `embeds` / `x_T` replace steps 1 / 3 (prompt interpolation / seed interpolation)."""
         n = len(prompt) if isinstance(prompt, list) else num_images
@@ -280,25 +270,20 @@ class LatentDiffusion:
         # 4. denoise with classifier-free guidance: cond + uncond in one batched UNet call, optional φ-rescale
         predict = guided_predictor(self.forward, cond, uncond, scale, float(rescale))
         it = denoise(predict, scheduler, self.latent_shape(n), steps, cpu_generator(seed), self.device, x_T=x_T)
-        return Sampling(it, embeds.notes + notes, embeds, scheduler)
+        return Run(it, embeds.notes + notes, embeds=embeds, scheduler=scheduler)
 
-    def generate(self, prompt, negative_prompt: str = "", scale: float = 3.0, rescale: float = 0.0,
-                 sampler: str = "DDIM", steps: int = 20, num_images: int = 4, seed: int = 0, **kwargs) -> torch.Tensor:
-        """Final images (n, 3, H, W) in [-1, 1] on the CPU (5. decoded with the VAE)."""
-        step = None
-        for step in self.frames(prompt, negative_prompt, scale, rescale, sampler, steps, num_images, seed, **kwargs):
-            pass
-        return self.decode(step.x)
+    def generate(self, prompt, **kwargs) -> torch.Tensor:
+        """Final images (n, 3, H, W) in [-1, 1] on the CPU (5. decoded with the VAE); the keywords of `frames`."""
+        return self.decode(self.frames(prompt, **kwargs).last().x)
 
     # ---- the lesson's extras
-    def sweep(self, prompt: str, scales=(0, 1, 3, 7), negative_prompt: str = "", num_images: int = 4,
-              sampler: str = "DDIM", steps: int = 20, seed: int = 0, rescale: float = 0.0, progress=None,
-              **kwargs) -> torch.Tensor:
+    def sweep(self, prompt: str, scales=(0, 1, 3, 7), *, negative_prompt: str = "", progress=None,
+              num_images: int = 4, **kwargs) -> torch.Tensor:
         """(len(scales), num_images, 3, H, W): every w starts from the same z_T (same seed), only w changes."""
         embeds = self.encode_prompt(prompt, negative_prompt, num_images)
         out = []
         for k, w in enumerate(scales):
-            out.append(self.generate(prompt, negative_prompt, w, rescale, sampler, steps, num_images, seed,
+            out.append(self.generate(prompt, negative_prompt=negative_prompt, scale=w, num_images=num_images,
                                      embeds=embeds, **kwargs))
             if progress:
                 progress(k + 1, len(scales))
@@ -321,7 +306,7 @@ class LatentDiffusion:
         embeds = PromptEmbeds(cond, a.uncond.expand(n, -1, -1), mask, uncond_mask,
                               a.notes + _relabel(b.notes, "The second prompt"))
         x_T = self.initial_latents(seed, 1).expand(n, -1, -1, -1)
-        images = self.generate(None, negative_prompt, embeds=embeds, x_T=x_T, num_images=n, seed=seed, **kwargs)
+        images = self.generate(None, embeds=embeds, x_T=x_T, num_images=n, seed=seed, **kwargs)
         return images, embeds.notes
 
     def interpolate_seeds(self, prompt: str, seed_a: int, seed_b: int, n: int = 6, negative_prompt: str = "",
@@ -331,7 +316,7 @@ class LatentDiffusion:
         n = _strip_length(n)
         x_T = seed_slerp(self.initial_latents(seed_a, 1), self.initial_latents(seed_b, 1), n)
         embeds = self.encode_prompt(prompt, negative_prompt, n)
-        images = self.generate(None, negative_prompt, embeds=embeds, x_T=x_T, num_images=n, seed=seed_a, **kwargs)
+        images = self.generate(None, embeds=embeds, x_T=x_T, num_images=n, seed=seed_a, **kwargs)
         return images, embeds.notes
 
 
@@ -475,6 +460,6 @@ def load_model(choice: str = NAME, device: str | None = None) -> LatentDiffusion
     return load_ldm(choice, device) if choice == NAME else load_sd(choice, device)
 
 
-__all__ = ["LatentDiffusion", "PromptEmbeds", "Sampling", "load_ldm", "load_sd", "load_model", "seed_slerp",
+__all__ = ["LatentDiffusion", "PromptEmbeds", "load_ldm", "load_sd", "load_model", "seed_slerp",
            "channel_view", "SAMPLERS", "SD_EXAMPLES", "MAX_IMAGES", "MAX_STEPS", "MAX_SCALE",
            "MAX_STRIP", "StableDiffusionMissing"]

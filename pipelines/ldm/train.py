@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from ..checkpoints import read_json, weights_hash, write_json
 from ..shapes.data import DATA_VERSION, shapes_tensors
 from ..text_encoder import HIDDEN_SIZE, MAX_LENGTH, MODEL_NAME, PACKAGE
+from ..runtime import count_parameters
 from ..training import (EMA_DECAY, ResumableState, add_diffusion_args, add_run_args, autocast, command_line,
                         hardware_summary, loss_summary, prepare_diffusion_training, regression_target, run_paths,
                         training_scheduler)
@@ -72,10 +73,6 @@ def build_unet(channels=(64, 128, 128), layers_per_block: int = 1, heads: int = 
                                 down_block_types=down, up_block_types=up, block_out_channels=channels,
                                 layers_per_block=layers_per_block, cross_attention_dim=cross_attention_dim,
                                 attention_head_dim=heads, norm_num_groups=norm_groups)
-
-
-def count_parameters(model) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def drop_captions(hidden: torch.Tensor, mask: torch.Tensor, empty_hidden: torch.Tensor, empty_mask: torch.Tensor,

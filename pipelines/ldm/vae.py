@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from ..checkpoints import load_pretrained, write_json
-from ..runtime import cpu_generator
+from ..runtime import count_parameters, cpu_generator
 from ..shapes.data import DATA_VERSION, shapes_tensors, to_float
 from ..training import (ResumableState, add_run_args, command_line, hardware_summary, loss_summary, run_paths,
                         warmup_cosine)
@@ -61,10 +61,6 @@ def build_vae(channels=(16, 32, 64), norm_groups: int = 8, latent_channels: int 
                          down_block_types=("DownEncoderBlock2D",) * len(channels),
                          up_block_types=("UpDecoderBlock2D",) * len(channels), block_out_channels=channels,
                          layers_per_block=layers_per_block, norm_num_groups=norm_groups, sample_size=resolution)
-
-
-def count_parameters(model) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def downsampling_factor(vae) -> int:

@@ -60,16 +60,16 @@ def bench_ddpm(args) -> list[dict]:
     t0 = time.perf_counter()
     model = load_ddpm(device="cpu")
     load_s = time.perf_counter() - t0
-    model.generate("DDIM", 2, 2, 0)  # warm-up
+    model.generate(sampler="DDIM", steps=2, num_images=2, seed=0)  # warm-up
 
     def first_frame():
-        next(iter(model.frames("DDIM", 25, 16, seed=0)))
+        next(model.frames(sampler="DDIM", steps=25, num_images=16, seed=0))
 
     rows = [dict(name="MNIST DDPM: load checkpoint", seconds=load_s)]
     rows.append(dict(name="MNIST DDPM: first streamed frame (DDIM, 16 images)", seconds=timed(first_frame, args.repeats)))
     ddim = {}
     for steps in (20, 50):
-        ddim[steps] = timed(lambda: model.generate("DDIM", steps, 16, 0), args.repeats)
+        ddim[steps] = timed(lambda: model.generate(sampler="DDIM", steps=steps, num_images=16, seed=0), args.repeats)
         rows.append(dict(name=f"MNIST DDPM: 16 images, DDIM {steps} steps (batched)", seconds=ddim[steps],
                          images_per_s=16 / ddim[steps]))
     # the baseline: 1000 ancestral steps, one image per forward pass; timed on --naive-images images
@@ -100,11 +100,11 @@ def bench_guided(name: str = "cfg-mnist", num_images: int = 16, steps: int = 25,
         model = load_cfg(name, "cpu")
         classes = [i % len(model.class_names) for i in range(num_images)]
         cond, uncond = model.labels(classes)
-        model.generate(classes, scale, "DDIM", 2, num_images, 0)  # warm-up
+        model.generate(classes, scale=scale, sampler="DDIM", steps=2, seed=0)  # warm-up
         ours = []
         for r in range(repeats):
             t0 = time.perf_counter()
-            model.generate(classes, scale, "DDIM", steps, num_images, r)
+            model.generate(classes, scale=scale, sampler="DDIM", steps=steps, seed=r)
             ours.append(time.perf_counter() - t0)
         ref_sched = DDPMScheduler.from_config(model.scheduler_config)
         predict = two_pass_predictor(model.forward, cond, uncond, scale)
@@ -151,7 +151,7 @@ def bench_ldm(num_images: int = 4, steps: int = 20, scale: float = 3.0, threads:
     torch.set_num_threads(threads)
     try:
         model = load_ldm(name, "cpu")
-        model.generate(BENCH_PROMPT, "", scale, 0.0, "DDIM", 2, num_images, 0)  # warm-up
+        model.generate(BENCH_PROMPT, scale=scale, sampler="DDIM", steps=2, num_images=num_images, seed=0)  # warm-up
         parts = {"text": [], "unet": [], "vae": [], "unet_two_pass": []}
         for r in range(repeats):
             t0 = time.perf_counter()

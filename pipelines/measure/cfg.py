@@ -69,7 +69,7 @@ def judge_samples(model, judge, scale: float, per_class: int, steps: int, seed: 
     xs, ys = [], []
     for start in range(0, k, batch_classes):  # a few classes per batch keeps memory and latency modest
         classes = [c for c in range(start, min(k, start + batch_classes)) for _ in range(per_class)]
-        xs.append(model.generate(classes, scale, "DDIM", steps, len(classes), seed + start))
+        xs.append(model.generate(classes, scale=scale, sampler="DDIM", steps=steps, seed=seed + start))
         ys.append(torch.tensor(classes))
     return torch.cat(xs), torch.cat(ys)
 

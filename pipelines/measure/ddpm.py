@@ -53,7 +53,8 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     model = load_ddpm(args.name)
     # 1. samples: batch b uses seed + b, so any n reproduces the first images of a larger run
-    x = torch.cat([model.generate("DDIM", args.steps, min(args.batch, args.n - i), args.seed + i // args.batch)
+    x = torch.cat([model.generate(sampler="DDIM", steps=args.steps, num_images=min(args.batch, args.n - i),
+                                  seed=args.seed + i // args.batch)
                    for i in range(0, args.n, args.batch)])
     protocol = f"DDIM {args.steps} steps, η=0, n={args.n}, seeds {args.seed}…"
     rows = judge_rows(x, protocol)

@@ -30,22 +30,11 @@ from ..ldm.card import write_ldm_card
 from ..ldm.pipeline import load_ldm
 from .context import Context
 from .protocol import Protocol
+from .samplers import generate_for, ldm_sample, shapes_prompts
 
 SCALES = (0, 1, 3, 7)
 TARGET = 0.9
-BATCH = 16
 EVALUATION = "pipelines.measure.ldm"
-
-
-@torch.no_grad()
-def generate_for(model, captions: list[str], scale: float, steps: int, seed: int, progress=None) -> torch.Tensor:
-    """One image per caption, DDIM, batches of BATCH with seeds seed·1000 + batch index; progress(done, total)."""
-    out = []
-    for k in range(0, len(captions), BATCH):
-        out.append(model.generate(captions[k:k + BATCH], "", scale, 0.0, "DDIM", steps, seed=seed * 1000 + k // BATCH))
-        if progress:
-            progress(min(k + BATCH, len(captions)), len(captions))
-    return torch.cat(out)
 
 
 def evaluate(n: int = 240, steps: int = 20, scales=SCALES, seed: int = 0, name: str = NAME, device=None,
@@ -152,11 +141,6 @@ def main(argv=None):
         replace_section("ldm", readme_section(folder))
 
 
-def best_scale(name: str = NAME) -> float:
-    """The CFG scale this command measured best (max of min(shape, colour)); 3 before it has run."""
-    return float(read_json(checkpoints_root() / name / "metrics.json", {}).get("adherence", {}).get("best_scale", 3))
-
-
 # ----------------------------------------------------------------------------- in the evaluation command
 T2I_PLOT = "Text to image on captioned shapes, held-out prompts: latent diffusion vs StackGAN"
 
@@ -168,7 +152,6 @@ def t2i_protocol(p: Protocol, what: str) -> str:
 
 def suite_rows(ctx: Context) -> list[dict]:
     """FID, IS and judge accuracy of latent diffusion on held-out prompts (`python -m pipelines.evaluate`)."""
-    from .samplers import ldm_sample, shapes_prompts
     p = ctx.protocol
     images, w = ldm_sample(p.n, p.seed, p.guided_steps)
     _, labels = shapes_prompts(p.n, p.seed)

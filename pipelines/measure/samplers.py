@@ -14,6 +14,7 @@ from typing import Callable
 import torch
 
 from ..metrics.scoring import real_subset
+from ..checkpoints import checkpoints_root, read_json
 from ..runtime import cpu_generator
 from .protocol import balanced_labels, in_batches
 
@@ -22,6 +23,7 @@ CFG_MODELS = {"cfg-mnist": "mnist", "cfg-fashion-mnist": "fashion-mnist"}   # ch
 TAB_SCALE = 3.0          # the guidance scale of the Metrics tab's on-demand CFG samplers
 ZERO_SNR_SCALE = 1.0     # the plain conditional model; 12 balanced classes are the data's shares (1/12 black, 1/12 white)
 VAE_MODELS = ("vae-mnist-2d", "vae-mnist-16d")
+LDM_BATCH = 16           # latent-diffusion images per call (64 px, 3 channels: a quarter of BATCH)
 
 
 def vae_dim(name: str) -> int:
@@ -54,17 +56,22 @@ def ddpm_sample(sampler: str, n: int, seed: int, steps: int, progress=None) -> t
     from ..ddpm.pipeline import load_ddpm
 
     model, done = load_ddpm(), [0]
-    return in_batches(lambda size, s: _stream(model.frames(sampler, steps, num_images=size, seed=s, strided=True),
+    return in_batches(lambda size, s: _stream(model.frames(sampler=sampler, steps=steps, num_images=size, seed=s, strided=True),
                                               size, done, n * steps, progress).clamp(-1, 1), n, seed)
+
+
+def load_conditional(name: str):
+    """A class-conditional checkpoint: the CFG lesson's, or one of the zero-SNR lesson's four."""
+    from .. import zero_snr
+    from ..cfg import pipeline as cfg_pipeline
+    return zero_snr.load_variant(name) if name in zero_snr.VARIANTS.values() else cfg_pipeline.load_cfg(name)
 
 
 def guided_sample(name: str, scale: float, n: int, seed: int, steps: int, progress=None):
     """n DDIM samples of the class-conditional checkpoint `name` at CFG scale w, with its stored timestep spacing.
 
     Returns (images in [-1, 1], NaN where the sampler diverged; the requested labels, balanced)."""
-    from ..cfg.pipeline import load_cfg
-
-    model = load_cfg(name)
+    model = load_conditional(name)
     labels, start, done = balanced_labels(n, len(model.class_names)), [0], [0]
 
     def batch(size, batch_seed):
@@ -90,6 +97,35 @@ def vae_sample(name: str, n: int, seed: int, steps=None, progress=None) -> torch
     return in_batches(batch, n, seed)
 
 
+# ----------------------------------------------------------------------------- text to image: held-out prompts
+def best_scale(name: str = "ldm-shapes") -> float:
+    """The CFG scale this command measured best (max of min(shape, colour)); 3 before it has run."""
+    return float(read_json(checkpoints_root() / name / "metrics.json", {}).get("adherence", {}).get("best_scale", 3))
+
+
+@torch.no_grad()
+def generate_for(model, captions: list[str], scale: float, steps: int, seed: int, progress=None) -> torch.Tensor:
+    """One image per caption, DDIM, batches of LDM_BATCH with seeds seed·1000 + batch index; progress(done, total)."""
+    out = []
+    for k in range(0, len(captions), LDM_BATCH):
+        out.append(model.generate(captions[k:k + LDM_BATCH], scale=scale, sampler="DDIM", steps=steps,
+                                  seed=seed * 1000 + k // LDM_BATCH))
+        if progress:
+            progress(min(k + LDM_BATCH, len(captions)), len(captions))
+    return torch.cat(out)
+
+
+def stackgan_images(gan, captions: list[str], seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(Stage I, Stage II) images for the captions, batches of MAX_IMAGES, seed·1000 + batch index."""
+    from ..stackgan.pipeline import MAX_IMAGES
+    s1, s2 = [], []
+    for k in range(0, len(captions), MAX_IMAGES):
+        out = gan.for_captions(captions[k:k + MAX_IMAGES], seed=seed * 1000 + k // MAX_IMAGES)
+        s1.append(out.stage1), s2.append(out.stage2)
+    return torch.cat(s1), torch.cat(s2) if s2[0] is not None else None
+
+
+
 def shapes_prompts(n: int, seed: int) -> tuple[list[str], torch.Tensor]:
     """n held-out-phrasing prompts (test split) and the joint shape x colour class each asks for."""
     from ..shapes.data import heldout_prompts
@@ -100,7 +136,6 @@ def shapes_prompts(n: int, seed: int) -> tuple[list[str], torch.Tensor]:
 def ldm_sample(n: int, seed: int, steps: int, progress=None) -> tuple[torch.Tensor, float]:
     """One latent-diffusion image per held-out prompt, DDIM at the model's measured best w; (images, w)."""
     from ..ldm.pipeline import load_ldm
-    from .ldm import best_scale, generate_for
     model, w = load_ldm("ldm-shapes"), best_scale()      # CheckpointMissing -> skipped
     captions, _ = shapes_prompts(n, seed)
     return generate_for(model, captions, w, steps, seed, progress), w
@@ -109,7 +144,6 @@ def ldm_sample(n: int, seed: int, steps: int, progress=None) -> tuple[torch.Tens
 def stackgan_sample(stage2: str | None, n: int, seed: int, steps=None, progress=None) -> torch.Tensor:
     """One StackGAN image per held-out prompt: Stage I (stage2=None) or the named Stage II."""
     from ..stackgan.pipeline import load_stackgan
-    from .stackgan import stackgan_images
     gan = load_stackgan(stage2)                                # CheckpointMissing -> skipped
     captions, _ = shapes_prompts(n, seed)
     s1, s2 = stackgan_images(gan, captions, seed)

@@ -31,19 +31,11 @@ from ..stackgan import STAGE1, STAGE2, STAGE2_PIXELSHUFFLE
 from ..stackgan.card import write_stackgan_card
 from ..stackgan.pipeline import MAX_IMAGES, load_stackgan
 from .context import Context
-from .ldm import T2I_PLOT, best_scale, generate_for, t2i_protocol
+from .ldm import T2I_PLOT, t2i_protocol
+from .samplers import best_scale, generate_for, shapes_prompts, stackgan_images, stackgan_models, stackgan_sample
 
 EVALUATION = "pipelines.measure.stackgan"
 LDM = "ldm-shapes"
-
-
-def stackgan_images(gan, captions: list[str], seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(Stage I, Stage II) images for the captions, batches of MAX_IMAGES, seed·1000 + batch index."""
-    s1, s2 = [], []
-    for k in range(0, len(captions), MAX_IMAGES):
-        out = gan.for_captions(captions[k:k + MAX_IMAGES], seed=seed * 1000 + k // MAX_IMAGES)
-        s1.append(out.stage1), s2.append(out.stage2)
-    return torch.cat(s1), torch.cat(s2) if s2[0] is not None else None
 
 
 def stackgan_groups(gan, captions: list[str], k: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -56,7 +48,7 @@ def stackgan_groups(gan, captions: list[str], k: int, seed: int) -> tuple[torch.
 
 
 def ldm_groups(model, captions: list[str], k: int, scale: float, steps: int, seed: int) -> torch.Tensor:
-    return torch.stack([model.generate(c, "", scale, 0.0, "DDIM", steps, num_images=k, seed=seed * 1000 + p)
+    return torch.stack([model.generate(c, scale=scale, sampler="DDIM", steps=steps, num_images=k, seed=seed * 1000 + p)
                         for p, c in enumerate(captions)])
 
 
@@ -139,7 +131,7 @@ def cost_rows(models: dict, captions: list[str], ldm_steps: int) -> dict:
         train_names = (STAGE1, name) if name != LDM else (LDM,)
         seconds, params = training_cost(*train_names)
         if name == LDM:
-            per_image = seconds_per_image(lambda: model.generate(captions, "", best_scale(), 0.0, "DDIM", ldm_steps,
+            per_image = seconds_per_image(lambda: model.generate(captions, scale=best_scale(), sampler="DDIM", steps=ldm_steps,
                                                                  seed=0), len(captions))
         else:
             per_image = seconds_per_image(lambda: model.for_captions(captions, seed=0), len(captions))
@@ -242,7 +234,6 @@ def main(argv=None):
 # ----------------------------------------------------------------------------- in the evaluation command
 def suite_rows(name: str, ctx: Context) -> list[dict]:
     """FID, IS and judge accuracy of one StackGAN stage on held-out prompts (`python -m pipelines.evaluate`)."""
-    from .samplers import shapes_prompts, stackgan_models, stackgan_sample
     stage2, label = stackgan_models()[name]
     p = ctx.protocol
     images = stackgan_sample(stage2, p.n, p.seed)

@@ -22,12 +22,11 @@ import torch
 
 from ..cards import update_metrics
 from ..cfg.card import write_cfg_card
-from ..cfg.pipeline import load_cfg
 from ..data import dataset_tensors
 from ..images import finite_samples
 from ..schedules import SPACINGS
 from ..training import command_line, hardware_summary
-from ..zero_snr import VARIANTS, brightness, variant_label
+from ..zero_snr import VARIANTS, brightness, load_variant, variant_label
 from .context import Context
 from .samplers import ZERO_SNR_SCALE, guided_sample
 
@@ -50,13 +49,13 @@ def extreme_share(b: torch.Tensor, margin: float = 0.05) -> float:
 @torch.no_grad()
 def measure_model(name: str, n: int, uncond_n: int, steps: int, seed: int, data_b: torch.Tensor,
                   spacings=SPACINGS, log=print) -> dict:
-    model = load_cfg(name)
+    model = load_variant(name)
     own = model.scheduler_config.get("timestep_spacing", "leading")
     black, white = model.class_index(BLACK), model.class_index(WHITE)
     out = {"name": name, "weights": model.weights_hash, "own_spacing": own, "extremes": {}}
     # 1. "all black" / "all white" with each spacing, one batch, same seeds for every model
     for spacing in spacings:
-        x = model.generate([black] * n + [white] * n, EXTREME_SCALE, "DDIM", steps, 2 * n, seed, spacing=spacing,
+        x = model.generate([black] * n + [white] * n, scale=EXTREME_SCALE, sampler="DDIM", steps=steps, seed=seed, spacing=spacing,
                            clamp=False)
         ok = finite_samples(x)
         b = brightness(torch.nan_to_num(x))
@@ -66,7 +65,7 @@ def measure_model(name: str, n: int, uncond_n: int, steps: int, seed: int, data_
             "non_finite": 1 - ok.float().mean().item()}
         log(f"{name} {spacing}: {out['extremes'][spacing]}")
     # 2. unconditional brightness distribution (w = 0) with the model's own spacing
-    x = torch.cat([model.generate([0] * len(chunk), 0.0, "DDIM", steps, len(chunk), seed + 1 + k, clamp=False)
+    x = torch.cat([model.generate([0] * len(chunk), scale=0.0, sampler="DDIM", steps=steps, seed=seed + 1 + k, clamp=False)
                    for k, chunk in enumerate(torch.arange(uncond_n).split(50))])  # the label is ignored at w = 0
     ok = finite_samples(x)
     b = brightness(x[ok]) if ok.any() else torch.empty(0)
@@ -77,7 +76,7 @@ def measure_model(name: str, n: int, uncond_n: int, steps: int, seed: int, data_
     digits = [d for d in range(10) for _ in range(max(1, n // 8))]
     out["overexposure"] = {}
     for phi in (0.0, RESCALE_PHI):
-        x = model.generate(digits, OVEREXPOSE_SCALE, "DDIM", steps, len(digits), seed + 2, rescale=phi, clamp=False)
+        x = model.generate(digits, scale=OVEREXPOSE_SCALE, rescale=phi, sampler="DDIM", steps=steps, seed=seed + 2, clamp=False)
         x = x[finite_samples(x)]
         out["overexposure"][str(phi)] = (x.abs() > 1).float().mean().item() if len(x) else None
     return out
@@ -125,7 +124,7 @@ def evaluate(n: int = 32, uncond_n: int = 200, steps: int = 25, seed: int = 0, l
 def write(results: dict) -> None:
     """Each model's metrics.json rows + card; the per-model raw figures stay in its metrics.json."""
     for name, m in results["models"].items():
-        folder = load_cfg(name).path
+        folder = load_variant(name).path
         rows = rows_for(m, results["n"], results["uncond_n"], results["steps"])
         rows.append({"figure": "data: share of near-flat extremes", "value": results["data"]["extreme_share"],
                      "protocol": "brightness-mnist test set (10,000 images)"})
@@ -182,7 +181,7 @@ def suite_rows(name: str, ctx: Context) -> list[dict]:
     """FID and IS on brightness-varied MNIST, and the share of non-finite samples (`python -m pipelines.evaluate`)."""
     v_prediction, zero_snr = next(k for k, n in VARIANTS.items() if n == name)
     label = variant_label(v_prediction=v_prediction, zero_snr=zero_snr)
-    model = load_cfg(name)  # CheckpointMissing -> skipped
+    model = load_variant(name)  # CheckpointMissing -> skipped
     spacing, k = model.scheduler_config.get("timestep_spacing", "leading"), len(model.class_names)
     p = ctx.protocol
     steps = p.guided_steps

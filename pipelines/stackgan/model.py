@@ -23,6 +23,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from ..runtime import count_parameters
+
 KL_WEIGHT = 2.0
 UPSAMPLES = ("nearest", "pixelshuffle")
 
@@ -255,8 +257,6 @@ def generator_loss(D, fake: torch.Tensor, phi: torch.Tensor, mu: torch.Tensor, l
 
 
 # ----------------------------------------------------------------------------- the printed summary
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
 
 
 def architecture_summary(net: nn.Module, title: str = "") -> str:

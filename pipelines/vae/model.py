@@ -140,7 +140,3 @@ def to_unit(x: torch.Tensor) -> torch.Tensor:
 
 def from_unit(x: torch.Tensor) -> torch.Tensor:
     return x * 2 - 1
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())

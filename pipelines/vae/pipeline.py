@@ -13,8 +13,8 @@ import torch
 from safetensors.torch import load_file
 
 from ..checkpoints import checkpoint_dir, read_json, weights_hash
-from ..runtime import cpu_generator, pick_device
-from .model import PATHS, ConvVAE, count_parameters, from_unit, interpolate, to_unit
+from ..runtime import count_parameters, cpu_generator, pick_device
+from .model import PATHS, ConvVAE, from_unit, interpolate, to_unit
 
 MODELS = {"2-D latent": "vae-mnist-2d", "16-D latent": "vae-mnist-16d"}
 MAP_MODEL = "vae-mnist-2d"

@@ -22,7 +22,8 @@ from safetensors.torch import save_file
 from ..checkpoints import write_json
 from ..data import dataset_tensors
 from ..training import RunLog, add_run_args, command_line, downsample_curve, hardware_summary, run_paths
-from .model import ConvVAE, count_parameters, to_unit, vae_loss
+from ..runtime import count_parameters
+from .model import ConvVAE, to_unit, vae_loss
 
 
 def parse_args(argv=None):

@@ -14,6 +14,8 @@ import shlex
 
 import torch
 
+from ..cfg import pipeline as cfg_pipeline
+
 SCHEDULE = "scaled-linear (Stable Diffusion)"
 TRAIN_STEPS, BATCH_SIZE = 1200, 64
 
@@ -47,3 +49,9 @@ def train_args(v_prediction: bool, zero_snr: bool, steps: int = TRAIN_STEPS) -> 
 def train_command(name: str) -> str:
     key = next(k for k, n in VARIANTS.items() if n == name)
     return "python -m pipelines.cfg.train " + shlex.join(train_args(*key))
+
+
+def load_variant(name: str, device: str | None = None):
+    """One of the four models: the CFG lesson's UNet (cfg.pipeline.load_cfg), naming this lesson's train command
+    when it is missing."""
+    return cfg_pipeline.load_cfg(name, device, retrain=train_command(name))
