@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .checkpoints import read_json, write_json
+from .checkpoints import PROJECT_ROOT, read_json, write_json
 
 RECORD_FIELDS = [("command", "Training command"), ("dataset", "Data"), ("train_images", "Training images"),
                  ("steps", "Optimiser steps"), ("batch_size", "Batch size"), ("epochs", "Epochs"),
@@ -24,7 +24,7 @@ def _fmt(v) -> str:
 
 
 def metrics_table(metrics: dict) -> str:
-    """metrics.json: {"command": ..., "rows": [{"figure": ..., "value": ..., "protocol": ...}, ...]}"""
+    """metrics.json: {"commands": {...}, "rows": [{"figure": ..., "value": ..., "protocol": ...}, ...]}"""
     rows = metrics.get("rows", [])
     if not rows:
         return "_No measured figures yet: run the evaluation command below._\n"
@@ -54,24 +54,47 @@ def update_metrics(folder: str | Path, evaluation: str, command: str, rows: list
 
 
 MEASURED_START, MEASURED_END = "<!-- measured:start -->", "<!-- measured:end -->"
+RESULTS = PROJECT_ROOT / "results" / "metrics.json"   # the evaluation command's file; that command alone writes it
 
 
-def measured_block(metrics: dict) -> str:
-    """The card's figures and the commands that measured them, between markers `refresh_card` can find."""
-    commands = metrics.get("commands") or ({"": metrics["command"]} if metrics.get("command") else {})
+def suite_rows(name: str, results: dict | None = None) -> tuple[list[dict], dict]:
+    """(rows, the run) of the evaluation command (`python -m pipelines.evaluate`) for checkpoint `name`, read from
+    `results` or results/metrics.json. Each file has one writer: a checkpoint's metrics.json is its own commands',
+    results/metrics.json the evaluation command's; a card quotes both."""
+    doc = read_json(RESULTS, {}) if results is None else results
+    mine = {k for k, ev in doc.get("evaluations", {}).items() if ev.get("checkpoint") == name and ev["status"] == "ok"}
+    return [r for r in doc.get("rows", []) if r.get("evaluation") in mine], doc
+
+
+def _suite_table(rows: list[dict], doc: dict) -> list[str]:
+    if not rows:
+        return []
+    out = ["", f"Under the protocol every model shares (`{doc['command']}`, {doc['created']}; {doc['protocol_text']}):",
+           "", "| figure | value | protocol |", "|---|---|---|"]
+    out += [f"| {r['figure']}, {r['setting']} | {_fmt(r['value'])}" + (f" ± {r['std']:.2g}" if "std" in r else "")
+            + f" | {r.get('protocol', '')} |" for r in rows]
+    return out + [""]
+
+
+def measured_block(metrics: dict, name: str = "", results: dict | None = None) -> str:
+    """The card's figures and the commands that measured them, between markers `refresh_card` can find: the rows of
+    the checkpoint's own metrics.json, then those the evaluation command measured for checkpoint `name`."""
     lines = [MEASURED_START, metrics_table(metrics)]
-    lines += [f"Reproduce: `{c}`" + ("" if not name else f" ({name})") for name, c in commands.items()]
+    lines += [f"Reproduce: `{c}`" + ("" if not key else f" ({key})") for key, c in metrics.get("commands", {}).items()]
+    lines += _suite_table(*suite_rows(name, results)) if name else []
     return "\n".join(lines + [MEASURED_END])
 
 
-def refresh_card(folder: str | Path) -> bool:
-    """Re-render only the measured figures of an existing card from its metrics.json (False if it has no markers)."""
-    path = Path(folder) / "README.md"
+def refresh_card(folder: str | Path, results: dict | None = None) -> bool:
+    """Re-render only the measured figures of an existing card (False if it has no markers)."""
+    folder = Path(folder)
+    path = folder / "README.md"
     text = path.read_text() if path.exists() else ""
     if MEASURED_START not in text or MEASURED_END not in text:
         return False
     head, rest = text.split(MEASURED_START, 1)
-    path.write_text(head + measured_block(read_json(Path(folder) / "metrics.json", {})) + rest.split(MEASURED_END, 1)[1])
+    block = measured_block(read_json(folder / "metrics.json", {}), folder.name, results)
+    path.write_text(head + block + rest.split(MEASURED_END, 1)[1])
     return True
 
 
@@ -85,7 +108,7 @@ def write_card(folder: str | Path, title: str, summary: str, extra: str = "") ->
         lines += ["", "Trained in stages (each resumed from the saved state of the one before):", ""]
         lines += [f"- from step {h['from_step']:,}: `{h['command']}`" for h in record["history"]]
     lines += ["", "The loss curve is `loss_curve` in `training_record.json` (step, running mean).", "",
-              "## Measured quality", "", measured_block(metrics), ""]
+              "## Measured quality", "", measured_block(metrics, folder.name), ""]
     if extra:
         lines += [extra.strip(), ""]
     path = folder / "README.md"

@@ -325,22 +325,29 @@ def test_class_conditional_generators_return_images_and_balanced_labels(monkeypa
     assert {g.dataset for n, g in samplers.SAMPLERS.items() if n.startswith("Brightness")} == {"brightness-mnist"}
 
 
-def test_checkpoint_metrics_keep_the_rows_and_command_of_other_evaluations(monkeypatch, tmp_path):
+def test_one_writer_per_file_the_card_quotes_both(monkeypatch, tmp_path):
+    """The evaluation command re-renders a card's figures with its rows but leaves the checkpoint's metrics.json
+    (its own command's file) byte for byte as it was."""
+    from pipelines.cards import update_metrics, write_card
     monkeypatch.setenv("DIFFUSION_LAB_CHECKPOINTS", str(tmp_path))
-    (tmp_path / "cfg-mnist").mkdir()
+    folder = tmp_path / "cfg-mnist"
+    folder.mkdir()
     command = "python -m pipelines.measure.cfg --dataset mnist"
-    other = {"commands": {"cfg": command}, "guided_accuracy": 0.7,
-             "rows": [{"figure": "guided accuracy at w = 3", "value": 0.7, "evaluation": "cfg"}]}
-    (tmp_path / "cfg-mnist" / "metrics.json").write_text(json.dumps(other))
-    doc = dict(command="python -m pipelines.evaluate", protocol_text="p", created="now",
-               evaluations={"cfg-mnist": dict(status="ok", checkpoint="cfg-mnist")},
-               rows=[dict(evaluation="cfg-mnist", figure="FID (x, n=500)", setting="w = 3", value=9.0)])
-    records.write_checkpoint_metrics(doc)
-    records.write_checkpoint_metrics(doc)   # a re-run replaces its own rows, it does not add them again
-    m = json.loads((tmp_path / "cfg-mnist" / "metrics.json").read_text())
-    assert m["guided_accuracy"] == 0.7                     # the other command's fields survive
-    assert [r["figure"] for r in m["rows"]] == ["guided accuracy at w = 3", "FID (x, n=500), w = 3"]
-    assert m["commands"] == {"cfg": command, "cfg-mnist": "python -m pipelines.evaluate"}
+    update_metrics(folder, "cfg", command, [{"figure": "guided accuracy at w = 3", "value": 0.7}], guided_accuracy=0.7)
+    write_card(folder, "cfg-mnist", "A model.", extra="## Notes\n\nkept")
+    before = (folder / "metrics.json").read_bytes()
+    doc = dict(command="python -m pipelines.evaluate", protocol_text="the default protocol", created="now",
+               evaluations={"cfg-mnist": dict(status="ok", checkpoint="cfg-mnist"),
+                            "cfg-fashion-mnist": dict(status="ok", checkpoint="cfg-fashion-mnist")},
+               rows=[dict(evaluation="cfg-mnist", figure="FID (x, n=500)", setting="w = 3", value=9.0, protocol="p"),
+                     dict(evaluation="cfg-fashion-mnist", figure="FID (y, n=500)", setting="w = 3", value=5.0)])
+    assert records.refresh_cards(doc) == [folder / "README.md"]   # the other model has no folder here
+    assert (folder / "metrics.json").read_bytes() == before
+    card = (folder / "README.md").read_text()
+    assert "| guided accuracy at w = 3 | 0.7 |" in card and f"`{command}`" in card
+    assert "| FID (x, n=500), w = 3 | 9 | p |" in card and "FID (y" not in card
+    assert "`python -m pipelines.evaluate`" in card and "the default protocol" in card
+    assert card.rstrip().endswith("kept")
 
 
 def test_metrics_tab_shows_every_plot_and_scores_conditional_samples(mnist_judge, mnist_test, monkeypatch, tmp_path):

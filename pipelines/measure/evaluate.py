@@ -6,8 +6,8 @@
     python -m pipelines.evaluate --list
 
 Writes `results/metrics.json` + `results/metrics.md`, regenerates the README section between
-`<!-- metrics:start -->` and `<!-- metrics:end -->`, and gives each evaluated checkpoint its rows in
-`checkpoints/<name>/metrics.json` (the model card's "Measured quality"). `--quick` writes to
+`<!-- metrics:start -->` and `<!-- metrics:end -->`, and re-renders the "Measured quality" of each evaluated
+checkpoint's card with its rows (the checkpoint's metrics.json stays its own command's). `--quick` writes to
 `results/quick/` and leaves README and checkpoints alone.
 
 Protocol (the same for every model, so figures are comparable within it):
@@ -36,7 +36,7 @@ import torch
 
 from ..checkpoints import PROJECT_ROOT, read_json
 from .protocol import PROTOCOLS, Protocol
-from .records import merge, write_checkpoint_metrics, write_results
+from .records import merge, refresh_cards, write_results
 from .report import markdown
 from .runner import run
 from .suite import EVALUATIONS
@@ -79,15 +79,15 @@ def main(argv=None):
     if changes:
         proto = Protocol(**dict(asdict(proto), **changes, name=f"{proto.name} (modified)"))
     print(proto.describe())
-    doc = fresh = run(proto, args.only.split(",") if args.only else None)
+    doc = run(proto, args.only.split(",") if args.only else None)
     official = not args.quick and not changes
     out = Path(args.out) if args.out else PROJECT_ROOT / ("results" if not args.quick else "results/quick")
     if args.only:
         doc = merge(read_json(out / "metrics.json"), doc, {k: i for i, k in enumerate(EVALUATIONS)})
     readme = Path(args.readme) if args.readme else (PROJECT_ROOT / "README.md" if official else None)
     written = write_results(doc, out, readme)
-    if official:  # only the checkpoints this run measured: the others keep the command that measured them
-        written += write_checkpoint_metrics(fresh)
+    if official:  # the cards quote the figures of the official protocol only
+        written += refresh_cards(doc)
     print(markdown(doc))
     print(f"total {doc['seconds']:.0f} s" + ("  (over the 30-min budget of the default protocol!)"
                                               if not args.quick and doc["seconds"] > 1800 else ""))

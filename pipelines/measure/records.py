@@ -1,4 +1,7 @@
-"""The only writers of measured figures: results/*.json and .md, checkpoints/<name>/metrics.json, README sections.
+"""The evaluation command's writers: results/metrics.json and .md, the README's metrics section, and the figures it
+measured in each card (checkpoints/<name>/README.md). One writer per file: a checkpoint's metrics.json is written
+only by that model's own command (`python -m pipelines.measure.<model>`, through `cards.update_metrics`),
+results/metrics.json only by this one; a card quotes both (`cards.measured_block`).
 
 One rule merges a partial re-run into what an earlier run wrote (`cards.replace_groups`): the rows of the groups
 that were re-measured are replaced, every other row is kept. The evaluation command's `--only`, the benchmark's
@@ -9,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..cards import refresh_card, replace_groups, update_metrics
+from ..cards import refresh_card, replace_groups
 from ..checkpoints import checkpoints_root, write_json
 from ..readme import replace_section
 from .report import markdown
@@ -46,16 +49,12 @@ def write_results(doc: dict, out_dir: Path, readme: Path | None) -> list[Path]:
     return written
 
 
-def write_checkpoint_metrics(doc: dict) -> list[Path]:
-    """Each evaluated checkpoint's rows into checkpoints/<name>/metrics.json (rows of other commands kept)."""
+def refresh_cards(doc: dict) -> list[Path]:
+    """Re-render the measured figures of each evaluated checkpoint's card with this run's rows (README.md only: the
+    checkpoint's metrics.json belongs to its own commands)."""
     written = []
-    for name, ev in doc["evaluations"].items():
+    for ev in doc["evaluations"].values():
         folder = checkpoints_root() / ev["checkpoint"] if ev.get("checkpoint") else None
-        if ev["status"] != "ok" or folder is None or not folder.is_dir():
-            continue
-        mine = [dict(r, figure=f"{r['figure']}, {r['setting']}") for r in doc["rows"] if r["evaluation"] == name]
-        update_metrics(folder, name, doc["command"], mine, protocol=doc["protocol_text"], created=doc["created"])
-        written.append(folder / "metrics.json")
-        if refresh_card(folder):  # the model card quotes the new figures too
+        if ev["status"] == "ok" and folder is not None and folder.is_dir() and refresh_card(folder, doc):
             written.append(folder / "README.md")
     return written
