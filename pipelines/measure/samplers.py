@@ -56,8 +56,12 @@ def ddpm_sample(sampler: str, n: int, seed: int, steps: int, progress=None) -> t
     from ..ddpm.pipeline import load_ddpm
 
     model, done = load_ddpm(), [0]
-    return in_batches(lambda size, s: _stream(model.frames(sampler=sampler, steps=steps, num_images=size, seed=s, strided=True),
-                                              size, done, n * steps, progress).clamp(-1, 1), n, seed)
+
+    def batch(size, batch_seed):
+        run = model.frames(sampler=sampler, steps=steps, num_images=size, seed=batch_seed, strided=True)
+        return _stream(run, size, done, n * steps, progress).clamp(-1, 1)
+
+    return in_batches(batch, n, seed)
 
 
 def load_conditional(name: str):
@@ -123,7 +127,6 @@ def stackgan_images(gan, captions: list[str], seed: int) -> tuple[torch.Tensor, 
         out = gan.for_captions(captions[k:k + MAX_IMAGES], seed=seed * 1000 + k // MAX_IMAGES)
         s1.append(out.stage1), s2.append(out.stage2)
     return torch.cat(s1), torch.cat(s2) if s2[0] is not None else None
-
 
 
 def shapes_prompts(n: int, seed: int) -> tuple[list[str], torch.Tensor]:
