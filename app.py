@@ -33,8 +33,6 @@ _limit_malloc_arenas()
 import gradio as gr  # noqa: E402
 import gradio.processing_utils as gr_processing  # noqa: E402
 
-from demos.queue_policy import MAX_COMPUTE_JOBS  # noqa: E402
-
 # (tab title, module in demos/) — each module's build() fills its tab
 TABS = [
     ("Forward & reverse diffusion", "demos.ddpm"),
@@ -46,9 +44,8 @@ TABS = [
     ("Metrics: FID & IS", "demos.metrics"),
 ]
 MAX_UPLOAD = "20mb"  # uploads are digits and photos; larger files are refused before they reach a tab
-CONCURRENCY = int(os.environ.get("DIFFUSION_LAB_CONCURRENCY", "2"))  # 2 vCPUs: two jobs (or denoising steps) at a time
+CONCURRENCY = int(os.environ.get("DIFFUSION_LAB_CONCURRENCY", "2"))  # 2 vCPUs: two jobs at a time
 COMPUTE_QUEUE = "compute"  # the one queue every tab's main action waits in (see share_one_queue)
-ADMITTED = CONCURRENCY + MAX_COMPUTE_JOBS  # jobs it runs at once; their denoising steps share CONCURRENCY cores
 # MNIST-sized images are shown enlarged: keep their pixels crisp instead of blurred. gr.Image and gr.Gallery float their
 # label (top left) and toolbar (top right) over the top of the pictures, which hid the top row of every sample grid:
 # keep that strip free (one label line + its padding), so the pictures start below both (tests/test_browser.py checks)
@@ -93,7 +90,6 @@ def _cache_images_atomically() -> None:
 
 def build_app() -> gr.Blocks:
     from demos.common import OUTPUT_MAX_AGE, PRUNE_EVERY
-    from demos.cpu_turns import TURNS
     from demos.queue_policy import FairQueue
     _cache_images_atomically()
     # gradio's copies of the results are swept like ours (demos.common.prune_outputs)
@@ -116,7 +112,6 @@ def build_app() -> gr.Blocks:
     clear_payload_errors(demo)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
     FairQueue(demo, COMPUTE_QUEUE)  # a cap per session, and least-used sessions first (demos/queue_policy.py)
-    TURNS.slots = CONCURRENCY       # denoising steps at once, light sessions' first (demos/cpu_turns.py)
     return demo
 
 
@@ -146,14 +141,10 @@ def share_one_queue(demo: gr.Blocks) -> None:
     """Gradio gives every event listener a queue of its own, each running up to CONCURRENCY jobs: seven tabs'
     main actions could then run 14 jobs at once on 2 cores, each slowing all the others. Every named endpoint
     (a tab's main action) joins one queue instead; light UI events (frame pickers, players, page-load panels)
-    keep theirs. That queue admits ADMITTED jobs, more than the cores, and every job computes only in turns of
-    its session, one per streamed frame (demos/cpu_turns.py): CONCURRENCY pieces at a time, so a student's job
-    starts at once even while another session's two jobs wait at a frame."""
-    from demos.cpu_turns import take_turns
+    keep theirs."""
     for fn in demo.fns.values():
         if fn.api_visibility == "public" and fn.concurrency_limit == "default":
-            fn.concurrency_id, fn.concurrency_limit = COMPUTE_QUEUE, ADMITTED
-            fn.fn = take_turns(fn.fn)
+            fn.concurrency_id = COMPUTE_QUEUE
 
 
 def private_server(host: str, share: bool) -> bool:

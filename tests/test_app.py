@@ -18,19 +18,13 @@ def test_blocks_build_with_named_endpoints():
     assert {"forward", "forward_at_t", "reverse"} <= names
 
 
-def test_every_main_action_waits_in_one_queue_and_computes_in_turns():
-    """One queue across all tabs, not one per tab (gradio's default: a queue per event); it admits the cores plus one
-    session's cap, and every main action computes only in turns, two at a time (demos/cpu_turns.py)."""
+def test_every_main_action_waits_in_one_queue_of_two():
+    """Two jobs at a time across all tabs, not two per tab (gradio's default: a queue per event)."""
     import app
-    from demos.cpu_turns import TURNS
-    from demos.queue_policy import MAX_COMPUTE_JOBS
     demo = app.build_app()
     public = [fn for fn in demo.fns.values() if fn.api_visibility == "public"]
     assert len(public) >= 15 and {fn.concurrency_id for fn in public} == {app.COMPUTE_QUEUE}
-    assert {fn.concurrency_limit for fn in public} == {2 + MAX_COMPUTE_JOBS} and TURNS.slots == 2
-    assert all(getattr(fn.fn, "takes_turns", False) for fn in public)
-    app.share_one_queue(demo)   # idempotent: a turn inside a turn would wait for itself
-    assert all(not getattr(fn.fn.__wrapped__, "takes_turns", False) for fn in public)
+    assert {fn.concurrency_limit for fn in public} == {"default"} and demo._queue.default_concurrency_limit == 2
     players = [fn for fn in demo.fns.values() if fn.concurrency_limit is None]   # UI ticks never wait behind jobs
     assert players and all(fn.concurrency_id != app.COMPUTE_QUEUE for fn in players)
 
