@@ -341,7 +341,8 @@ def test_one_writer_per_file_the_card_quotes_both(monkeypatch, tmp_path):
                             "cfg-fashion-mnist": dict(status="ok", checkpoint="cfg-fashion-mnist")},
                rows=[dict(evaluation="cfg-mnist", figure="FID (x, n=500)", setting="w = 3", value=9.0, protocol="p"),
                      dict(evaluation="cfg-fashion-mnist", figure="FID (y, n=500)", setting="w = 3", value=5.0)])
-    assert records.refresh_cards(doc) == [folder / "README.md"]   # the other model has no folder here
+    assert records.refresh_cards(doc, ["cfg-mnist", "cfg-fashion-mnist"]) == [folder / "README.md"]   # no other folder
+    assert records.refresh_cards(doc, ["cfg-fashion-mnist"]) == []   # only the cards of what this run measured
     assert (folder / "metrics.json").read_bytes() == before
     card = (folder / "README.md").read_text()
     assert "| guided accuracy at w = 3 | 0.7 |" in card and f"`{command}`" in card

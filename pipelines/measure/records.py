@@ -49,11 +49,11 @@ def write_results(doc: dict, out_dir: Path, readme: Path | None) -> list[Path]:
     return written
 
 
-def refresh_cards(doc: dict) -> list[Path]:
-    """Re-render the measured figures of each evaluated checkpoint's card with this run's rows (README.md only: the
-    checkpoint's metrics.json belongs to its own commands)."""
+def refresh_cards(doc: dict, measured: list[str]) -> list[Path]:
+    """Re-render the measured figures of the cards of the evaluations `measured` in this run, with the rows of `doc`
+    (README.md only: the checkpoint's metrics.json belongs to its own commands)."""
     written = []
-    for ev in doc["evaluations"].values():
+    for ev in (doc["evaluations"][name] for name in measured):
         folder = checkpoints_root() / ev["checkpoint"] if ev.get("checkpoint") else None
         if ev["status"] == "ok" and folder is not None and folder.is_dir() and refresh_card(folder, doc):
             written.append(folder / "README.md")

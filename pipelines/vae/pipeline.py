@@ -23,7 +23,8 @@ MAX_STEPS, MAX_VARIATIONS = 64, 64
 
 def train_command(name: str) -> str:
     dim = name.rsplit("-", 1)[-1].rstrip("d")
-    return f"python -m pipelines.vae.train --latent-dim {dim} --beta 1.0 --epochs 8 --threads 1"
+    return (f"python -m pipelines.vae.train --latent-dim {dim} --width 64 --lr 1e-3 --epochs 50 --mixed-precision bf16 "
+            "--threads 2")
 
 
 @dataclass
