@@ -3,7 +3,8 @@
     model.py     the four networks (Stage I/II generator and discriminator), conditioning augmentation, losses
     train.py     Stage I, then Stage II on the frozen Stage I; resumable
     pipeline.py  caption -> Stage I sketch (32 px) -> Stage II image (64 px)
-    evaluate.py  prompt adherence (shapes judge) and diversity, against the latent diffusion model
+    card.py      the model card's text (its figures: pipelines/measure/stackgan.py, prompt adherence and
+                 diversity against the latent diffusion model; failure modes: measure/stackgan_diagnose.py)
 
     python -m pipelines.stackgan.train --stage 1 --threads 2
     python -m pipelines.stackgan.train --stage 2 --threads 2
