@@ -66,13 +66,18 @@ def suite_rows(name: str, results: dict | None = None) -> tuple[list[dict], dict
     return [r for r in doc.get("rows", []) if r.get("evaluation") in mine], doc
 
 
+def format_value(r: dict) -> str:
+    """A measured row's value as the tables print it: 4 significant digits, and ± its std when it has one."""
+    v = f"{r['value']:.4g}" if isinstance(r["value"], float) else str(r["value"])
+    return f"{v} ± {r['std']:.2g}" if "std" in r else v
+
+
 def _suite_table(rows: list[dict], doc: dict) -> list[str]:
     if not rows:
         return []
     out = ["", f"Under the protocol every model shares (`{doc['command']}`, {doc['created']}; {doc['protocol_text']}):",
            "", "| figure | value | protocol |", "|---|---|---|"]
-    out += [f"| {r['figure']}, {r['setting']} | {_fmt(r['value'])}" + (f" ± {r['std']:.2g}" if "std" in r else "")
-            + f" | {r.get('protocol', '')} |" for r in rows]
+    out += [f"| {r['figure']}, {r['setting']} | {format_value(r)} | {r.get('protocol', '')} |" for r in rows]
     return out + [""]
 
 

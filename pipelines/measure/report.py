@@ -1,10 +1,7 @@
 """The markdown of an evaluation run: the README's metrics section and results/metrics.md."""
 from __future__ import annotations
 
-
-def format_value(r: dict) -> str:
-    v = f"{r['value']:.4g}" if isinstance(r["value"], float) else str(r["value"])
-    return f"{v} ± {r['std']:.2g}" if "std" in r else v
+from ..cards import format_value
 
 
 def markdown(doc: dict, heading: str = "##") -> str:
