@@ -37,6 +37,7 @@ import gradio.processing_utils as gr_processing  # noqa: E402
 TABS = [
     ("Forward & reverse diffusion", "demos.ddpm"),
     ("Classifier-free guidance", "demos.cfg"),
+    ("Conditioning", "demos.conditioning"),
     ("Zero SNR & v-prediction", "demos.zero_snr"),
     ("Text to image (latent diffusion)", "demos.text2img"),
     ("StackGAN", "demos.stackgan"),

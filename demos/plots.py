@@ -33,19 +33,25 @@ def schedule_plot(highlight: str | None = None, zero_snr: bool = False, t: int |
     return fig
 
 
-def loss_plot(curves: dict[str, list], title: str = "training loss", ylabel: str = "loss") -> Figure:
-    """curves: label -> [[step, value], ...]."""
+def curves_plot(curves: dict[str, list], title: str, xlabel: str, ylabel: str, log: bool = False,
+                markers: bool = True) -> Figure:
+    """curves: label -> [[x, y], ...], one line each."""
     fig = Figure(figsize=(5, 2.8), layout="constrained")
     ax = fig.subplots()
     for label, curve in curves.items():
         if curve:
             xs, ys = zip(*curve)
-            ax.plot(xs, ys, label=label)
-    ax.set(title=title, xlabel="step", ylabel=ylabel, yscale="log")
+            ax.plot(xs, ys, label=label, marker="o" if markers else None, ms=3)
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel, yscale="log" if log else "linear")
     ax.grid(alpha=0.3)
     if len(curves) > 1:
         ax.legend(fontsize=8)
     return fig
+
+
+def loss_plot(curves: dict[str, list], title: str = "training loss", ylabel: str = "loss") -> Figure:
+    """curves: label -> [[step, value], ...], on a log scale."""
+    return curves_plot(curves, title, "step", ylabel, log=True, markers=False)
 
 
 def metrics_plot(rows: list[dict], name: str) -> Figure | None:

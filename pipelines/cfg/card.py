@@ -7,8 +7,7 @@ from ..cards import write_card
 from ..checkpoints import read_json
 
 SUMMARY = """A class-conditional DDPM for classifier-free guidance (Ho & Salimans 2022), trained here on {data}.
-Network: the hand-written `pipelines.cfg.model.ClassConditionalUNet` ({params:,} parameters): the label
-embedding is added to the timestep embedding and conditions every residual and attention block. During
+Network: the hand-written `pipelines.cfg.model.ClassConditionalUNet` ({params:,} parameters): {mechanism}. During
 training each image's label is replaced, with probability {p}, by a separate learned null label (index
 {null}), so one network is both the conditional model ε(x_t, t, y) and the unconditional one ε(x_t, t, ∅).
 Sampling combines them as ε̃ = ε(∅) + w·(ε(y) − ε(∅)) (`torch.lerp(uncond, cond, w)`): w = 0 is the
@@ -24,6 +23,16 @@ DATA_NAMES = {"mnist": "the MNIST training set", "fashion-mnist": "the Fashion-M
               "cifar10": "the CIFAR-10 training set",
               "brightness-mnist": "brightness-varied MNIST (`pipelines.data.brightness_mnist`: random background and "
                                   "ink brightness, plus flat all-black and all-white images as classes 10 and 11)"}
+# how the label enters (`conditioning=` of the model; the conditioning lesson trains all four on the same backbone)
+MECHANISMS = {
+    "add": "the label embedding is added to the timestep embedding and conditions every residual and attention block",
+    "concat": "the label enters as a learned per-class map, concatenated to x_t as extra input channels "
+              "(conditioning = concat); the blocks see the time embedding alone",
+    "cross_attention": "the label is embedded as learned tokens, which the feature maps attend to at 7×7, after each "
+                       "self-attention (conditioning = cross-attention); the blocks see the time embedding alone",
+    "adaln": "the label embedding is added to the timestep embedding, and that sum sets every norm's scale and shift "
+             "and gates every residual branch, zero at the start (conditioning = AdaLN, adaLN-Zero as in DiT)",
+}
 TARGETS = {"epsilon": "the noise ε", "v_prediction": "the velocity v = sqrt(ᾱ_t)·ε − sqrt(1 − ᾱ_t)·x_0"}
 
 
@@ -32,6 +41,7 @@ def write_cfg_card(folder: str | Path) -> Path:
     record, config = read_json(folder / "training_record.json", {}), read_json(folder / "config.json", {})
     dataset = config.get("dataset", record.get("dataset", "?"))
     summary = SUMMARY.format(data=DATA_NAMES.get(dataset, dataset), params=record.get("parameters", 0),
+                             mechanism=MECHANISMS[config.get("conditioning", "add")],
                              p=record.get("p_uncond", 0.1), null=config.get("num_classes", 10),
                              schedule=record.get("schedule", "linear (DDPM)"),
                              zsnr=", rescaled to zero terminal SNR (ᾱ_T = 0)" if record.get("zero_terminal_snr") else "",

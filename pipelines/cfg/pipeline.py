@@ -18,10 +18,17 @@ from .model import ClassConditionalUNet
 
 # name shown to the user -> checkpoint folder
 MODELS = {"MNIST": "cfg-mnist", "Fashion-MNIST": "cfg-fashion-mnist"}
+# the conditioning lesson: one mechanism each (ClassConditionalUNet's `conditioning=`), trained alike on MNIST
+CONDITIONING_MODELS = {"add": "cond-add-mnist", "concat": "cond-concat-mnist",
+                       "cross_attention": "cond-cross-attention-mnist", "adaln": "cond-adaln-mnist"}
 MAX_IMAGES, MAX_STEPS, MAX_SCALE = 64, 1000, 30.0
 
 
 def train_command(name: str) -> str:
+    for mechanism, folder in CONDITIONING_MODELS.items():
+        if name == folder:
+            return (f"python -m pipelines.cfg.train --dataset mnist --conditioning {mechanism} --name {name} "
+                    "--steps 2000 --probe-every 200")
     return f"python -m pipelines.cfg.train --dataset {name.removeprefix('cfg-')}"
 
 
@@ -123,11 +130,12 @@ def load_cfg(name: str = "cfg-mnist", device: str | None = None, retrain: str | 
     path = checkpoint_dir(name, retrain or train_command(name), required="model.safetensors")
     config = json.loads((path / "config.json").read_text())
     net = ClassConditionalUNet(**{k: config[k] for k in ("in_channels", "image_size", "num_classes", "channels",
-                                                         "emb_dim", "groups", "dropout")})
+                                                         "emb_dim", "groups", "dropout", "conditioning",
+                                                         "label_channels", "label_tokens") if k in config})
     net.load_state_dict({k: v.float() for k, v in load_file(path / "model.safetensors").items()})
     device = pick_device(device)
     sched = read_json(path / "scheduler" / "scheduler_config.json")
     return CFGModel(net.to(device).eval(), sched, config, read_json(path / "training_record.json", {}), path, device)
 
 
-__all__ = ["CFGModel", "load_cfg", "MODELS", "MAX_IMAGES", "MAX_STEPS", "MAX_SCALE"]
+__all__ = ["CFGModel", "load_cfg", "MODELS", "CONDITIONING_MODELS", "MAX_IMAGES", "MAX_STEPS", "MAX_SCALE"]

@@ -5,6 +5,8 @@
     python -m pipelines.cfg.train --dataset cifar10 --channels 64,128,256 --steps 50000   # downloads CIFAR-10
     python -m pipelines.cfg.train --dataset brightness-mnist --zero-snr --prediction-type v_prediction \
         --name zsnr-v-zero                                                                 # the zero-SNR lesson
+    python -m pipelines.cfg.train --dataset mnist --conditioning adaln --name cond-adaln-mnist \
+        --probe-every 250                                                                  # the conditioning lesson
     accelerate launch -m pipelines.cfg.train --dataset mnist                                # multi-GPU
 
 One network learns both models: every image keeps its label with probability 1 − p_uncond and gets the
@@ -31,7 +33,7 @@ from ..runtime import count_parameters
 from ..training import (EMA_DECAY, ResumableState, add_diffusion_args, add_run_args, autocast, command_line,
                         hardware_summary, loss_summary, prepare_diffusion_training, regression_target, run_paths,
                         training_scheduler)
-from .model import ClassConditionalUNet, drop_labels
+from .model import CONDITIONINGS, ClassConditionalUNet, drop_labels
 
 P_UNCOND = 0.1
 
@@ -47,9 +49,20 @@ def parse_args(argv=None):
     p.add_argument("--p-uncond", type=float, default=P_UNCOND, help="probability of dropping each label")
     p.add_argument("--channels", default="32,64,64", help="UNet widths at full, 1/2 and 1/4 resolution")
     p.add_argument("--emb-dim", type=int, default=128)
+    p.add_argument("--conditioning", default="add", choices=CONDITIONINGS, help="how the label enters the UNet")
+    p.add_argument("--probe-every", type=int, default=0,
+                   help="save the EMA weights to runs/<name>/probes/ every N steps (0: never), for measuring how "
+                        "early the model obeys its label (python -m pipelines.measure.conditioning)")
     add_diffusion_args(p)
     add_run_args(p)
     return p.parse_args(argv)
+
+
+def save_probe(ema, net, path) -> None:
+    """The EMA weights at this step, in fp16: one point of the accuracy-against-training-steps curve."""
+    ema.copy_to(net.parameters())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.half().contiguous() for k, v in net.state_dict().items()}, path)
 
 
 def main(argv=None):
@@ -67,7 +80,8 @@ def main(argv=None):
     def build():
         return ClassConditionalUNet(in_channels=x_train.shape[1], image_size=x_train.shape[-1],
                                     num_classes=len(CLASS_NAMES[args.dataset]),
-                                    channels=[int(c) for c in args.channels.split(",")], emb_dim=args.emb_dim)
+                                    channels=[int(c) for c in args.channels.split(",")], emb_dim=args.emb_dim,
+                                    conditioning=args.conditioning)
     model = build()
     noise_scheduler = training_scheduler(args)
     model, opt, loader, lr_sched, ema = prepare_diffusion_training(accelerator, model, loader, args)
@@ -93,6 +107,8 @@ def main(argv=None):
             opt.step(), lr_sched.step(), opt.zero_grad(set_to_none=True)
             ema.step(model.parameters())
             step += 1
+            if args.probe_every and step % args.probe_every == 0 and accelerator.is_main_process:
+                save_probe(ema, build(), run_dir / "probes" / f"step-{step:06d}.safetensors")
             if state.step_done(step, args.steps, args.save_every, loss=loss.item(), lr=lr_sched.get_last_lr()[0]):
                 break
 
@@ -111,7 +127,7 @@ def main(argv=None):
             "epochs": round(step * args.batch_size * accelerator.num_processes / len(x_train), 2),
             "lr": args.lr, "mixed_precision": args.mixed_precision,
             "channels_last": args.channels_last, "ema_decay": EMA_DECAY,
-            "p_uncond": args.p_uncond, "label_dropout": "per sample, to a learned null embedding",
+            "conditioning": args.conditioning, "probe_every": args.probe_every, "p_uncond": args.p_uncond, "label_dropout": "per sample, to a learned null embedding",
             "schedule": args.schedule, "zero_terminal_snr": args.zero_snr, "prediction_type": args.prediction_type,
             "timestep_spacing": noise_scheduler.config.timestep_spacing,
             "parameters": count_parameters(export), "model_config": export.config,
