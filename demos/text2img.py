@@ -11,6 +11,7 @@ from pipelines.checkpoints import checkpoints_root, read_json
 from pipelines.images import finite_samples, grid, labelled_grid, side_by_side
 from pipelines.infotext import attach
 from pipelines.ldm import NAME, TRAIN_COMMAND
+from pipelines.ldm.attention_maps import MAX_MAP_STEPS, attention_maps
 from pipelines.ldm.pipeline import (MAX_IMAGES, MAX_SCALE, MAX_STEPS, MAX_STRIP, SAMPLERS, SD_EXAMPLES, channel_view,
                                     load_model)
 from pipelines.schedules import SPACINGS
@@ -18,7 +19,7 @@ from pipelines.shapes.data import HELDOUT_TEMPLATES, caption_for
 
 from .cfg import parse_scales
 from .common import (WARN, FramesView, MAX_SEED, SettingsDrop, budget_info, check_choice, check_cost, check_number,
-                     echo, echo_md, formula, samples_image, seed_box, user_errors, warn_notes, write_gif)
+                     echo, echo_md, formula, samples_image, seed_box, user_errors, warn_notes, write_gif, write_png)
 
 SHAPES = "Shapes LDM (trained here)"
 SD = "Stable Diffusion (local folder or hub id)"
@@ -93,6 +94,23 @@ into its scheduler config (`rescale_betas_zero_snr`, `timestep_spacing`), φ is 
 Loading a checkpoint by name is for your own machine: `python app.py` allows it there; a shared server (a Space,
 `--host 0.0.0.0`, `--share`) does not, unless started with `--allow-sd`.
 """
+
+
+ATTN_MD = r"""
+**Cross-attention maps: where each word is read.** In every cross-attention layer the latent pixels ask the prompt's
+tokens what to become:
+$$A=\mathrm{softmax}\!\Big(\tfrac{QK^\top}{\sqrt d}+M\Big)\in\mathbb R^{hw\times L},\qquad Q=W_Q\,\varphi(z_t),\ K=W_K\,\tau(y)$$
+(the softmax runs over the prompt's $L$ tokens; $M$ masks the padding). Row $p$ of $A$ says how pixel $p$ spreads its
+attention over the tokens, so at every pixel the maps of all tokens **sum to 1**; column $j$, reshaped to $h\times w$,
+is token $j$'s map. Shown: $A$ averaged over the heads, over the layers (all, or one latent resolution) and over the
+chosen steps of the conditional pass, upsampled and laid over the generated image. Tokens are exactly as the
+tokenizer split them: `[CLS]` / `[SEP]` (SD: `<|startoftext|>` / `<|endoftext|>`) and `##` word pieces included.
+"""
+ALL_RES = "all layers"
+RES_CHOICES = (ALL_RES, "4×4", "8×8", "16×16", "32×32", "64×64")
+SCALE_OWN, SCALE_SHARED = "each map to its own maximum", "one scale for every token"
+MAP_SCALES = (SCALE_OWN, SCALE_SHARED)
+MAP_COLORMAP, MAP_ALPHA, MAP_PX = "turbo", 0.55, 192
 
 
 # ---------------------------------------------------------------- input checks
@@ -247,6 +265,144 @@ def interpolate(model_choice, sd_spec, mode, prompt, prompt_b, negative_prompt, 
     return strip, f"{what}, w = {scale:g}, {steps} DDIM steps, λ = 0 … 1 in {n} frames{warn_notes(notes)}"
 
 
+# ---------------------------------------------------------------- attention maps
+def _resolution(choice, result=None) -> int | None:
+    check_choice(choice, "Resolution", RES_CHOICES)
+    res = None if choice == ALL_RES else int(choice.split("×")[0])
+    if result is not None and res is not None and res not in result.resolutions:
+        have = ", ".join(f"{h}×{h}" for h in result.resolutions)
+        raise ValueError(f"This UNet has cross-attention at {have} latent pixels only; pick one of those or "
+                         f"\"{ALL_RES}\".")
+    return res
+
+
+def _step_range(first, last, steps: int) -> tuple[int, int]:
+    first = check_number(first, "First step", 1, MAX_MAP_STEPS, integer=True)
+    last = check_number(last, "Last step", 1, MAX_MAP_STEPS, integer=True)
+    first, last = min(first, steps), min(last, steps)   # the sliders may reach past this run's steps
+    if first > last:
+        raise ValueError(f"The first step ({first}) must not come after the last step ({last}).")
+    return first - 1, last - 1
+
+
+def _colourise(maps: torch.Tensor, low: torch.Tensor, top: torch.Tensor):
+    """(T, h, w) maps -> (T, 3, MAP_PX, MAP_PX) colours in [0, 1]: each map's `low` … `top` onto the colour map."""
+    from matplotlib import colormaps
+    up = torch.nn.functional.interpolate(maps[:, None].float(), size=(MAP_PX, MAP_PX), mode="bilinear",
+                                         align_corners=False)[:, 0]
+    v = ((up - low.view(-1, 1, 1)) / (top - low).clamp_min(1e-12).view(-1, 1, 1)).clamp(0, 1)
+    rgb = torch.from_numpy(colormaps[MAP_COLORMAP](v.numpy())[..., :3]).float()
+    return rgb.permute(0, 3, 1, 2)
+
+
+def _overlays(result, resolution, steps: tuple[int, int], shared: bool) -> tuple[list[tuple], float]:
+    """([(PIL overlay, caption)] for every token (and the padding, when the UNet reads it), the largest max)."""
+    from pipelines.images import to_pil
+    maps = result.maps(resolution, steps)                        # (L, h, w)
+    n = len(result.tokens)
+    shown, labels = maps[:n], [f"{i}: {echo(t, 40)}" for i, t in enumerate(result.tokens)]
+    if result.length > n and maps[n:].sum() > 1e-3 * maps.sum():   # SD reads its padding: show it as one map
+        shown = torch.cat([shown, maps[n:].sum(0, keepdim=True)])
+        labels.append(f"padding ×{result.length - n}")
+    share = shown.mean((1, 2))                                   # share of all attention (sums to 1 with padding)
+    top, low = shown.amax((1, 2)), shown.amin((1, 2))
+    if shared:   # one scale: 0 … the largest value of any map, so the maps compare with each other
+        top, low = torch.full_like(top, float(top.max())), torch.zeros_like(low)
+    image = torch.nn.functional.interpolate(((result.image + 1) / 2)[None], size=(MAP_PX, MAP_PX),
+                                            mode="nearest")[0].clamp(0, 1)
+    colours = _colourise(shown, low, top)
+    out = (1 - MAP_ALPHA) * image + MAP_ALPHA * colours
+    return [(to_pil(o * 2 - 1), f"{lab} · {s:.1%} of the attention · max {t:.2f}")
+            for o, lab, s, t in zip(out, labels, share.tolist(), top.tolist())], float(top.max())
+
+
+def _legend(shared: bool, top: float | None = None):
+    """A colour bar: the scale's low end (left) to its high end (right)."""
+    from matplotlib import colormaps
+    from PIL import Image, ImageDraw
+    bar = (colormaps[MAP_COLORMAP](torch.linspace(0, 1, 256).numpy())[:, :3] * 255).astype("uint8")
+    img = Image.new("RGB", (276, 44), "white")
+    img.paste(Image.fromarray(bar[None].repeat(16, 0)), (10, 4))
+    draw = ImageDraw.Draw(img)
+    right = f"{top:.2f} (the largest map's max)" if shared and top is not None else "the map's own max"
+    draw.text((10, 24), "0" if shared else "its own min", fill="black")
+    draw.text((266 - int(draw.textlength(right)), 24), right, fill="black")
+    return img
+
+
+def _tokens_md(result) -> str:
+    toks = " · ".join(f"{i}:&nbsp;{echo_md(t, 40)}" for i, t in enumerate(result.tokens))
+    pad = result.length - len(result.tokens)
+    return (f"**{len(result.tokens)} tokens, as the tokenizer split them** (special tokens and `##` word pieces "
+            f"included): {toks}" + (f"; then {pad} padding positions." if pad else "."))
+
+
+def _token_choices(result) -> list[tuple[str, int]]:
+    return [(f"{i}: {t}", i) for i, t in enumerate(result.tokens)]
+
+
+def _at_step_view(result, token, step, resolution):
+    """One token's map at one step (the forming view), and its caption."""
+    if result is None:
+        return None
+    token = check_number(token, "Token", 0, len(result.tokens) - 1, integer=True)
+    step = check_number(step, "Step", 1, result.steps, integer=True)
+    res = _resolution(resolution, result)
+    maps = result.at_step(step - 1, res)[token:token + 1]
+    image = torch.nn.functional.interpolate(((result.image + 1) / 2)[None], size=(MAP_PX, MAP_PX),
+                                            mode="nearest")[0]
+    over = (1 - MAP_ALPHA) * image + MAP_ALPHA * _colourise(maps, maps.amin((1, 2)), maps.amax((1, 2)))[0]
+    from pipelines.images import to_pil
+    return to_pil(over * 2 - 1)
+
+
+@user_errors
+def attention(model_choice, sd_spec, prompt, seed, scale, steps, resolution, first, last, colour_scale,
+              progress=gr.Progress()):
+    """Generate one image and show every token's cross-attention map over it."""
+    prompt = _text(prompt, "The prompt")
+    seed = check_number(seed, "Seed", 0, MAX_SEED, integer=True)
+    scale = check_number(scale, "CFG scale w", 0, MAX_SCALE)
+    steps = check_number(steps, "Steps", 1, MAX_MAP_STEPS, integer=True)
+    res = _resolution(resolution)
+    span = _step_range(first, last, steps)
+    check_choice(colour_scale, "Colour scale", MAP_SCALES)
+    _check_cost(model_choice, 1, steps)
+    model = _model(model_choice, sd_spec)
+    result = attention_maps(model, prompt, seed=seed, scale=scale, steps=steps,
+                            progress=lambda k, n: progress((k, n), desc="denoising, recording attention"))
+    res = _resolution(resolution, result)
+    cells, top = _overlays(result, res, span, colour_scale == SCALE_SHARED)
+    have = ", ".join(f"{h}×{h}" for h in result.resolutions)
+    status = (f"“{echo_md(prompt)}”, w = {scale:g}, {steps} DDIM steps, seed {seed}: maps of steps "
+              f"{span[0] + 1}–{span[1] + 1}, {resolution if res else 'all layers (' + have + ')'}; every pixel's "
+              f"maps sum to 1 over the tokens.{warn_notes(result.notes)}")
+    from pipelines.images import to_pil
+    picture = to_pil(result.image, scale=MAP_PX // result.image.shape[-1] or 1)
+    gallery = [(write_png(img, "attention"), cap) for img, cap in cells]
+    token = min(len(result.tokens) - 1, 1)
+    forming = _at_step_view(result, token, steps, resolution)
+    return (picture, gallery, _legend(colour_scale == SCALE_SHARED, top), _tokens_md(result), status, result,
+            gr.Dropdown(choices=_token_choices(result), value=token),
+            gr.Slider(1, max(steps, 2), value=steps, step=1), forming)
+
+
+@user_errors
+def attention_redraw(result, resolution, first, last, colour_scale):
+    """The gallery again from the recorded maps (a new resolution, step range or colour scale; no sampling)."""
+    if result is None:
+        return gr.skip(), gr.skip()
+    res = _resolution(resolution, result)
+    check_choice(colour_scale, "Colour scale", MAP_SCALES)
+    cells, top = _overlays(result, res, _step_range(first, last, result.steps), colour_scale == SCALE_SHARED)
+    return [(write_png(img, "attention"), cap) for img, cap in cells], _legend(colour_scale == SCALE_SHARED, top)
+
+
+@user_errors
+def attention_at_step(result, token, step, resolution):
+    return _at_step_view(result, token, step, resolution)
+
+
 def model_info(model_choice=SHAPES, sd_spec="") -> str:
     """What the chosen model is, or why it is not available (never raises: the page must build without it)."""
     try:
@@ -347,6 +503,39 @@ def build():
         with gr.Column(scale=2):
             strip = gr.Image(label="Interpolation strip (λ = 0 → 1)", type="pil", interactive=False)
             strip_note = gr.Markdown()
+    with gr.Accordion("Attention maps: which pixels read which word", open=False):
+        formula(ATTN_MD)
+        with gr.Row():
+            with gr.Column(scale=1):
+                attn_prompt = gr.Textbox(EXAMPLES[0][0], label="Prompt", lines=2)
+                attn_scale = gr.Slider(0.25, MAX_SCALE, value=3, step=0.25, label="CFG scale w (> 0: at w = 0 the "
+                                       "prompt is never read)")
+                attn_steps = gr.Slider(1, MAX_MAP_STEPS, value=20, step=1, label="DDIM steps")
+                attn_seed = seed_box(0)
+                attn_res = gr.Radio(list(RES_CHOICES), value=ALL_RES, label="Layers: latent resolution",
+                                    info="the shapes UNet has cross-attention at 8×8 and 4×4; SD at 64…8 (512 px)")
+                with gr.Row():
+                    attn_first = gr.Slider(1, MAX_MAP_STEPS, value=1, step=1, label="Average from step")
+                    attn_last = gr.Slider(1, MAX_MAP_STEPS, value=MAX_MAP_STEPS, step=1, label="to step")
+                attn_colour = gr.Radio(list(MAP_SCALES), value=SCALE_OWN, label="Colour scale")
+                run_attn = gr.Button("Generate and map the attention (uses the model above)", variant="primary")
+                attn_status = gr.Markdown()
+            with gr.Column(scale=2):
+                with gr.Row():
+                    attn_image = gr.Image(label="Generated image", type="pil", interactive=False, height=220)
+                    attn_legend = gr.Image(label="Colour legend (map laid over the image)", type="pil",
+                                           interactive=False, height=80)
+                attn_tokens = gr.Markdown()
+                attn_gallery = gr.Gallery(label="Every token's map over the image (caption: token, its share of "
+                                          "all attention, the map's max)", columns=6, height=460,
+                                          object_fit="contain", format="png")
+        with gr.Row():
+            with gr.Column(scale=1):
+                attn_token = gr.Dropdown(choices=[], label="Watch one token's map form", interactive=True)
+                attn_step = gr.Slider(1, MAX_MAP_STEPS, value=1, step=1, label="Step (1 = the noisiest)")
+            attn_forming = gr.Image(label="That token's map at that step alone", type="pil", interactive=False,
+                                    height=220)
+        attn_state = gr.State(None)
     formula(SD_MD)
     figures = gr.Markdown()
 
@@ -358,6 +547,16 @@ def build():
     run_interp.click(interpolate, [model_choice, sd_spec, mode, prompt, prompt_b, negative, seed, seed_b, n_frames,
                                    scale, steps], [strip, strip_note], api_name="text2img_interpolate",
                      preprocess=False)
+    run_attn.click(attention, [model_choice, sd_spec, attn_prompt, attn_seed, attn_scale, attn_steps, attn_res,
+                               attn_first, attn_last, attn_colour],
+                   [attn_image, attn_gallery, attn_legend, attn_tokens, attn_status, attn_state, attn_token,
+                    attn_step, attn_forming], api_name="text2img_attention", preprocess=False)
+    for control in (attn_res, attn_first, attn_last, attn_colour):
+        control.change(attention_redraw, [attn_state, attn_res, attn_first, attn_last, attn_colour],
+                       [attn_gallery, attn_legend], show_progress="hidden", api_visibility="private")
+    for control in (attn_token, attn_step, attn_res):
+        control.change(attention_at_step, [attn_state, attn_token, attn_step, attn_res], attn_forming,
+                       show_progress="hidden", api_visibility="private")
     check_sd.click(load_sd_clicked, [sd_spec], [model_choice, info], api_visibility="private")
     model_choice.change(model_info, [model_choice, sd_spec], info, api_visibility="private")
     return {"load": [(model_info, [model_choice, sd_spec], [info]), (metrics_md, [], [figures])]}

@@ -4,8 +4,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..cards import update_metrics, write_card
-from ..checkpoints import read_json
+from ..checkpoints import PROJECT_ROOT, read_json
 from . import EVALUATE_COMMAND
+
+# written by `python -m pipelines.measure.attention_maps` alone; the card quotes it (as it quotes results/metrics.json)
+ATTENTION_RESULTS = PROJECT_ROOT / "results" / "attention-maps.json"
 
 VAE_SUMMARY = """The VAE of the latent diffusion model `ldm-shapes` (Stable Diffusion's first network), trained here on
 {images:,} captioned coloured shapes (64 x 64 RGB). A diffusers `AutoencoderKL` ({params:,} parameters) with
@@ -111,5 +114,8 @@ def write_ldm_card(folder: str | Path) -> Path:
     if vae.get("command"):
         extra += f"\n\nThe VAE was trained first with `{vae['command']}` ({vae.get('steps', '?')} steps, " \
                  f"{vae.get('wall_seconds', 0)} s; its own card is `vae/README.md`)."
+    maps = read_json(ATTENTION_RESULTS, {}).get("summary_md") if Path(folder).name == "ldm-shapes" else None
+    if maps:
+        extra += f"\n\n## Cross-attention maps\n\n{maps}"
     return write_card(folder, "ldm-shapes: latent diffusion (Stable Diffusion in miniature) on captioned shapes",
                       summary, extra)

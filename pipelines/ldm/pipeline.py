@@ -112,6 +112,8 @@ class LatentDiffusion:
     dtype: torch.dtype = torch.float32
     record: dict = field(default_factory=dict)
     uses_mask: bool = True               # does the UNet mask the padding tokens (ours) or read all (SD)?
+    # prompt -> (its tokens as the encoder reads them, special tokens included; the encoder's limit; truncated?)
+    tokenize: Callable[[str], tuple[list[str], int, bool]] | None = None
 
     # ---- what the checkpoint is
     @property
@@ -372,8 +374,14 @@ def load_ldm(name: str = NAME, device: str | None = None) -> LatentDiffusion:
         e = encoder.encode(prompts)
         return e.hidden, e.mask, e.notes
 
+    def tokenize(prompt):
+        enc, _, _, truncated = encoder.tokenize(prompt)
+        ids = enc["input_ids"][0][enc["attention_mask"][0].bool()]
+        return encoder.tokenizer.convert_ids_to_tokens(ids.tolist()), encoder.max_length, truncated[0]
+
     return LatentDiffusion(unet.to(device).eval(), vae.to(device).eval(), encode_text, scheduler_config, name,
-                           "shapes", path, device, torch.float32, read_json(path / "training_record.json", {}), True)
+                           "shapes", path, device, torch.float32, read_json(path / "training_record.json", {}), True,
+                           tokenize)
 
 
 # ----------------------------------------------------------------------------- loading: real Stable Diffusion
@@ -450,9 +458,15 @@ def load_sd(spec: str, device: str | None = None) -> LatentDiffusion:
         hidden, _ = pipe.encode_prompt(prompts, device, 1, False)
         return hidden, None, _sd_text_notes(pipe.tokenizer, prompts)
 
+    def tokenize(prompt):
+        tok = pipe.tokenizer
+        ids = tok(prompt, truncation=False)["input_ids"]
+        return tok.convert_ids_to_tokens(ids[:tok.model_max_length]), tok.model_max_length, \
+            len(ids) > tok.model_max_length
+
     config = {k: v for k, v in dict(pipe.scheduler.config).items() if not k.startswith("_")}
     return LatentDiffusion(pipe.unet.eval(), pipe.vae.eval(), encode_text, config, spec, "stable-diffusion", spec,
-                           device, dtype, {}, uses_mask=False)
+                           device, dtype, {}, uses_mask=False, tokenize=tokenize)
 
 
 def load_model(choice: str = NAME, device: str | None = None) -> LatentDiffusion:
