@@ -24,7 +24,7 @@ MAX_STEPS, PER_CLASS = 100, 8
 INTRO_MD = r"""
 ## Conditioning: four ways to give a UNet its condition
 The four models below are **the same network** (the hand-written UNet of the CFG tab: 28 → 14 → 7, self-attention at
-7×7), trained on the same MNIST images for the same 2,000 steps from the same seed, with the same 10 % label dropout
+7×7), trained on the same MNIST images for the same number of steps from the same seed, with the same 10 % label dropout
 to a learned null label. They differ **only** in how the label $y$ enters. Each is a few lines of
 `pipelines/cfg/model.py`, switched by `ClassConditionalUNet(conditioning=...)`.
 
@@ -80,7 +80,7 @@ one writes the digit you asked for.
 PLOTS_MD = """
 **Measured side by side** by `python -m pipelines.measure.conditioning` (the judge is the shipped MNIST classifier;
 accuracy = share of samples it reads as the requested class). Right: how early each model starts obeying its label,
-from the weights the trainer saved every 200 steps.
+from the EMA weights the trainer saved along the way (`--probe-every`).
 """
 
 

@@ -65,6 +65,18 @@ def click_visible(page, name: str):
     page.get_by_role("button", name=name, exact=True).locator("visible=true").first.click()
 
 
+GRID_SHOWN = """() => [...document.querySelectorAll('.block')].some(b => b.checkVisibility()
+  && (b.querySelector(':scope > label[data-testid="block-label"]')?.innerText || '').startsWith('Rows: mechanisms')
+  && [...b.querySelectorAll('img')].some(i => i.checkVisibility() && i.complete && i.naturalWidth > 0))"""
+
+
+def drive_conditioning(page):
+    page.get_by_label("AdaLN").check()
+    expect(page.get_by_text(re.compile(r"AdaLN \(adaLN-Zero\)")).first).to_be_visible(timeout=20_000)
+    page.get_by_role("button", name="Generate with all four").click()
+    page.wait_for_function(GRID_SHOWN, timeout=120_000)
+
+
 def drive_zero_snr(page):
     click_visible(page, "Generate")
     expect(page.get_by_text(re.compile(r"mean brightness \d\.\d{3}")).first).to_be_visible(timeout=120_000)
@@ -92,6 +104,7 @@ def drive_metrics(page):
 
 
 TABS = [("Forward & reverse diffusion", "ddpm", drive_ddpm), ("Classifier-free guidance", "cfg", drive_cfg),
+        ("Conditioning", "conditioning", drive_conditioning),
         ("Zero SNR & v-prediction", "zero_snr", drive_zero_snr),
         ("Text to image (latent diffusion)", "text2img", drive_text2img), ("StackGAN", "stackgan", drive_stackgan),
         ("VAE latent space", "vae", drive_vae),

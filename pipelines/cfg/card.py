@@ -48,4 +48,7 @@ def write_cfg_card(folder: str | Path) -> Path:
                              target=TARGETS[record.get("prediction_type", "epsilon")],
                              spacing=record.get("timestep_spacing", "leading"))
     extra = EXTRA.format(dataset=dataset) + (f"\n\nNote on training: {record['note']}." if record.get("note") else "")
-    return write_card(folder, f"{folder.name}: class-conditional DDPM for classifier-free guidance", summary, extra)
+    mechanism = config.get("conditioning")
+    title = (f"{folder.name}: class-conditional DDPM, the label by {mechanism.replace('_', '-')} (the conditioning "
+             "lesson)" if mechanism else f"{folder.name}: class-conditional DDPM for classifier-free guidance")
+    return write_card(folder, title, summary, extra)

@@ -30,6 +30,7 @@ from ..cfg.model import ClassConditionalUNet
 from ..cfg.pipeline import CONDITIONING_MODELS, load_cfg
 from ..checkpoints import checkpoints_root, read_json
 from ..classifier import load_classifier
+from ..metrics.features import JUDGES
 from ..metrics.scoring import score_images
 from ..training import command_line, hardware_summary
 from .cfg import class_histogram, judge_samples
@@ -108,7 +109,7 @@ def evaluate(mechanism: str, per_class: int, steps: int, seed: int, probe_per_cl
         if best is None or acc > best[0]:
             best = (acc, w, x, y)
     best_acc, best_w, x, y = best
-    s = score_images(x, "mnist", "classifier-mnist", labels=y)
+    s = score_images(x, "mnist", JUDGES["mnist"], labels=y)
     probes = probe_curve(model, judge, runs / name / "probes", probe_per_class, steps, seed, log)
     per_image = sampling_seconds_per_image(model, steps=steps, seed=seed)
     protocol = f"DDIM {steps} steps, η=0, {per_class} per class, seeds {seed}+ (the same for every model and w)"
@@ -137,7 +138,8 @@ def evaluate(mechanism: str, per_class: int, steps: int, seed: int, probe_per_cl
             "histogram_w0": hist, "parameters": model.parameters, "train_seconds_per_step": train_speed[mechanism],
             "sample_seconds_per_image": per_image, "accuracy_vs_steps": probes, "probe_scale": PROBE_SCALE,
             "steps": steps, "per_class": per_class, "probe_per_class": probe_per_class, "seed": seed,
-            "loss_curve": model.record.get("loss_curve", []), "hardware": hardware_summary()}
+            "loss_curve": model.record.get("loss_curve", []), "training_steps": model.record.get("steps"),
+            "batch_size": model.record.get("batch_size"), "hardware": hardware_summary()}
 
 
 def main(argv=None):
@@ -194,7 +196,7 @@ def readme_section() -> str:
                      f"{m['parameters']:,} | {m['train_seconds_per_step']:.3f} | {m['sample_seconds_per_image']:.4f} | "
                      f"{first_step if first_step is not None else 'none'} |")
     return (f"The four ways to give the UNet its label, measured by `{first['commands'][EVALUATION]}` (the same "
-            f"backbone, data, 2,000 steps and seed; DDIM {first['steps']} steps, {first['per_class']} samples per "
+            f"backbone, data, {first['training_steps']:,} steps of batch {first['batch_size']} and seed; DDIM {first['steps']} steps, {first['per_class']} samples per "
             f"class; the judge is the shipped MNIST classifier; \"first step ≥ 0.9\" is the first saved probe whose "
             f"accuracy at w = {first['probe_scale']:g} reaches 0.9):\n\n" + "\n".join(lines))
 
