@@ -15,7 +15,8 @@ the 64×64 image.
   image (rule stated once here, used for every word), it gives a region; IoU = |region ∩ mask| / |region ∪ mask|.
 - Targets (issue 19): the shape word's and the colour word's IoU ≥ 0.5 on average; the background word puts most of
   its mass (> 0.5) outside the mask. Beside them, what chance gives: the share of the image outside the mask (a flat
-  map's mass there), and the IoU of the [SEP] token's map under the same rule.
+  map's mass there), and the IoU of the [SEP] token's map under the same rule. A second rule, Otsu's threshold, is
+  reported beside the mean (it was added after the mean's figures were seen; the mean is the stated rule).
 
 Also measured, in the same process with torch threads pinned: the sampling time of the tab's default request with
 the UNet's own processors before any capture, with maps on, and with maps off again after a capture. One writer per
@@ -109,13 +110,14 @@ def score_one(model, maps: torch.Tensor, image: torch.Tensor, caption: str, labe
     sep = up[len(tokens) - 1]
     out["sep_iou"] = iou(sep > sep.mean(), mask)
     mass = maps.mean((1, 2))                                            # (L,) shares of all attention, sum 1
-    words = {p for a in WORDS for p in word_positions(model, tokens, caption_word(
-        caption, a, ATTRIBUTES[a][label[a]]))}
+    spans = {a: word_positions(model, tokens, caption_word(caption, a, ATTRIBUTES[a][label[a]]))
+             for a in (*WORDS, "size", "position")}
+    named = {p for span in spans.values() for p in span}
     out["mass"] = {"[CLS]": mass[0].item(), "[SEP]": mass[len(tokens) - 1].item(),
                    "padding": mass[len(tokens):].sum().item(),
-                   **{a: mass[word_positions(model, tokens, caption_word(caption, a, ATTRIBUTES[a][label[a]]))]
-                      .sum().item() for a in WORDS},
-                   "other words": mass[[i for i in range(1, len(tokens) - 1) if i not in words]].sum().item()}
+                   **{f"{a} word{'s' if a == 'position' else ''}": mass[span].sum().item()
+                      for a, span in spans.items()},
+                   "other words": mass[[i for i in range(1, len(tokens) - 1) if i not in named]].sum().item()}
     return out
 
 
@@ -157,9 +159,9 @@ def measure_maps(model, n: int, steps: int, scale: float, seed: int, batch: int 
                            for c, r in zip(captions, views["all"])]}
 
 
-def measure_speed(model, prompt: str, steps: int, scale: float, rounds: int = 5) -> dict:
+def measure_speed(model, prompt: str, steps: int, scale: float, rounds: int = 7) -> dict:
     """Seconds per image of the tab's default request: the UNet's own processors (before any capture), with the maps
-    recorded, and its own processors again after the capture; median of `rounds` interleaved rounds."""
+    recorded, and its own processors again after the capture; the fastest of `rounds` interleaved rounds."""
     def off():
         t0 = time.perf_counter()
         model.generate(prompt, scale=scale, steps=steps, num_images=1, seed=0)
@@ -175,10 +177,12 @@ def measure_speed(model, prompt: str, steps: int, scale: float, rounds: int = 5)
     for _ in range(rounds):
         for key, fn in (("before", off), ("maps on", on), ("after", off)):
             times[key].append(fn())
-    med = {k: round(statistics.median(v), 4) for k, v in times.items()}
-    return {"seconds": med, "rounds": rounds, "steps": steps, "threads": torch.get_num_threads(),
-            "off_after_over_before": round(med["after"] / med["before"], 3),
-            "on_over_off": round(med["maps on"] / med["before"], 3)}
+    # the fastest of the rounds: the time least disturbed by other work on the machine (a shared CPU)
+    best = {k: round(min(v), 4) for k, v in times.items()}
+    return {"seconds": best, "median_seconds": {k: round(statistics.median(v), 4) for k, v in times.items()},
+            "rounds": rounds, "steps": steps, "threads": torch.get_num_threads(),
+            "off_after_over_before": round(best["after"] / best["before"], 3),
+            "on_over_off": round(best["maps on"] / best["before"], 3)}
 
 
 def summary_md(doc: dict) -> str:
@@ -200,7 +204,7 @@ def summary_md(doc: dict) -> str:
             f"By layers and steps: {res}. Where the attention goes (share of all of it): {mass}. "
             f"Sampling with the maps off after a capture takes {s['off_after_over_before']:.2f}× the time before "
             f"any capture; with the maps on {s['on_over_off']:.2f}× ({s['steps']} DDIM steps, 1 image, "
-            f"{s['threads']} torch threads, median of {s['rounds']} rounds).")
+            f"{s['threads']} torch threads, the fastest of {s['rounds']} interleaved rounds, beside a training job).")
 
 
 def main(argv=None):
