@@ -510,7 +510,7 @@ def build():
                 attn_prompt = gr.Textbox(EXAMPLES[0][0], label="Prompt", lines=2)
                 attn_scale = gr.Slider(0.25, MAX_SCALE, value=3, step=0.25, label="CFG scale w (> 0: at w = 0 the "
                                        "prompt is never read)")
-                attn_steps = gr.Slider(1, MAX_MAP_STEPS, value=20, step=1, label="DDIM steps")
+                attn_steps = gr.Slider(1, MAX_MAP_STEPS, value=20, step=1, label="Steps to record (DDIM)")
                 attn_seed = seed_box(0)
                 attn_res = gr.Radio(list(RES_CHOICES), value=ALL_RES, label="Layers: latent resolution",
                                     info="the shapes UNet has cross-attention at 8×8 and 4×4; SD at 64…8 (512 px)")
