@@ -42,6 +42,7 @@ TABS = [
     ("Text to image (latent diffusion)", "demos.text2img"),
     ("StackGAN", "demos.stackgan"),
     ("VAE latent space", "demos.vae"),
+    ("2-D playground", "demos.playground2d"),
     ("Metrics: FID & IS", "demos.metrics"),
 ]
 MAX_UPLOAD = "20mb"  # uploads are digits and photos; larger files are refused before they reach a tab

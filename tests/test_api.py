@@ -33,4 +33,6 @@ def test_readme_api_examples_run_against_the_app(app_url, monkeypatch):
     assert "noise vectors z" in ns["about"] and len(ns["captions"].splitlines()) == 10          # StackGAN
     assert infotext.read(ns["by_z"])["tab"] == "stackgan" and "slerp" in ns["note"]            # and text to image
     assert "mean brightness" in ns["readout"] or "non-finite" in ns["readout"]
+    assert infotext.read(ns["toy_cfg"])["tab"] == "playground2d" and ns["toy_status"].startswith("done")   # 2-D
+    assert "DDPM's Gaussian has the same mean" in ns["toy_step_note"] and "cosine" in ns["toy_agreement"]
     assert "FID" in ns["result"] and os.path.exists(ns["sweep"]) and os.path.exists(ns["grid"])

@@ -128,3 +128,40 @@ def test_metrics_floor_coverage_and_a_collapsed_sample():
     assert metrics.mode_coverage(other)["modes"] == 8 and metrics.mode_coverage(other)["in_modes"] > 0.98
     assert metrics.mode_coverage(one_mode)["modes"] == 1
     assert metrics.mmd(one_mode.repeat(8, 1)[:1000], held) > 3 * floor
+
+
+def test_playground_tab_checks_its_inputs_and_says_what_is_wrong():
+    """The tab's callbacks, called as the API calls them (raw values): clear messages, never a stack trace."""
+    import gradio as gr
+    from PIL import Image, ImageDraw
+    from demos import playground2d as tab
+    with pytest.raises(gr.Error, match="canvas is empty"):
+        tab.show_data(tab.DRAWN, None, 0)
+    line = Image.new("RGBA", (300, 300), (255, 255, 255, 255))
+    ImageDraw.Draw(line).line([(20, 150), (280, 150)], fill=(0, 0, 0, 255), width=2)
+    with pytest.raises(gr.Error, match="straight line"):
+        tab.show_data(tab.DRAWN, {"composite": line}, 0)
+    with pytest.raises(gr.Error, match="was not uploaded to this app"):
+        tab.show_data(tab.DRAWN, {"composite": {"path": "/etc/passwd"}}, 0)
+    with pytest.raises(gr.Error, match="Dataset must be one of"):
+        tab.show_data("MNIST", None, 0)
+    with pytest.raises(gr.Error, match="Training steps must be between"):
+        next(tab.train_ddpm_live("two moons", None, "ε (epsilon)", 10 ** 6, 0))
+    with pytest.raises(gr.Error, match="N must be one of"):
+        tab.gaussian_step("two moons", None, 0.0, 0.0, 500, 7, 0)
+    with pytest.raises(gr.Error, match="no trained model yet"):
+        ring = Image.new("RGBA", (300, 300), (255, 255, 255, 255))
+        ImageDraw.Draw(ring).ellipse([50, 50, 250, 250], outline=(0, 0, 0, 255), width=6)
+        tab.score_field(tab.DRAWN, {"composite": ring}, 100, tab.FIELD_SHOWN[0], 0, 0)
+    # a drawn ring is a distribution: its points come back, and the forward process draws them
+    img = tab.forward(tab.DRAWN, {"composite": ring}, "linear (DDPM)", False, 100, 0)
+    from pipelines import infotext
+    assert infotext.read(img)["tab"] == "playground2d" and infotext.read(img)["t"] == 100
+
+
+def test_live_training_stops_at_its_time_limit(monkeypatch):
+    from demos import playground2d as tab
+    monkeypatch.setattr(tab, "LIVE_SECONDS", 0.0)
+    frames = list(tab.train_ddpm_live("two moons", None, "ε (epsilon)", 6000, 0))
+    # the first frame is already past a 0 s limit: the run ends there, says why, and hands back what it has
+    assert len(frames) == 1 and "limit per live run" in frames[-1][1] and frames[-1][2]["steps"] == 0

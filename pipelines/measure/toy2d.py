@@ -7,9 +7,10 @@ On 8 Gaussians (the shipped checkpoints toy2d-8gaussians-{gan,ddpm,ddgan2,ddgan4
   (the mean over FLOOR_PAIRS pairs of independent held-out draws);
 - mode coverage: modes holding ≥ 2 % of the samples; share of samples within 3σ of a mode;
 - speed: network evaluations per sample and milliseconds per 1,000 samples (best of 3, this machine).
+Also every shipped DDPM (one per dataset) against its own held-out data (function `per_dataset`).
 Rows: GAN (1 step), DDPM ancestral at 1000, 50, 10 and 4 steps, DDIM at 50, 10 and 4, DD-GAN at 2 and 4 steps.
-The live bars: DDPM trained live with the tab's defaults on 8 Gaussians and two moons, the seconds to the first
-streamed frame and to the end, and the MMD of 1000 samples (1000 ancestral steps) against 2 × the floor.
+The live bars: DDPM trained live with the tab's defaults on 8 Gaussians and two moons: the seconds to the first
+streamed frame, to the first frame whose samples are within 2 × the floor, and to the end (function `live`).
 
 Writes results/toy2d.json (the tab's table and scatter read it), each checkpoint's metrics.json and card, and the
 README section between <!-- toy2d:start --> and <!-- toy2d:end -->.
@@ -17,10 +18,15 @@ README section between <!-- toy2d:start --> and <!-- toy2d:end -->.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from datetime import date
 
-import torch
+# idle OpenMP threads sleep instead of spinning: beside other jobs on 2 cores, spinning made these tiny MLPs
+# 45x slower at 2 threads (50 sampling steps: 3.95 s spinning, 0.11 s passive). Read once, before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
 
 from ..cards import update_metrics
 from ..checkpoints import PROJECT_ROOT, checkpoints_root, write_json
@@ -34,6 +40,7 @@ N = metrics.N_EVAL
 DATASET = "8gaussians"
 LIVE_DATASETS = ("8gaussians", "moons")
 LIVE_BUDGET_S = 30.0
+FRAME_EVERY = 250       # as the tab streams (demos/playground2d.py)
 ROWS = [  # (label, checkpoint model, sampler, steps)
     ("GAN", "gan", None, 1),
     ("DDPM", "ddpm", "DDPM (ancestral)", 1000), ("DDPM", "ddpm", "DDPM (ancestral)", 50),
@@ -74,29 +81,51 @@ def trilemma(dataset: str = DATASET) -> tuple[list[dict], float]:
         rows.append(dict(method=label, model=name, sampler=sampler or label, steps=steps, nfe=steps,
                          mmd=round(metrics.mmd(x, held), 4), mmd_over_floor=round(metrics.mmd(x, held) / fl, 2),
                          modes=cov.get("modes"), in_modes=round(cov["in_modes"], 3) if cov else None,
-                         mode_shares=cov.get("shares"), ms_per_1000=round(ms * 1000 / N, 1),
-                         points=[[round(a, 3), round(b, 3)] for a, b in x[:400].tolist()]))
+                         mode_shares=cov.get("shares"), ms_per_1000=round(ms * 1000 / N, 1)))
         print(f"{label:7s} {steps:5d} steps  MMD {rows[-1]['mmd']:.4f} ({rows[-1]['mmd_over_floor']:.2f}× floor)  "
               f"modes {rows[-1]['modes']}  in 3σ {rows[-1]['in_modes']}  {rows[-1]['ms_per_1000']:.1f} ms / 1000")
     return rows, fl
 
 
 def live(dataset: str) -> dict:
-    """DDPM trained live with the tab's defaults, timed like the tab streams it (previews included)."""
+    """DDPM trained live as the tab runs it (its defaults, a frame of 1000 samples from 50 ancestral steps every
+    FRAME_EVERY steps, each frame's MMD computed): the seconds to the first frame, to the first frame whose MMD is
+    ≤ 2 × the floor, and to the end; then the final model's MMD with 1000 ancestral steps."""
     points = data.sample(dataset, train.TRAIN_POINTS, 0)
+    held = data.sample(dataset, N, split="heldout")
+    fl = floor(dataset)
     start = time.perf_counter()
-    first = None
-    for p in train.train_ddpm(points, seed=0, every=500):
-        first = time.perf_counter() - start if first is None else first
+    first = reached = reached_step = None
+    for p in train.train_ddpm(points, seed=0, every=FRAME_EVERY, preview_steps=50):
+        now = time.perf_counter() - start
+        first = now if first is None else first
+        if reached is None and metrics.mmd(p.samples, held) <= 2 * fl:
+            reached, reached_step = time.perf_counter() - start, p.step
     total = time.perf_counter() - start
     x = sample.ddpm_sample(p.model["denoiser"], p.model["config"], steps=1000, num_points=N, seed=0)
-    fl = floor(dataset)
-    m = metrics.mmd(x, data.sample(dataset, N, split="heldout"))
+    m = metrics.mmd(x, held)
     out = dict(dataset=dataset, steps=p.step, first_frame_s=round(first, 2), train_s=round(total, 1),
+               reached_2x_floor_s=None if reached is None else round(reached, 1), reached_2x_floor_step=reached_step,
                mmd=round(m, 4), floor=round(fl, 4), mmd_over_floor=round(m / fl, 2))
-    out["met"] = bool(m <= 2 * fl and total <= LIVE_BUDGET_S and first <= 1.0)
-    print(f"live DDPM on {dataset}: first frame {first:.2f} s, {p.step} steps in {total:.1f} s, "
-          f"MMD {m:.4f} = {m / fl:.2f}× floor")
+    out["met"] = bool(reached is not None and reached <= LIVE_BUDGET_S and first <= 1.0)
+    print(f"live DDPM on {dataset}: first frame {first:.2f} s, MMD ≤ 2× floor at step {reached_step} after "
+          f"{reached if reached is not None else float('nan'):.1f} s; {p.step} steps in {total:.1f} s, final MMD "
+          f"{m:.4f} = {m / fl:.2f}× floor (1000 steps)")
+    return out
+
+
+def per_dataset() -> list[dict]:
+    """Every shipped DDPM against its own held-out data: MMD at 1000 and 50 ancestral steps, and the floor."""
+    out = []
+    for dataset in data.DATASETS:
+        fl = floor(dataset)
+        held = data.sample(dataset, N, split="heldout")
+        for steps in (1000, 50):
+            fn, name = sampler_of("ddpm", "DDPM (ancestral)", steps, dataset)
+            m = metrics.mmd(fn(), held)
+            out.append(dict(dataset=dataset, model=name, steps=steps, mmd=round(m, 4), floor=round(fl, 4),
+                            mmd_over_floor=round(m / fl, 2)))
+            print(f"{name}: {steps} steps MMD {m:.4f} = {m / fl:.2f}× floor")
     return out
 
 
@@ -104,8 +133,9 @@ def bars(rows: list[dict], lives: list[dict]) -> list[dict]:
     by = {(r["method"], r["steps"]): r for r in rows}
     d4, ddpm4, ddpm1000, gan = by[("DD-GAN", 4)], by[("DDPM", 4)], by[("DDPM", 1000)], by[("GAN", 1)]
     out = [dict(bar=f"DDPM trained live on {lv['dataset']}: MMD ≤ 2× floor within {LIVE_BUDGET_S:.0f} s, first "
-               f"frame ≤ 1 s", value=f"{lv['mmd_over_floor']:.2f}× floor after {lv['train_s']:.1f} s, first frame "
-               f"{lv['first_frame_s']:.2f} s", met=lv["met"]) for lv in lives]
+               f"frame ≤ 1 s", value=f"≤ 2× floor at step {lv['reached_2x_floor_step']} after "
+               f"{lv['reached_2x_floor_s']} s; first frame {lv['first_frame_s']:.2f} s; all {lv['steps']} steps "
+               f"{lv['train_s']:.1f} s, final {lv['mmd_over_floor']:.2f}× floor", met=lv["met"]) for lv in lives]
     out += [dict(bar="DDPM at 1000 steps covers 8/8 modes", value=f"{ddpm1000['modes']}/8", met=ddpm1000["modes"] == 8),
             dict(bar="DD-GAN at 4 steps covers ≥ 7/8 modes", value=f"{d4['modes']}/8", met=d4["modes"] >= 7),
             dict(bar="DD-GAN at 4 steps: MMD clearly better than DDPM at 4 steps (< 0.8×)",
@@ -123,9 +153,17 @@ def markdown(doc: dict) -> str:
              "| method | steps (network evaluations) | MMD | × floor | modes | in 3σ | ms / 1,000 samples |",
              "|---|---|---|---|---|---|---|"]
     for r in doc["rows"]:
-        name = r["method"] + ("" if r["method"] in ("GAN", "DD-GAN") else f" ({r['sampler'].split(' ')[0]})")
+        name = {"DDPM": "DDPM (ancestral)", "DDIM": "DDIM (η = 0)"}.get(r["method"], r["method"])
         lines.append(f"| {name} | {r['steps']} | {r['mmd']:.4f} | {r['mmd_over_floor']:.2f} | {r['modes']}/8 | "
                      f"{r['in_modes']:.1%} | {r['ms_per_1000']:.1f} |")
+    lines += ["", "Every shipped DDPM on its own data (DDPM ancestral sampling, n = 1000, floor at the same n):", "",
+              "| data | checkpoint | MMD, 1000 steps (× floor) | MMD, 50 steps (× floor) | floor |", "|---|---|---|---|---|"]
+    by = {}
+    for r in doc.get("datasets", []):
+        by.setdefault(r["dataset"], {})[r["steps"]] = r
+    for d, r in by.items():
+        lines.append(f"| {data.DATASETS[d][0]} | `{r[1000]['model']}` | {r[1000]['mmd']:.4f} ({r[1000]['mmd_over_floor']:.2f}) "
+                     f"| {r[50]['mmd']:.4f} ({r[50]['mmd_over_floor']:.2f}) | {r[1000]['floor']:.4f} |")
     lines += ["", "| bar | measured | met |", "|---|---|---|"]
     lines += [f"| {b['bar']} | {b['value']} | {'—' if b['met'] is None else ('yes' if b['met'] else '**no**')} |"
               for b in doc["bars"]]
@@ -139,9 +177,11 @@ def main(argv=None):
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     rows, fl = trilemma()
+    datasets = per_dataset()
     lives = [live(d) for d in LIVE_DATASETS]
     doc = dict(command=command_line(), created=date.today().isoformat(), hardware=hardware_summary(),
-               dataset=DATASET, n=N, bandwidths=list(metrics.BANDWIDTHS), floor=round(fl, 4), rows=rows, live=lives)
+               dataset=DATASET, n=N, bandwidths=list(metrics.BANDWIDTHS), floor=round(fl, 4), rows=rows, datasets=datasets,
+               live=lives)
     doc["bars"] = bars(rows, lives)
     RESULTS.parent.mkdir(exist_ok=True)
     write_json(RESULTS, doc)
@@ -155,6 +195,15 @@ def main(argv=None):
                         dict(figure=f"share within 3σ of a mode ({setting})", value=r["in_modes"], protocol="3σ = 0.3"),
                         dict(figure=f"ms per 1,000 samples ({setting})", value=r["ms_per_1000"],
                              protocol=f"{args.threads} threads, best of 3")]
+        figures += [dict(figure=f"MMD to held-out (own data, DDPM (ancestral), {r['steps']} steps, n = {N})",
+                         value=r["mmd"], protocol=f"floor {r['floor']:.4f}")
+                    for r in datasets if r["model"] == name and r["dataset"] != DATASET]
+        folder = checkpoints_root() / name
+        update_metrics(folder, "toy2d", command_line(), figures)
+        checkpoint.card(folder)
+    for name in sorted({r["model"] for r in datasets} - {r["model"] for r in rows}):
+        figures = [dict(figure=f"MMD to held-out (DDPM (ancestral), {r['steps']} steps, n = {N})", value=r["mmd"],
+                        protocol=f"floor {r['floor']:.4f}") for r in datasets if r["model"] == name]
         folder = checkpoints_root() / name
         update_metrics(folder, "toy2d", command_line(), figures)
         checkpoint.card(folder)
