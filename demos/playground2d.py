@@ -113,6 +113,14 @@ def _drawing_points(drawing, n: int, seed: int, split: str = "train") -> torch.T
     return data.points_from_strokes(ink, n, seed, split)
 
 
+@user_errors
+def use_drawing(drawing):
+    """'Use my drawing': check the strokes first (a clear message if they are too few or degenerate), then switch
+    the dataset to them (which redraws every panel)."""
+    _drawing_points(drawing, 10, 0)
+    return gr.update(value=DRAWN)
+
+
 def dataset_points(dataset, drawing, n: int, seed: int = 0, split: str = "train") -> torch.Tensor:
     check_choice(dataset, "Dataset", DATASETS)
     if dataset == DRAWN:
@@ -398,8 +406,9 @@ def build():
             dataset = gr.Dropdown(DATASETS, value=DATASETS[0], label="Dataset")
             data_seed = seed_box(0)
             with gr.Accordion("Draw a distribution", open=False):
-                drawing = gr.Sketchpad(label="Draw strokes or shapes (dark ink); then pick 'my drawing'", height=300,
-                                       canvas_size=(300, 300), type="filepath")
+                drawing = gr.Sketchpad(label="Pick the brush (left), draw strokes or shapes", height=300,
+                                       canvas_size=(300, 300), type="filepath",
+                                       brush=gr.Brush(default_size=10, colors=["#000000"], default_color="#000000"))
                 use_drawing_btn = gr.Button("Use my drawing")
             data_note = gr.Markdown()
         with gr.Column(scale=1):
@@ -487,13 +496,14 @@ def build():
     for ctl in (schedule, zero_snr):
         ctl.change(forward, fwd_in, fwd_plot, api_visibility="private", **raw)
 
-    def use_drawing():
-        return gr.update(value=DRAWN)
-
-    use_drawing_btn.click(use_drawing, None, dataset, api_visibility="private")
-    dataset.change(show_data, data_in, [data_plot, data_note], api_visibility="private", **raw).then(
-        forward, fwd_in, fwd_plot, api_visibility="private", **raw).then(
-        shipped, dataset, [train_plot, train_status, live_model], api_visibility="private", **raw)
+    # every panel follows the dataset, only once its points could be made (a bad drawing stops at one message);
+    # .input, not .change: "Use my drawing" sets the dropdown itself and redraws even when it already says "drawing"
+    private = dict(api_visibility="private", **raw)
+    for event in (dataset.input(show_data, data_in, [data_plot, data_note], **private),
+                  use_drawing_btn.click(use_drawing, drawing, dataset, **private).success(
+                      show_data, data_in, [data_plot, data_note], **private)):
+        event.success(forward, fwd_in, fwd_plot, **private).success(
+            shipped, dataset, [train_plot, train_status, live_model], **private)
 
     train_btn.click(train_ddpm_live, [dataset, drawing, prediction, ddpm_steps, train_seed],
                     [train_plot, train_status, live_model], api_name="toy2d_train_ddpm", **raw)
@@ -504,7 +514,7 @@ def build():
     gan_btn.click(train_gan_live, [dataset, drawing, gan_model, gan_steps, gan_seed], [gan_plot, gan_status],
                   api_name="toy2d_train_gan", **raw)
     for ctl in (gan_model, dataset):
-        ctl.change(shipped_gan, [dataset, gan_model], [gan_plot, gan_status], api_visibility="private", **raw)
+        ctl.change(shipped_gan, [dataset, gan_model], [gan_plot, gan_status], **private)
     tri_btn.click(trilemma, None, [tri_plot, tri_table], api_name="toy2d_trilemma")
     cfg_btn.click(cfg_2d, [cfg_class, cfg_w, cfg_t, cfg_seed], [cfg_plot, cfg_note], api_name="toy2d_cfg", **raw)
     return {"load": [(show_data, data_in, [data_plot, data_note], raw), (forward, fwd_in, fwd_plot, raw),
