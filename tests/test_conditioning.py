@@ -130,7 +130,7 @@ def test_trainer_saves_probes_exports_the_mechanism_and_the_probe_curve_restores
 
 def test_training_speed_is_timed_for_each_mechanism():
     from pipelines.measure.conditioning import training_seconds_per_step
-    speed = training_seconds_per_step(["concat", "adaln"], steps=1, warmup=0, batch=2)
+    speed = training_seconds_per_step(["concat", "adaln"], steps=1, rounds=1, batch=2)
     assert set(speed) == {"concat", "adaln"} and all(0 < s < 60 for s in speed.values())
 
 

@@ -26,8 +26,8 @@ from safetensors.torch import load_file
 
 from ..cards import update_metrics
 from ..cfg.card import write_cfg_card
-from ..cfg.model import ClassConditionalUNet
-from ..cfg.pipeline import CONDITIONING_MODELS, load_cfg
+from ..cfg.model import CONDITIONINGS, ClassConditionalUNet
+from ..cfg.pipeline import CONDITIONING_MODELS, MAX_IMAGES, load_cfg
 from ..checkpoints import checkpoints_root, read_json
 from ..classifier import load_classifier
 from ..metrics.features import JUDGES
@@ -38,13 +38,14 @@ from .cfg import class_histogram, judge_samples
 SCALES = (0, 1, 3, 7)
 PROBE_SCALE = 3.0
 EVALUATION = "conditioning"  # this command's rows and command in metrics.json
+EVALUATION_SPEED = "conditioning-speed"  # its --speed rows: timed in one run of their own
 TITLES = {"add": "add", "concat": "concat", "cross_attention": "cross-attention", "adaln": "AdaLN"}
 
 
 def accuracy(model, judge, scale: float, per_class: int, steps: int, seed: int) -> tuple[float, torch.Tensor,
                                                                                            torch.Tensor, torch.Tensor]:
     """(judge accuracy, images, requested labels, judged labels) of per_class samples of every class at w."""
-    x, y = judge_samples(model, judge, scale, per_class, steps, seed)
+    x, y = judge_samples(model, judge, scale, per_class, steps, seed, batch_classes=max(1, MAX_IMAGES // per_class))
     pred = judge.predict_proba(x).argmax(-1)
     return (pred == y).float().mean().item(), x, y, pred
 
@@ -63,26 +64,32 @@ def probe_curve(model, judge, probes: Path, per_class: int, steps: int, seed: in
     return curve
 
 
-def training_seconds_per_step(mechanisms, steps: int = 12, warmup: int = 3, batch: int = 96,
+def training_seconds_per_step(mechanisms=CONDITIONINGS, steps: int = 4, rounds: int = 3, batch: int = 96,
                               seed: int = 0) -> dict[str, float]:
-    """Seconds per optimiser step of each mechanism's network (bf16 autocast, batch 96, as trained), timed in one
-    process one after the other: forward, MSE on ε, backward, AdamW step. Random data, the cost is the same."""
-    out = {}
-    for mechanism in mechanisms:
-        torch.manual_seed(seed)
-        net = ClassConditionalUNet(conditioning=mechanism).train()
-        opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
-        x, t = torch.randn(batch, 1, 28, 28), torch.randint(0, 1000, (batch,))
-        y = torch.randint(0, 11, (batch,))
-        for i in range(warmup + steps):
-            if i == warmup:
-                t0 = time.perf_counter()
+    """Seconds per optimiser step of each mechanism's network (bf16 autocast, batch 96, as trained): forward, MSE on
+    ε, backward, AdamW step, on random data (the cost is the same). The mechanisms take turns, `steps` steps each,
+    for `rounds` rounds after a warm-up, and each keeps its fastest round: a busy moment slows all of them alike."""
+    torch.manual_seed(seed)
+    x, t, y = torch.randn(batch, 1, 28, 28), torch.randint(0, 1000, (batch,)), torch.randint(0, 11, (batch,))
+    nets = {m: ClassConditionalUNet(conditioning=m).train() for m in mechanisms}
+    opts = {m: torch.optim.AdamW(net.parameters(), lr=1e-4) for m, net in nets.items()}
+
+    def run(m: str, n: int) -> float:
+        t0 = time.perf_counter()
+        for _ in range(n):
             with torch.autocast("cpu", dtype=torch.bfloat16):
-                pred = net(x, t, y)
+                pred = nets[m](x, t, y)
             F.mse_loss(pred.float(), x).backward()
-            opt.step(), opt.zero_grad(set_to_none=True)
-        out[mechanism] = (time.perf_counter() - t0) / steps
-    return out
+            opts[m].step(), opts[m].zero_grad(set_to_none=True)
+        return (time.perf_counter() - t0) / max(n, 1)
+
+    for m in mechanisms:
+        run(m, 1)   # warm-up
+    best = {m: float("inf") for m in mechanisms}
+    for _ in range(rounds):
+        for m in mechanisms:
+            best[m] = min(best[m], run(m, steps))
+    return best
 
 
 def sampling_seconds_per_image(model, n: int = 40, steps: int = 20, seed: int = 0) -> float:
@@ -94,7 +101,7 @@ def sampling_seconds_per_image(model, n: int = 40, steps: int = 20, seed: int = 
 
 
 def evaluate(mechanism: str, per_class: int, steps: int, seed: int, probe_per_class: int, runs: Path,
-             train_speed: dict[str, float], log=print) -> dict:
+             log=print) -> dict:
     name = CONDITIONING_MODELS[mechanism]
     model, judge = load_cfg(name), load_classifier("mnist")
     log(f"{name}: {model.parameters:,} parameters")
@@ -111,7 +118,6 @@ def evaluate(mechanism: str, per_class: int, steps: int, seed: int, probe_per_cl
     best_acc, best_w, x, y = best
     s = score_images(x, "mnist", JUDGES["mnist"], labels=y)
     probes = probe_curve(model, judge, runs / name / "probes", probe_per_class, steps, seed, log)
-    per_image = sampling_seconds_per_image(model, steps=steps, seed=seed)
     protocol = f"DDIM {steps} steps, η=0, {per_class} per class, seeds {seed}+ (the same for every model and w)"
     rows = [{"figure": f"judge accuracy at w = {r['w']:g}", "value": r["accuracy"], "protocol": protocol}
             for r in sweep]
@@ -123,11 +129,7 @@ def evaluate(mechanism: str, per_class: int, steps: int, seed: int, probe_per_cl
               "protocol": f"{10 * per_class} unconditional samples, {protocol}"},
              {"figure": "w = 0 histogram entropy / log 10 (1 = uniform)", "value": hist["normalised_entropy"],
               "protocol": "judge's classes of the w = 0 samples"},
-             {"figure": "parameters", "value": f"{model.parameters:,}", "protocol": "ClassConditionalUNet"},
-             {"figure": "training s/step (bf16, batch 96)", "value": round(train_speed[mechanism], 4),
-              "protocol": "the four timed in turn in one process, threads pinned"},
-             {"figure": "sampling s/image (DDIM 20, CFG)", "value": round(per_image, 5),
-              "protocol": "fp32, 40 images in one batch, after a warm-up"}]
+             {"figure": "parameters", "value": f"{model.parameters:,}", "protocol": "ClassConditionalUNet"}]
     if probes:
         first = next((s for s, a in probes if a >= 0.9), None)
         rows.append({"figure": "first probe with accuracy ≥ 0.9 at w = 3 (training step)",
@@ -135,35 +137,55 @@ def evaluate(mechanism: str, per_class: int, steps: int, seed: int, probe_per_cl
                      "protocol": f"probes every {probes[0][0]} steps, {probe_per_class} per class"})
     return {"name": name, "mechanism": mechanism, "weights": model.weights_hash, "rows": rows,
             "accuracy_vs_w": sweep, "best_w": best_w, "best_accuracy": best_acc, "fid_best_w": s.fid,
-            "histogram_w0": hist, "parameters": model.parameters, "train_seconds_per_step": train_speed[mechanism],
-            "sample_seconds_per_image": per_image, "accuracy_vs_steps": probes, "probe_scale": PROBE_SCALE,
+            "histogram_w0": hist, "parameters": model.parameters, "accuracy_vs_steps": probes, "probe_scale": PROBE_SCALE,
             "steps": steps, "per_class": per_class, "probe_per_class": probe_per_class, "seed": seed,
             "loss_curve": model.record.get("loss_curve", []), "training_steps": model.record.get("steps"),
             "batch_size": model.record.get("batch_size"), "hardware": hardware_summary()}
 
 
+def write_speed(mechanisms, steps: int, seed: int) -> None:
+    """Training s/step (fresh networks of all four) and sampling s/image (each trained model), in one process."""
+    train = training_seconds_per_step()
+    print("training s/step: " + ", ".join(f"{TITLES[m]} {s:.3f}" for m, s in train.items()))
+    for mechanism in mechanisms:
+        model = load_cfg(CONDITIONING_MODELS[mechanism])
+        per_image = sampling_seconds_per_image(model, steps=steps, seed=seed)
+        rows = [{"figure": "training s/step (bf16, batch 96)", "value": round(train[mechanism], 4),
+                 "protocol": "the four take turns in one process, threads pinned; fastest of 3 rounds"},
+                {"figure": f"sampling s/image (DDIM {steps}, CFG)", "value": round(per_image, 5),
+                 "protocol": "fp32, 40 images in one batch, after a warm-up"}]
+        update_metrics(model.path, EVALUATION_SPEED, command_line(), rows, train_seconds_per_step=train[mechanism],
+                       sample_seconds_per_image=per_image)
+        write_cfg_card(model.path)
+        print(f"{TITLES[mechanism]}: sampling {per_image:.4f} s/image")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--per-class", type=int, default=50)
+    p.add_argument("--per-class", type=int, default=30)
     p.add_argument("--probe-per-class", type=int, default=10)
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--runs", default="runs", help="the trainer's --runs folder (its probes/)")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--only", default=None, help="comma-separated mechanisms (default: every trained one)")
+    p.add_argument("--speed", action="store_true", help="measure only the training and sampling speed, of all four "
+                   "in one process (a figure set of its own: the ratios need one quiet run)")
     p.add_argument("--write-readme", action="store_true", help="refresh the README's conditioning table")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    present = [m for m, name in CONDITIONING_MODELS.items() if (checkpoints_root() / name / "config.json").exists()]
+    present = [m for m, name in CONDITIONING_MODELS.items() if (checkpoints_root() / name / "config.json").exists()
+               and (not args.only or m in args.only.split(","))]
     t0 = time.time()
-    train_speed = training_seconds_per_step(present)
-    print("training s/step: " + ", ".join(f"{TITLES[m]} {s:.3f}" for m, s in train_speed.items()))
-    for mechanism in present:
-        doc = evaluate(mechanism, args.per_class, args.steps, args.seed, args.probe_per_class, Path(args.runs),
-                       train_speed)
-        folder = checkpoints_root() / doc.pop("name")
-        update_metrics(folder, EVALUATION, command_line(), doc.pop("rows"), **doc)
-        write_cfg_card(folder)
+    if args.speed:
+        write_speed(present, args.steps, args.seed)
+    else:
+        for mechanism in present:
+            doc = evaluate(mechanism, args.per_class, args.steps, args.seed, args.probe_per_class, Path(args.runs))
+            folder = checkpoints_root() / doc.pop("name")
+            update_metrics(folder, EVALUATION, command_line(), doc.pop("rows"), **doc)
+            write_cfg_card(folder)
     print(f"measured {len(present)} models in {time.time() - t0:.0f} s")
     if args.write_readme:
         from ..readme import replace_section
@@ -180,6 +202,10 @@ def measured() -> dict[str, dict]:
     return out
 
 
+def _seconds(m: dict, key: str, digits: int) -> str:
+    return f"{m[key]:.{digits}f}" if key in m else "not measured"
+
+
 def readme_section() -> str:
     """The README's side-by-side table, read from the four checkpoints' metrics.json."""
     docs = measured()
@@ -193,9 +219,12 @@ def readme_section() -> str:
         first_step = next((s for s, a in m.get("accuracy_vs_steps", []) if a >= 0.9), None)
         lines.append(f"| {TITLES[mechanism]} | " + " / ".join(f"{r['accuracy']:.3f}" for r in m["accuracy_vs_w"]) +
                      f" | {m['best_w']:g} | {m['fid_best_w']:.2f} | {m['histogram_w0']['normalised_entropy']:.3f} | "
-                     f"{m['parameters']:,} | {m['train_seconds_per_step']:.3f} | {m['sample_seconds_per_image']:.4f} | "
+                     f"{m['parameters']:,} | {_seconds(m, 'train_seconds_per_step', 3)} | "
+                     f"{_seconds(m, 'sample_seconds_per_image', 4)} | "
                      f"{first_step if first_step is not None else 'none'} |")
-    return (f"The four ways to give the UNet its label, measured by `{first['commands'][EVALUATION]}` (the same "
+    speed = first["commands"].get(EVALUATION_SPEED, "python -m pipelines.measure.conditioning --speed")
+    return (f"The four ways to give the UNet its label, measured by `{first['commands'][EVALUATION]}` and, for the "
+            f"speeds, `{speed}` (the same "
             f"backbone, data, {first['training_steps']:,} steps of batch {first['batch_size']} and seed; DDIM {first['steps']} steps, {first['per_class']} samples per "
             f"class; the judge is the shipped MNIST classifier; \"first step ≥ 0.9\" is the first saved probe whose "
             f"accuracy at w = {first['probe_scale']:g} reaches 0.9):\n\n" + "\n".join(lines))
