@@ -2,7 +2,9 @@
 reverse-step assumption, DD-GAN and a GAN, the trilemma measured, and classifier-free guidance in 2-D."""
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict
 
 import gradio as gr
 import numpy as np
@@ -35,6 +37,26 @@ LIVE_SECONDS = 30          # a live training run stops here (× the server's cos
 LIVE_MAX_STEPS = {"ddpm": 6000, "ddgan": 3000, "gan": 6000}   # ... or at this many optimiser steps
 FRAME_EVERY = 250          # one streamed frame per this many steps
 GAUSS_POINTS = 400         # samples per N in the Gaussian-assumption panel (the exact ε costs points × data points)
+
+MEMO_SIZE = 128           # figures kept: every visitor's page load asks for the same few (data, x_t, shipped models)
+_memo_store: OrderedDict = OrderedDict()
+_memo_lock = threading.Lock()
+
+
+def _memo(key, make):
+    """make() once per key (checked inputs only): a page load shows the same figures to every visitor, and computing
+    them for each (sampling, matplotlib) held the server for seconds while a class opened the page."""
+    with _memo_lock:
+        if key in _memo_store:
+            _memo_store.move_to_end(key)
+            return _memo_store[key]
+    value = make()
+    with _memo_lock:
+        _memo_store[key] = value
+        while len(_memo_store) > MEMO_SIZE:
+            _memo_store.popitem(last=False)
+    return value
+
 
 INTRO_MD = r"""
 Everything here is **2-D**, so each model is a small MLP that trains in seconds on this CPU, and what images hide can
@@ -155,6 +177,12 @@ def current_ddpm(dataset, live_model):
 @user_errors
 def show_data(dataset, drawing, seed):
     seed = _seed(seed)
+    if check_choice(dataset, "Dataset", DATASETS) != DRAWN:
+        return _memo(("data", dataset, seed), lambda: _show_data(dataset, None, seed))
+    return _show_data(dataset, drawing, seed)
+
+
+def _show_data(dataset, drawing, seed):
     train_pts = dataset_points(dataset, drawing, SHOWN_POINTS, seed)
     held = dataset_points(dataset, drawing, 500, seed, "heldout")
     fig = data_figure(train_pts, held, dataset)
@@ -172,6 +200,13 @@ def forward(dataset, drawing, schedule, zero_snr, t, seed):
     zero_snr = check_bool(zero_snr, "Zero terminal SNR")
     t = check_number(t, "t", 0, T - 1, integer=True)
     seed = _seed(seed)
+    if check_choice(dataset, "Dataset", DATASETS) != DRAWN:
+        return _memo(("forward", dataset, schedule, zero_snr, t, seed),
+                     lambda: _forward(dataset, None, schedule, zero_snr, t, seed))
+    return _forward(dataset, drawing, schedule, zero_snr, t, seed)
+
+
+def _forward(dataset, drawing, schedule, zero_snr, t, seed):
     x0 = dataset_points(dataset, drawing, SHOWN_POINTS, seed)
     abars = ddpm_alphas_cumprod(ddpm_config(schedule, zero_snr))
     abar = float(abars[t])
@@ -235,16 +270,20 @@ def shipped(dataset):
         check_choice(dataset, "Dataset", DATASETS)
         if dataset == DRAWN:
             return None, "Draw a distribution on the canvas above, then press **Train live**.", None
-        net, config, record, _ = checkpoint.load(KEY[dataset], "ddpm")
+        net, config, record, weights = checkpoint.load(KEY[dataset], "ddpm")
     except (ValueError, CheckpointMissing) as exc:
         return None, str(exc), None
+    return (*_memo(("shipped", dataset, weights), lambda: _shipped(dataset, net, config, record)), None)
+
+
+def _shipped(dataset, net, config, record):
     x = ddpm_frames(net, config["scheduler"], steps=100, num_points=metrics.N_EVAL, seed=0).last().x
     held = data.sample(KEY[dataset], metrics.N_EVAL, split="heldout")
     status = (f"shipped model: {record['steps']:,} steps in {record['wall_seconds']:.0f} s "
               f"(`{record['command']}`); MMD to held-out {metrics.mmd(x, held):.3f}")
     fig = training_figure({"loss": record.get("loss_curve", [])}, x, held[:600], "samples (100 ancestral steps)",
                           f"shipped model, {record['steps']:,} steps: MMD to held-out {metrics.mmd(x, held):.3f}")
-    return to_png(fig, dataset=dataset, model="ddpm", checkpoint=checkpoint.name(KEY[dataset], "ddpm")), status, None
+    return to_png(fig, dataset=dataset, model="ddpm", checkpoint=checkpoint.name(KEY[dataset], "ddpm")), status
 
 
 def shipped_gan(dataset, model):
@@ -253,11 +292,17 @@ def shipped_gan(dataset, model):
         kind, t_steps = GAN_MODELS[check_choice(model, "Model", list(GAN_MODELS))]
         check_choice(dataset, "Dataset", DATASETS)
         key = KEY.get(dataset)
-        net, _, record, _ = checkpoint.load(key, kind, t_steps) if key else (None, None, None, None)
+        net, _, record, weights = checkpoint.load(key, kind, t_steps) if key else (None, None, None, None)
     except (ValueError, CheckpointMissing):
         net = None
     if net is None:
         return None, f"No shipped {model} for {dataset}: press **Train DD-GAN / GAN live**."
+    return _memo(("shipped_gan", dataset, model, weights), lambda: _shipped_gan(dataset, model, net, record))
+
+
+def _shipped_gan(dataset, model, net, record):
+    kind, t_steps = GAN_MODELS[model]
+    key = KEY[dataset]
     run = ddgan_frames(net, num_points=metrics.N_EVAL) if kind == "ddgan" else gan_frames(net, num_points=metrics.N_EVAL)
     x = run.last().x
     held = data.sample(key, metrics.N_EVAL, split="heldout")
@@ -362,8 +407,10 @@ def trilemma():
     if not doc:
         return None, "No measurement yet: run `python -m pipelines.measure.toy2d --threads 2`."
     from pipelines.measure.toy2d import markdown
-    fig = trilemma_figure(doc["rows"], doc["floor"])
-    return to_png(fig, measured=doc["created"]), markdown(doc)
+
+    def make():
+        return to_png(trilemma_figure(doc["rows"], doc["floor"]), measured=doc["created"]), markdown(doc)
+    return _memo(("trilemma", doc["created"], doc["floor"], doc["command"], str(doc["rows"])), make)
 
 
 # ---------------------------------------------------------------- CFG
@@ -399,7 +446,20 @@ def cfg_2d(label, w, t, seed):
 
 
 # ---------------------------------------------------------------- layout
+def warm() -> None:
+    """Fill the memo with what every page load shows (a daemon thread from build(): the server starts at once)."""
+    try:
+        show_data(DATASETS[0], None, 0)
+        forward(DATASETS[0], None, DEFAULT_SCHEDULE, False, 200, 0)
+        shipped(DATASETS[0])
+        shipped_gan(DATASETS[0], list(GAN_MODELS)[0])
+        trilemma()
+    except Exception:  # a missing checkpoint or result: the page load reports it itself
+        pass
+
+
 def build():
+    threading.Thread(target=warm, daemon=True, name="playground2d-warm").start()
     formula(INTRO_MD)
     with gr.Row():
         with gr.Column(scale=1):
