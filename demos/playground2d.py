@@ -32,6 +32,9 @@ GAN_MODELS = {"DD-GAN, 4 steps": ("ddgan", 4), "DD-GAN, 2 steps": ("ddgan", 2), 
 FIELD_SHOWN = ("ε (what the network outputs)", "score ∇ log q_t = −ε / √(1−ᾱ_t)")
 STEP_CHOICES = (1000, 100, 50, 10, 4, 2)
 ROW_STEPS = (2, 4, 10, 50, 1000)
+FIELD_DEFAULTS = (100, "ε (what the network outputs)", 12, 0)   # t, field, particles, seed: what the page opens on
+GAUSS_DEFAULTS = (1.0, 0.6, 250, "4", 0)                         # x, y, t, N, seed
+CFG_DEFAULTS = ("red", 3.0, 300, 0)                               # class, w, t, seed
 SHOWN_POINTS = 1500
 LIVE_SECONDS = 30          # a live training run stops here (× the server's cost scale) ...
 LIVE_MAX_STEPS = {"ddpm": 6000, "ddgan": 3000, "gan": 6000}   # ... or at this many optimiser steps
@@ -45,17 +48,33 @@ _memo_lock = threading.Lock()
 
 def _memo(key, make):
     """make() once per key (checked inputs only): a page load shows the same figures to every visitor, and computing
-    them for each (sampling, matplotlib) held the server for seconds while a class opened the page."""
+    them for each (sampling, matplotlib) held the server for seconds while a class opened the page. A caller that
+    asks while another computes the same key waits for that result instead of computing it again."""
     with _memo_lock:
-        if key in _memo_store:
+        entry = _memo_store.get(key)
+        if entry is None:
+            entry = _memo_store[key] = {"done": threading.Event(), "value": None, "error": None}
+            owner = True
+        else:
             _memo_store.move_to_end(key)
-            return _memo_store[key]
-    value = make()
-    with _memo_lock:
-        _memo_store[key] = value
-        while len(_memo_store) > MEMO_SIZE:
-            _memo_store.popitem(last=False)
-    return value
+            owner = False
+    if owner:
+        try:
+            entry["value"] = make()
+        except BaseException as exc:
+            entry["error"] = exc
+            with _memo_lock:
+                _memo_store.pop(key, None)      # an error is not kept: the next call tries again
+            raise
+        finally:
+            entry["done"].set()
+            with _memo_lock:
+                while len(_memo_store) > MEMO_SIZE:
+                    _memo_store.popitem(last=False)
+    entry["done"].wait()
+    if entry["error"] is not None:
+        raise entry["error"]
+    return entry["value"]
 
 
 INTRO_MD = r"""
@@ -325,6 +344,13 @@ def score_field(dataset, drawing, t, shown, particles, seed, live_model=None):
     particles = check_number(particles, "Particles", 0, 32, integer=True)
     seed = _seed(seed)
     net, config, source = current_ddpm(dataset, live_model)
+    if dataset != DRAWN and source.startswith("the shipped"):
+        return _memo(("field", dataset, t, shown, particles, seed, id(net)),
+                     lambda: _score_field(dataset, None, t, shown, particles, seed, net, config, source))
+    return _score_field(dataset, drawing, t, shown, particles, seed, net, config, source)
+
+
+def _score_field(dataset, drawing, t, shown, particles, seed, net, config, source):
     mix = truth(dataset, drawing)
     abar = float(ddpm_alphas_cumprod(config)[t])
     lim = data.EXTENT
@@ -361,6 +387,12 @@ def gaussian_step(dataset, drawing, x, y, t, n_steps, seed):
     t = check_number(t, "t", 1, T - 1, integer=True)
     n_steps = int(check_choice(int(check_number(n_steps, "N", 1, 1000, integer=True)), "N", STEP_CHOICES))
     seed = _seed(seed)
+    if check_choice(dataset, "Dataset", DATASETS) != DRAWN:
+        return _memo(("gauss", dataset, x, y, t, n_steps, seed), lambda: _gaussian_step(dataset, None, x, y, t, n_steps, seed))
+    return _gaussian_step(dataset, drawing, x, y, t, n_steps, seed)
+
+
+def _gaussian_step(dataset, drawing, x, y, t, n_steps, seed):
     mix = truth(dataset, drawing)
     config = ddpm_config()
     abars = ddpm_alphas_cumprod(config)
@@ -423,6 +455,10 @@ def cfg_2d(label, w, t, seed):
     w = check_number(w, "w", 0, 10)
     t = check_number(t, "t", 1, T - 1, integer=True)
     seed = _seed(seed)
+    return _memo(("cfg", label, y, w, t, seed), lambda: _cfg_2d(label, y, w, t, seed))
+
+
+def _cfg_2d(label, y, w, t, seed):
     mix = data.class_mixture()
     config = ddpm_config()
     abars = ddpm_alphas_cumprod(config)
@@ -454,6 +490,9 @@ def warm() -> None:
         shipped(DATASETS[0])
         shipped_gan(DATASETS[0], list(GAN_MODELS)[0])
         trilemma()
+        score_field(DATASETS[0], None, *FIELD_DEFAULTS)
+        gaussian_step(DATASETS[0], None, *GAUSS_DEFAULTS)
+        cfg_2d(*CFG_DEFAULTS)
     except Exception:  # a missing checkpoint or result: the page load reports it itself
         pass
 
@@ -500,9 +539,10 @@ def build():
     gr.Markdown("## The score field: learned against true")
     formula(FIELD_MD)
     with gr.Row():
-        t_field = gr.Slider(1, T - 1, value=100, step=1, label="t of the field")
-        shown = gr.Radio(list(FIELD_SHOWN), value=FIELD_SHOWN[0], label="Draw")
-        particles = gr.Slider(0, 32, value=12, step=1, label="Particles to follow", elem_classes=["advanced"])
+        t_field = gr.Slider(1, T - 1, value=FIELD_DEFAULTS[0], step=1, label="t of the field")
+        shown = gr.Radio(list(FIELD_SHOWN), value=FIELD_DEFAULTS[1], label="Draw")
+        particles = gr.Slider(0, 32, value=FIELD_DEFAULTS[2], step=1, label="Particles to follow",
+                              elem_classes=["advanced"])
         field_seed = seed_box(0)
     field_btn = gr.Button("Draw the fields", variant="primary")
     field_note = gr.Markdown()
@@ -511,10 +551,10 @@ def build():
     gr.Markdown("## The Gaussian assumption of the reverse step")
     formula(GAUSS_MD)
     with gr.Row():
-        gx = gr.Number(1.0, label="x_t: x", minimum=-4, maximum=4)
-        gy = gr.Number(0.6, label="x_t: y", minimum=-4, maximum=4)
-        t_gauss = gr.Slider(1, T - 1, value=250, step=1, label="t (the step starts here)")
-        n_steps = gr.Radio([str(n) for n in STEP_CHOICES], value="4", label="sampling steps N")
+        gx = gr.Number(GAUSS_DEFAULTS[0], label="x_t: x", minimum=-4, maximum=4)
+        gy = gr.Number(GAUSS_DEFAULTS[1], label="x_t: y", minimum=-4, maximum=4)
+        t_gauss = gr.Slider(1, T - 1, value=GAUSS_DEFAULTS[2], step=1, label="t (the step starts here)")
+        n_steps = gr.Radio([str(n) for n in STEP_CHOICES], value=GAUSS_DEFAULTS[3], label="sampling steps N")
         gauss_seed = seed_box(0)
     gauss_btn = gr.Button("Compare the true step with the Gaussian", variant="primary")
     gauss_note = gr.Markdown()
@@ -539,9 +579,10 @@ def build():
     gr.Markdown("## Classifier-free guidance in 2-D")
     formula(CFG_MD)
     with gr.Row():
-        cfg_class = gr.Radio(CFG_CLASSES, value=CFG_CLASSES[0], label="Class y")
-        cfg_w = gr.Slider(0, 10, value=3, step=0.5, label="Guidance scale w")
-        cfg_t = gr.Slider(1, T - 1, value=300, step=1, label="t of the drawn field", elem_classes=["advanced"])
+        cfg_class = gr.Radio(CFG_CLASSES, value=CFG_DEFAULTS[0], label="Class y")
+        cfg_w = gr.Slider(0, 10, value=CFG_DEFAULTS[1], step=0.5, label="Guidance scale w")
+        cfg_t = gr.Slider(1, T - 1, value=CFG_DEFAULTS[2], step=1, label="t of the drawn field",
+                          elem_classes=["advanced"])
         cfg_seed = seed_box(0)
     cfg_btn = gr.Button("Sample with guidance", variant="primary")
     cfg_note = gr.Markdown()
@@ -580,4 +621,9 @@ def build():
     return {"load": [(show_data, data_in, [data_plot, data_note], raw), (forward, fwd_in, fwd_plot, raw),
                      (shipped, [dataset], [train_plot, train_status, live_model], raw),
                      (shipped_gan, [dataset, gan_model], [gan_plot, gan_status], raw),
-                     (trilemma, [], [tri_plot, tri_table])]}
+                     (trilemma, [], [tri_plot, tri_table]),
+                     (score_field, [dataset, drawing, t_field, shown, particles, field_seed, live_model],
+                      [field_plot, field_note], raw),
+                     (gaussian_step, [dataset, drawing, gx, gy, t_gauss, n_steps, gauss_seed], [gauss_plot, gauss_note],
+                      raw),
+                     (cfg_2d, [cfg_class, cfg_w, cfg_t, cfg_seed], [cfg_plot, cfg_note], raw)]}

@@ -149,7 +149,7 @@ def gaussian_figure(x_t, post_samples, ddpm_mean, ddpm_var, gauss_samples, data_
     _ellipse(ax_gauss, np.asarray(ddpm_mean), ddpm_var, "k", "1σ, 2σ of the Gaussian")
     _ellipse(ax_true, np.asarray(ddpm_mean), ddpm_var, "C1", "DDPM's Gaussian (1σ, 2σ)")
     for ax in (ax_true, ax_gauss):
-        ax.legend(fontsize=7, loc="upper right")
+        ax.legend(fontsize=7, loc="best", framealpha=0.85)
     axes = bottom.subplots(1, len(rows))
     for ax, (n, pts) in zip(np.atleast_1d(axes), rows):
         scatter(ax, data_pts, "", "0.82", s=2, alpha=0.4)

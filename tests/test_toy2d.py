@@ -165,3 +165,26 @@ def test_live_training_stops_at_its_time_limit(monkeypatch):
     frames = list(tab.train_ddpm_live("two moons", None, "ε (epsilon)", 6000, 0))
     # the first frame is already past a 0 s limit: the run ends there, says why, and hands back what it has
     assert len(frames) == 1 and "limit per live run" in frames[-1][1] and frames[-1][2]["steps"] == 0
+
+
+def test_page_load_figures_are_computed_once_even_when_asked_at_once():
+    import threading
+    import time
+    from demos import playground2d as tab
+    calls, out = [], []
+
+    def make():
+        calls.append(1)
+        time.sleep(0.2)
+        return len(calls)
+
+    threads = [threading.Thread(target=lambda: out.append(tab._memo(("test", 1), make))) for _ in range(4)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert out == [1, 1, 1, 1] and len(calls) == 1
+
+    def fails():
+        raise ValueError("no")
+    with pytest.raises(ValueError):
+        tab._memo(("test", 2), fails)
+    assert ("test", 2) not in tab._memo_store   # errors are not kept
