@@ -68,6 +68,19 @@ Generative image models you can run, watch and measure, live on a laptop CPU.
 Every control sits next to the formula it changes; every figure quoted comes from a command in the README."""
 
 
+def runtime_note() -> str:
+    """Where the models run and at what precision, e.g. "Models run on CPU at bf16 (native bf16 on this CPU, ...)"."""
+    from pipelines.precision import choose
+    from pipelines.runtime import pick_device
+    device = pick_device()
+    try:
+        p = choose(device)
+    except ValueError as exc:  # a bad DIFFUSION_LAB_PRECISION: the models refuse to load with the same message
+        return f"**{exc}**"
+    force = "" if p.name == "fp32" else "; `python app.py --precision fp32` forces full precision"
+    return f"Models run on {device.type.upper()} at **{p.name}** ({p.reason}{force})."
+
+
 def _cache_images_atomically() -> None:
     """Gradio caches a returned PIL image under the hash of its bytes, rewriting the file every time. Two students
     who ask for the same seed and settings get byte-identical images, so one request could read the file while the
@@ -97,13 +110,13 @@ def build_app() -> gr.Blocks:
     # gradio's copies of the results are swept like ours (demos.common.prune_outputs)
     with gr.Blocks(title="Diffusion Lab", delete_cache=(PRUNE_EVERY, OUTPUT_MAX_AGE)) as demo:
         with gr.Row():
-            gr.Markdown(HEADER)
+            gr.Markdown(HEADER + "\n\n" + runtime_note())
             present = gr.Checkbox(False, label="Presentation mode: large type, advanced controls hidden "
                                   "(or open the page with ?present=1)", scale=0, min_width=240)
         present.change(None, present, None, js=PRESENT_JS, api_visibility="private")
         demo.load(None, None, present, js=PRESENT_FROM_URL_JS, api_visibility="private")
         on_load = []
-        with gr.Tabs():
+        with gr.Tabs(overflow_behavior="wrap"):  # every lesson's tab in view (a second row), none behind a "…" menu
             for title, module in TABS:
                 with gr.Tab(title):
                     hooks = importlib.import_module(module).build() or {}
@@ -178,6 +191,9 @@ def main(argv=None):
     p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
     p.add_argument("--share", action="store_true", help="create a public gradio.live link")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: best available)")
+    p.add_argument("--precision", default=None, choices=["auto", "fp32", "bf16", "fp16"],
+                   help="inference precision (default: $DIFFUSION_LAB_PRECISION, else auto: bf16 autocast on CPUs with "
+                        "native bf16 and on GPUs that have it, fp16 on other GPUs, fp32 elsewhere)")
     p.add_argument("--allow-sd", action=argparse.BooleanOptionalAction, default=None,
                    help="let visitors load any Stable Diffusion folder or hub id (default: on for a loopback --host "
                         "that is not a Hugging Face Space, off otherwise; DIFFUSION_LAB_SD_ALLOWLIST lists ids that "
@@ -185,6 +201,10 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.device:
         os.environ["DIFFUSION_LAB_DEVICE"] = args.device
+    from pipelines.precision import PRECISION_ENV
+    if args.precision:
+        os.environ[PRECISION_ENV] = args.precision
+    os.environ.setdefault(PRECISION_ENV, "auto")  # the app picks bf16 where the hardware has it (pipelines/precision.py)
     from demos.text2img import ALLOW_SD_ENV
     os.environ[ALLOW_SD_ENV] = "1" if allow_sd(args.allow_sd, args.host, args.share) else "0"
     from demos.common import COST_SCALE_ENV, PRIVATE_COST_SCALE

@@ -127,7 +127,8 @@ def generate(model_name, label, scale, rescale, sampler, steps, num_images, seed
     gif = write_gif([f for f, _ in frames], "cfg", duration_ms=120)
     final = attach(grid(step.x.clamp(-1, 1), nrow, scale=3), tab="cfg", model_name=model_name,
                    checkpoint=MODELS[model_name], weights=model.weights_hash, label=label, scale=scale, rescale=rescale,
-                   sampler=sampler, steps=steps, num_images=num_images, seed=seed, schedule=model.record.get("schedule"))
+                   sampler=sampler, steps=steps, num_images=num_images, seed=seed, schedule=model.record.get("schedule"),
+                   precision=model.precision.name)
     done = f"done: {model.class_names[c]!s} at w = {scale:g}, {step.n} steps, seed {seed}"
     yield frames[-1][0], final, done, *FramesView.update(frames, gif)
 

@@ -117,7 +117,8 @@ def reverse_process(sampler, steps, num_images, eta, seed, progress=gr.Progress(
         yield img, grid(step.x.clamp(-1, 1), nrow, scale=3), status, *FramesView.update([], None)
     gif = write_gif([f for f, _ in frames], "reverse", duration_ms=120)
     final = attach(grid(step.x.clamp(-1, 1), nrow, scale=3), tab="ddpm", checkpoint="ddpm-mnist",
-                   weights=model.weights_hash, sampler=sampler, steps=steps, num_images=num_images, eta=eta, seed=seed)
+                   weights=model.weights_hash, sampler=sampler, steps=steps, num_images=num_images, eta=eta, seed=seed,
+                   precision=model.precision.name)
     yield frames[-1][0], final, f"done: {step.n} steps, seed {seed}", *FramesView.update(frames, gif)
 
 

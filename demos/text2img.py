@@ -214,7 +214,7 @@ def generate(model_choice, sd_spec, prompt, negative_prompt, scale, rescale, sam
                    sd_spec=sd_spec if model_choice == SD else None, checkpoint=str(model.name),
                    weights=model.weights_hash, prompt=prompt, negative_prompt=negative_prompt, scale=scale,
                    rescale=rescale, sampler=sampler, steps=steps, num_images=num_images, seed=seed, zero_snr=zero_snr,
-                   spacing=spacing, prediction_type=model.prediction_type)
+                   spacing=spacing, prediction_type=model.prediction_type, precision=model.precision.name)
     gif = write_gif([f for f, _ in frames], "text2img", duration_ms=150)
     what = f"“{echo_md(prompt)}”" if prompt.strip() else "the empty prompt (unconditional)"
     done = (f"done: {what} at w = {scale:g}, {step.n} {sampler} steps, seed {seed}"
@@ -319,14 +319,14 @@ def _overlays(result, resolution, steps: tuple[int, int], shared: bool) -> tuple
 def _legend(shared: bool, top: float | None = None):
     """A colour bar: the scale's low end (left) to its high end (right)."""
     from matplotlib import colormaps
-    from PIL import Image, ImageDraw
+    from PIL import Image, ImageDraw, ImageFont
     bar = (colormaps[MAP_COLORMAP](torch.linspace(0, 1, 256).numpy())[:, :3] * 255).astype("uint8")
     img = Image.new("RGB", (276, 44), "white")
     img.paste(Image.fromarray(bar[None].repeat(16, 0)), (10, 4))
-    draw = ImageDraw.Draw(img)
+    draw, font = ImageDraw.Draw(img), ImageFont.load_default(size=12)   # a scalable font: the bitmap one squashed spaces
     right = f"{top:.2f} (the largest map's max)" if shared and top is not None else "the map's own max"
-    draw.text((10, 24), "0" if shared else "its own min", fill="black")
-    draw.text((266 - int(draw.textlength(right)), 24), right, fill="black")
+    draw.text((10, 24), "0" if shared else "its own min", fill="black", font=font)
+    draw.text((266 - int(draw.textlength(right, font=font)), 24), right, fill="black", font=font)
     return img
 
 
@@ -335,6 +335,13 @@ def _tokens_md(result) -> str:
     pad = result.length - len(result.tokens)
     return (f"**{len(result.tokens)} tokens, as the tokenizer split them** (special tokens and `##` word pieces "
             f"included): {toks}" + (f"; then {pad} padding positions." if pad else "."))
+
+
+def _most_read_word(result) -> int:
+    """The token the forming view opens on: the word (not [CLS], [SEP] or <|startoftext|>…) with the most attention."""
+    share = result.maps().mean((1, 2))[:len(result.tokens)]
+    words = [i for i, t in enumerate(result.tokens) if not (t.startswith("[") and t.endswith("]") or t.startswith("<|"))]
+    return max(words, key=lambda i: float(share[i])) if words else 0
 
 
 def _token_choices(result) -> list[tuple[str, int]]:
@@ -380,7 +387,7 @@ def attention(model_choice, sd_spec, prompt, seed, scale, steps, resolution, fir
     from pipelines.images import to_pil
     picture = to_pil(result.image, scale=MAP_PX // result.image.shape[-1] or 1)
     gallery = [(write_png(img, "attention"), cap) for img, cap in cells]
-    token = min(len(result.tokens) - 1, 1)
+    token = _most_read_word(result)
     forming = _at_step_view(result, token, steps, resolution)
     return (picture, gallery, _legend(colour_scale == SCALE_SHARED, top), _tokens_md(result), status, result,
             gr.Dropdown(choices=_token_choices(result), value=token),

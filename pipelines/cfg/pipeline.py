@@ -11,6 +11,7 @@ from safetensors.torch import load_file
 
 from ..checkpoints import checkpoint_dir, read_json, weights_hash
 from ..guidance import guided_predictor
+from ..precision import FP32, Precision, choose
 from ..runtime import count_parameters, cpu_generator, pick_device
 from ..sampling import Run, denoise
 from ..schedules import SPACINGS, make_scheduler
@@ -28,7 +29,7 @@ def train_command(name: str) -> str:
     for mechanism, folder in CONDITIONING_MODELS.items():
         if name == folder:
             return (f"python -m pipelines.cfg.train --dataset mnist --conditioning {mechanism} --name {name} "
-                    "--steps 2000 --probe-every 200")
+                    "--steps 1500 --probe-every 150")
     return f"python -m pipelines.cfg.train --dataset {name.removeprefix('cfg-')}"
 
 
@@ -40,6 +41,7 @@ class CFGModel:
     record: dict
     path: Path
     device: torch.device
+    precision: Precision = FP32
 
     @property
     def class_names(self) -> list[str]:
@@ -71,7 +73,8 @@ class CFGModel:
         return i
 
     def forward(self, x: torch.Tensor, t, labels: torch.Tensor) -> torch.Tensor:
-        return self.net(x, t, labels)
+        with self.precision.autocast():  # bf16 where the hardware has it (pipelines/precision.py)
+            return self.net(x, t, labels).float()
 
     def labels(self, classes) -> tuple[torch.Tensor, torch.Tensor]:
         """(class labels, null labels) as tensors on the model's device."""
@@ -135,7 +138,8 @@ def load_cfg(name: str = "cfg-mnist", device: str | None = None, retrain: str | 
     net.load_state_dict({k: v.float() for k, v in load_file(path / "model.safetensors").items()})
     device = pick_device(device)
     sched = read_json(path / "scheduler" / "scheduler_config.json")
-    return CFGModel(net.to(device).eval(), sched, config, read_json(path / "training_record.json", {}), path, device)
+    return CFGModel(net.to(device).eval(), sched, config, read_json(path / "training_record.json", {}), path, device,
+                    choose(device, model=name))
 
 
 __all__ = ["CFGModel", "load_cfg", "MODELS", "CONDITIONING_MODELS", "MAX_IMAGES", "MAX_STEPS", "MAX_SCALE"]

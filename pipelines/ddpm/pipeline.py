@@ -9,6 +9,7 @@ import torch
 from diffusers import UNet2DModel
 
 from ..checkpoints import checkpoint_dir, load_pretrained, read_json, weights_hash
+from ..precision import FP32, Precision, choose
 from ..runtime import count_parameters, cpu_generator, pick_device
 from ..sampling import Run, denoise
 from ..schedules import make_scheduler
@@ -24,6 +25,7 @@ class DDPM:
     record: dict
     path: Path
     device: torch.device
+    precision: Precision = FP32
 
     @property
     def parameters(self) -> int:
@@ -34,7 +36,8 @@ class DDPM:
         return weights_hash(self.path)
 
     def predict(self, x: torch.Tensor, t) -> torch.Tensor:
-        return self.unet(x, t).sample
+        with self.precision.autocast():  # bf16 where the hardware has it (pipelines/precision.py)
+            return self.unet(x, t).sample.float()
 
     def frames(self, *, sampler: str = "DDIM", steps: int = 50, num_images: int = 16, seed: int = 0,
                eta: float = 0.0, strided: bool = False) -> Run:
@@ -63,7 +66,7 @@ def load_ddpm(name: str = "ddpm-mnist", device: str | None = None) -> DDPM:
     device = pick_device(device)
     unet = load_pretrained(UNet2DModel, path / "unet").to(device).eval()
     sched = read_json(path / "scheduler" / "scheduler_config.json")
-    return DDPM(unet, sched, read_json(path / "training_record.json", {}), path, device)
+    return DDPM(unet, sched, read_json(path / "training_record.json", {}), path, device, choose(device, model=name))
 
 
 __all__ = ["DDPM", "load_ddpm", "TRAIN_COMMAND"]

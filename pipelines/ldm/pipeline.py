@@ -34,6 +34,7 @@ import torch
 
 from ..checkpoints import CheckpointCorrupt, CheckpointMissing, checkpoint_dir, load_pretrained, read_json, weights_hash
 from ..guidance import guided_predictor
+from ..precision import FP32, Precision, choose
 from ..runtime import cpu_generator, pick_device, randn
 from ..sampling import Run, denoise
 from ..text_encoder import non_ascii_note
@@ -114,6 +115,7 @@ class LatentDiffusion:
     uses_mask: bool = True               # does the UNet mask the padding tokens (ours) or read all (SD)?
     # prompt -> (its tokens as the encoder reads them, special tokens included; the encoder's limit; truncated?)
     tokenize: Callable[[str], tuple[list[str], int, bool]] | None = None
+    precision: Precision = FP32          # autocast of the UNet and the VAE decoder (pipelines/precision.py)
 
     # ---- what the checkpoint is
     @property
@@ -221,8 +223,9 @@ class LatentDiffusion:
     # ---- step 4: the UNet as `forward(z, t, c)` for the guided predictor
     def forward(self, z: torch.Tensor, t, c: torch.Tensor) -> torch.Tensor:
         hidden, mask = unpack(c, self.uses_mask)
-        out = self.unet(z.to(self.dtype), t, encoder_hidden_states=hidden.to(self.dtype),
-                        encoder_attention_mask=mask).sample
+        with self.precision.autocast():  # bf16 where the hardware has it
+            out = self.unet(z.to(self.dtype), t, encoder_hidden_states=hidden.to(self.dtype),
+                            encoder_attention_mask=mask).sample
         return out.float()
 
     # ---- step 5: latents -> images
@@ -233,7 +236,8 @@ class LatentDiffusion:
         out = []
         for i in range(0, len(latents), batch_size):
             z = latents[i:i + batch_size].to(self.device, self.vae.dtype) / self.scaling_factor + shift
-            out.append(self.vae.decode(z).sample.float().cpu())
+            with self.precision.autocast():
+                out.append(self.vae.decode(z).sample.float().cpu())
         return torch.cat(out).clamp(-1, 1)
 
     # ---- the five steps
@@ -381,7 +385,7 @@ def load_ldm(name: str = NAME, device: str | None = None) -> LatentDiffusion:
 
     return LatentDiffusion(unet.to(device).eval(), vae.to(device).eval(), encode_text, scheduler_config, name,
                            "shapes", path, device, torch.float32, read_json(path / "training_record.json", {}), True,
-                           tokenize)
+                           tokenize, choose(device, model=name))
 
 
 # ----------------------------------------------------------------------------- loading: real Stable Diffusion
@@ -466,7 +470,9 @@ def load_sd(spec: str, device: str | None = None) -> LatentDiffusion:
 
     config = {k: v for k, v in dict(pipe.scheduler.config).items() if not k.startswith("_")}
     return LatentDiffusion(pipe.unet.eval(), pipe.vae.eval(), encode_text, config, spec, "stable-diffusion", spec,
-                           device, dtype, {}, uses_mask=False, tokenize=tokenize)
+                           device, dtype, {}, uses_mask=False, tokenize=tokenize,
+                           precision=choose(device) if dtype == torch.float32 else
+                           Precision("fp16", device.type, "Stable Diffusion's weights loaded in fp16"))
 
 
 def load_model(choice: str = NAME, device: str | None = None) -> LatentDiffusion:
