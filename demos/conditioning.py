@@ -135,9 +135,10 @@ def plots():
     by_step = {TITLES[m]: d.get("accuracy_vs_steps", []) for m, d in docs.items()}
     losses = {TITLES[m]: d.get("loss_curve", []) for m, d in docs.items()}
     probe_w = next(iter(docs.values())).get("probe_scale", 3)
-    return (curves_plot(by_w, "judge accuracy against the guidance scale", "guidance scale w", "accuracy"),
-            curves_plot(by_step, f"judge accuracy at w = {probe_w:g} during training", "training step", "accuracy"),
-            loss_plot(losses, "training loss (running mean)"), readme_section())
+    # no titles: each gr.Plot's label names its figure, and a title would sit under that label
+    return (curves_plot(by_w, "", "guidance scale w", "judge accuracy"),
+            curves_plot(by_step, "", "training step", f"judge accuracy at w = {probe_w:g}"),
+            loss_plot(losses, "", "training loss (running mean)"), readme_section())
 
 
 def build():
@@ -163,11 +164,10 @@ def build():
                                 height=300)
     formula(PLOTS_MD)
     with gr.Row():
-        by_w = gr.Plot(label="Accuracy against w")
-        by_step = gr.Plot(label="Accuracy against training steps")
-    with gr.Row():
-        losses = gr.Plot(label="Loss curves")
-        table = gr.Markdown()
+        by_w = gr.Plot(label="Judge accuracy against the guidance scale w")
+        by_step = gr.Plot(label="Judge accuracy against training steps (saved probes)")
+        losses = gr.Plot(label="Training loss")
+    table = gr.Markdown()
 
     mechanism.change(mechanism_view, mechanism, [about, code], api_visibility="private", show_progress="hidden")
     run.click(compare, [label, scale, steps, seed], grid_img, api_name="conditioning_compare", preprocess=False)
