@@ -41,14 +41,15 @@ def write_cfg_card(folder: str | Path) -> Path:
     record, config = read_json(folder / "training_record.json", {}), read_json(folder / "config.json", {})
     dataset = config.get("dataset", record.get("dataset", "?"))
     summary = SUMMARY.format(data=DATA_NAMES.get(dataset, dataset), params=record.get("parameters", 0),
-                             mechanism=MECHANISMS[config.get("conditioning", "add")],
+                             mechanism=MECHANISMS[record.get("conditioning") or config.get("conditioning", "add")],
                              p=record.get("p_uncond", 0.1), null=config.get("num_classes", 10),
                              schedule=record.get("schedule", "linear (DDPM)"),
                              zsnr=", rescaled to zero terminal SNR (ᾱ_T = 0)" if record.get("zero_terminal_snr") else "",
                              target=TARGETS[record.get("prediction_type", "epsilon")],
                              spacing=record.get("timestep_spacing", "leading"))
     extra = EXTRA.format(dataset=dataset) + (f"\n\nNote on training: {record['note']}." if record.get("note") else "")
-    mechanism = config.get("conditioning")
+    from .pipeline import CONDITIONING_MODELS
+    mechanism = next((m for m, name in CONDITIONING_MODELS.items() if name == folder.name), config.get("conditioning"))
     title = (f"{folder.name}: class-conditional DDPM, the label by {mechanism.replace('_', '-')} (the conditioning "
              "lesson)" if mechanism else f"{folder.name}: class-conditional DDPM for classifier-free guidance")
     return write_card(folder, title, summary, extra)
