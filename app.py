@@ -70,7 +70,7 @@ Every control sits next to the formula it changes; every figure quoted comes fro
 
 def runtime_note() -> str:
     """Where the models run and at what precision, e.g. "Models run on CPU at bf16 (native bf16 on this CPU, ...)"."""
-    from pipelines.precision import choose
+    from pipelines.precision import FP32_ONLY, choose
     from pipelines.runtime import pick_device
     device = pick_device()
     try:
@@ -78,7 +78,8 @@ def runtime_note() -> str:
     except ValueError as exc:  # a bad DIFFUSION_LAB_PRECISION: the models refuse to load with the same message
         return f"**{exc}**"
     force = "" if p.name == "fp32" else "; `python app.py --precision fp32` forces full precision"
-    return f"Models run on {device.type.upper()} at **{p.name}** ({p.reason}{force})."
+    kept = "" if p.name == "fp32" or not FP32_ONLY else f" Kept at fp32: {', '.join(f'`{m}`' for m in FP32_ONLY)}."
+    return f"Models run on {device.type.upper()} at **{p.name}** ({p.reason}{force}).{kept}"
 
 
 def _cache_images_atomically() -> None:

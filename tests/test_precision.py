@@ -52,6 +52,7 @@ def test_app_header_states_the_precision(monkeypatch):
     monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda cpuinfo=None: True)
     monkeypatch.setenv(PRECISION_ENV, "auto")
     assert "at **bf16**" in app.runtime_note() and "--precision fp32" in app.runtime_note()
+    assert all(f"`{m}`" in app.runtime_note() for m in precision.FP32_ONLY)   # the exceptions are named
     monkeypatch.setenv(PRECISION_ENV, "fp32")
     assert "at **fp32**" in app.runtime_note()
     monkeypatch.setenv(PRECISION_ENV, "nonsense")
