@@ -98,6 +98,13 @@ class _Running:
         return v
 
 
+def _optimise(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    """One gradient step on `loss`: clear the gradients, back-propagate, update."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
 def _log_every(steps: int) -> int:
     return max(1, steps // 200)
 
@@ -137,9 +144,7 @@ def train_ddpm(points: torch.Tensor, *, steps: int = DEFAULTS["ddpm"]["steps"], 
         t = torch.randint(0, scheduler.config.num_train_timesteps, (x0.shape[0],), generator=g)
         x_t = scheduler.add_noise(x0, noise, t)
         loss = F.mse_loss(model(x_t, t), regression_target(scheduler, x0, noise, t))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        _optimise(opt, loss)
         sched.step()
         running.add(loss.item())
         if step % log_every == 0 or step == steps:
@@ -197,14 +202,10 @@ def train_ddgan(points: torch.Tensor, *, denoising_steps: int = 4, steps: int = 
         fake_prev = posterior_sample(G(x_t, z, t), x_t, t, abar, torch.randn(x0.shape, generator=g))
         # discriminator on (x_{t−1}, x_t, t), real vs fake
         loss_d = _d_loss_r1(D, x_prev, fake_prev, (x_t, t), gamma)
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
+        _optimise(opt_d, loss_d)
         # generator: make D call its denoising real
         loss_g = F.softplus(-D(fake_prev, x_t, t)).mean()
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
+        _optimise(opt_g, loss_g)
         run_g.add(loss_g.item())
         run_d.add(loss_d.item())
         if step % log_every == 0 or step == steps:
@@ -241,13 +242,9 @@ def train_gan(points: torch.Tensor, *, steps: int = DEFAULTS["gan"]["steps"], ba
         real = next(data_iter)
         fake = G(torch.randn(batch, G.z_dim, generator=g))
         loss_d = F.softplus(-D(real)).mean() + F.softplus(D(fake.detach())).mean()
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
+        _optimise(opt_d, loss_d)
         loss_g = F.softplus(-D(fake)).mean()
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
+        _optimise(opt_g, loss_g)
         run_g.add(loss_g.item())
         run_d.add(loss_d.item())
         if step % log_every == 0 or step == steps:
