@@ -33,17 +33,17 @@ _limit_malloc_arenas()
 import gradio as gr  # noqa: E402
 import gradio.processing_utils as gr_processing  # noqa: E402
 
-# (tab title, module in demos/) — each module's build() fills its tab
+# (tab title's key in locales/*.toml, module in demos/) — each module's build() fills its tab
 TABS = [
-    ("Forward & reverse diffusion", "demos.ddpm"),
-    ("Classifier-free guidance", "demos.cfg"),
-    ("Conditioning", "demos.conditioning"),
-    ("Zero SNR & v-prediction", "demos.zero_snr"),
-    ("Text to image (latent diffusion)", "demos.text2img"),
-    ("StackGAN", "demos.stackgan"),
-    ("VAE latent space", "demos.vae"),
-    ("2-D playground", "demos.playground2d"),
-    ("Metrics: FID & IS", "demos.metrics"),
+    ("app.tab.ddpm", "demos.ddpm"),
+    ("app.tab.cfg", "demos.cfg"),
+    ("app.tab.conditioning", "demos.conditioning"),
+    ("app.tab.zero_snr", "demos.zero_snr"),
+    ("app.tab.text2img", "demos.text2img"),
+    ("app.tab.stackgan", "demos.stackgan"),
+    ("app.tab.vae", "demos.vae"),
+    ("app.tab.playground2d", "demos.playground2d"),
+    ("app.tab.metrics", "demos.metrics"),
 ]
 MAX_UPLOAD = "20mb"  # uploads are digits and photos; larger files are refused before they reach a tab
 CONCURRENCY = int(os.environ.get("DIFFUSION_LAB_CONCURRENCY", "2"))  # 2 vCPUs: two jobs at a time
@@ -59,17 +59,23 @@ CSS = """img { image-rendering: pixelated; }
 .digit-input img { width: 100% !important; height: 100% !important; object-fit: contain; }
 body.presenting .gradio-container { zoom: 1.3; }
 body.presenting .gradio-container .prose { font-size: 1.15em; }
-body.presenting .advanced { display: none !important; }"""
+body.presenting .advanced { display: none !important; }
+#language-switch { flex-grow: 0; }"""
 # presentation mode: a class on <body>, set by the checkbox or by ?present=1 in the URL (no server round trip)
 PRESENT_JS = "(on) => { document.body.classList.toggle('presenting', !!on); }"
 PRESENT_FROM_URL_JS = "() => new URLSearchParams(window.location.search).has('present')"
-HEADER = """# Diffusion Lab
-Generative image models you can run, watch and measure, live on a laptop CPU.
-Every control sits next to the formula it changes; every figure quoted comes from a command in the README."""
+# precision reasons (pipelines/precision.py words them in English) -> their keys in the translation tables
+REASON_KEYS = {"native bf16 on this CPU, chosen automatically": "app.reason.cpu_bf16",
+               "no native bf16 on this CPU": "app.reason.cpu_fp32", "full precision": "app.reason.full",
+               "this GPU supports bf16, chosen automatically": "app.reason.cuda_bf16",
+               "this GPU has no bf16, chosen automatically": "app.reason.cuda_fp16",
+               "DIFFUSION_LAB_PRECISION unset; python app.py chooses automatically": "app.reason.unset",
+               "set by DIFFUSION_LAB_PRECISION / --precision": "app.reason.set"}
 
 
-def runtime_note() -> str:
+def runtime_note(lang: str | None = None) -> str:
     """Where the models run and at what precision, e.g. "Models run on CPU at bf16 (native bf16 on this CPU, ...)"."""
+    from demos.i18n import tr
     from pipelines.precision import FP32_ONLY, choose
     from pipelines.runtime import pick_device
     device = pick_device()
@@ -77,9 +83,17 @@ def runtime_note() -> str:
         p = choose(device)
     except ValueError as exc:  # a bad DIFFUSION_LAB_PRECISION: the models refuse to load with the same message
         return f"**{exc}**"
-    force = "" if p.name == "fp32" else "; `python app.py --precision fp32` forces full precision"
-    kept = "" if p.name == "fp32" or not FP32_ONLY else f" Kept at fp32: {', '.join(f'`{m}`' for m in FP32_ONLY)}."
-    return f"Models run on {device.type.upper()} at **{p.name}** ({p.reason}{force}).{kept}"
+    force = "" if p.name == "fp32" else tr("app.runtime_force", lang)
+    kept = ("" if p.name == "fp32" or not FP32_ONLY else
+            tr("app.runtime_kept", lang, models=", ".join(f"`{m}`" for m in FP32_ONLY)))
+    reason = tr(REASON_KEYS[p.reason], lang) if p.reason in REASON_KEYS else p.reason
+    return tr("app.runtime", lang, device=device.type.upper(), precision=p.name, reason=reason, force=force, kept=kept)
+
+
+def header_note():
+    """The header's Markdown in both languages (a key gradio's frontend translates)."""
+    from demos.i18n import T_each, tr
+    return T_each("app.header", lambda lang: tr("app.header", lang) + "\n\n" + runtime_note(lang))
 
 
 def _cache_images_atomically() -> None:
@@ -106,20 +120,23 @@ def _cache_images_atomically() -> None:
 
 def build_app() -> gr.Blocks:
     from demos.common import OUTPUT_MAX_AGE, PRUNE_EVERY
+    from demos.playground2d import LIVE_TRAINING
     from demos.queue_policy import FairQueue
     _cache_images_atomically()
     # gradio's copies of the results are swept like ours (demos.common.prune_outputs)
-    with gr.Blocks(title="Diffusion Lab", delete_cache=(PRUNE_EVERY, OUTPUT_MAX_AGE)) as demo:
+    from demos.i18n import T, language_switch, tr
+    with gr.Blocks(title=tr("app.title", "en"), delete_cache=(PRUNE_EVERY, OUTPUT_MAX_AGE)) as demo:
         with gr.Row():
-            gr.Markdown(HEADER + "\n\n" + runtime_note())
-            present = gr.Checkbox(False, label="Presentation mode: large type, advanced controls hidden "
-                                  "(or open the page with ?present=1)", scale=0, min_width=240)
+            gr.Markdown(header_note())
+            with gr.Column(scale=0, min_width=240):
+                language_switch(demo)
+                present = gr.Checkbox(False, label=T("app.present"), min_width=240)
         present.change(None, present, None, js=PRESENT_JS, api_visibility="private")
         demo.load(None, None, present, js=PRESENT_FROM_URL_JS, api_visibility="private")
         on_load = []
         with gr.Tabs(overflow_behavior="wrap"):  # every lesson's tab in view (a second row), none behind a "…" menu
             for title, module in TABS:
-                with gr.Tab(title):
+                with gr.Tab(T(title)):
                     hooks = importlib.import_module(module).build() or {}
                     on_load += hooks.get("load", [])
         for fn, inputs, outputs, *kwargs in on_load:  # optional 4th item: extra event kwargs
@@ -127,7 +144,8 @@ def build_app() -> gr.Blocks:
     share_one_queue(demo)
     clear_payload_errors(demo)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
-    FairQueue(demo, COMPUTE_QUEUE)  # a cap per session, and least-used sessions first (demos/queue_policy.py)
+    # a cap per session, least-used sessions first, live training one at a time (demos/queue_policy.py)
+    FairQueue(demo, COMPUTE_QUEUE, long=LIVE_TRAINING)
     return demo
 
 
@@ -145,9 +163,8 @@ def clear_payload_errors(demo: gr.Blocks) -> None:
         except gr.Error:
             raise
         except Exception:  # pydantic's ValidationError, gradio's InvalidPathError and kin
-            raise gr.Error("A request input is not in the form this app accepts: send files as uploads (the page "
-                           "does; from Python use gradio_client.handle_file), and a file only this server received.",
-                           print_exception=False) from None
+            from demos.i18n import tr
+            raise gr.Error(tr("app.payload_error"), print_exception=False) from None
 
     preprocess_data.clear_errors = True
     demo.preprocess_data = preprocess_data
@@ -183,7 +200,8 @@ def allow_sd(flag: bool | None, host: str, share: bool) -> bool:
 
 def launch(demo: gr.Blocks, **kwargs):
     """Launch with the app's look; used by main() and by the tests."""
-    return demo.launch(css=CSS, max_file_size=MAX_UPLOAD, **kwargs)
+    from demos.i18n import RTL_CSS, gradio_i18n, head_js
+    return demo.launch(css=CSS + RTL_CSS, head=head_js(), i18n=gradio_i18n(), max_file_size=MAX_UPLOAD, **kwargs)
 
 
 def main(argv=None):

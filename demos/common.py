@@ -21,6 +21,8 @@ from pipelines import infotext
 from pipelines.images import ImageInputError, save_gif, to_digit_tensor
 from pipelines.metrics.features import FeatureNetworkMissing
 
+from .i18n import T, has, maybe, tr
+
 OUTPUT_DIR = Path(os.environ.get("DIFFUSION_LAB_OUTPUTS", Path(tempfile.gettempdir()) / "diffusion-lab"))
 OUTPUT_MAX_AGE = 2 * 3600  # seconds a result file (GIF, frame) stays downloadable; a Space runs for days
 PRUNE_EVERY = 600          # seconds between two sweeps of OUTPUT_DIR
@@ -30,8 +32,16 @@ MNIST_EXAMPLES = sorted(str(p) for p in (PROJECT_ROOT / "assets" / "mnist").glob
 USER_ERRORS = (ImageInputError, CheckpointMissing, FeatureNetworkMissing, ValueError)
 # status prefixes of the Markdown notes: words, not emoji (✅ ⏸ and kin draw as empty boxes without an emoji font,
 # as on a fresh Debian with Chromium)
-WARN = "**Warning:**"
-NOTE = "**Note:**"
+WARN = tr("common.warn", "en")  # English; warn() / note() give the request's language
+NOTE = tr("common.note", "en")
+
+
+def warn() -> str:
+    return tr("common.warn")
+
+
+def note() -> str:
+    return tr("common.note")
 
 
 def _as_gr_error(exc: Exception) -> gr.Error:
@@ -84,7 +94,7 @@ def warn_notes(notes: list[str]) -> str:
     """Show a pipeline's notes (which may quote the user's text) as warnings; returns them as Markdown list items."""
     for n in notes:
         gr.Warning(echo(n, 300))
-    return "".join(f"\n- {WARN} {echo_md(n, 300)}" for n in notes)
+    return "".join(f"\n- {warn()} {echo_md(n, 300)}" for n in notes)
 
 
 def check_number(value, name: str, lo: float, hi: float, integer: bool = False):
@@ -93,27 +103,28 @@ def check_number(value, name: str, lo: float, hi: float, integer: bool = False):
     if isinstance(value, str) and _PLAIN_NUMBER.fullmatch(value.strip()):
         value = float(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name} must be a number, got {echo(value)}.")
+        raise ValueError(tr("common.not_number", name=maybe(name), value=echo(value)))
     v = float(value)
     if math.isnan(v) or not lo <= v <= hi:
-        raise ValueError(f"{name} must be between {lo:g} and {hi:g}, got {echo(value)}.")
+        raise ValueError(tr("common.out_of_range", name=maybe(name), lo=f"{lo:g}", hi=f"{hi:g}", value=echo(value)))
     if integer:
         if v != int(v):
-            raise ValueError(f"{name} must be a whole number, got {echo(value)}.")
+            raise ValueError(tr("common.not_whole", name=maybe(name), value=echo(value)))
         return int(v)
     return v
 
 
 def check_choice(value, name: str, choices):
     if not isinstance(value, (str, int, float)) or value not in choices:
-        raise ValueError(f"{name} must be one of {[echo(c) for c in choices]}, got {echo(value)}.")
+        raise ValueError(tr("common.not_choice", name=maybe(name), choices=[echo(c) for c in choices],
+                            value=echo(value)))
     return value
 
 
 def check_bool(value, name: str) -> bool:
     """A checkbox: true or false, nothing that merely looks like one ("false" is text, and would tick it)."""
     if not isinstance(value, bool):
-        raise ValueError(f"{name} must be true or false, got {echo(value)}.")
+        raise ValueError(tr("common.not_bool", name=maybe(name), value=echo(value)))
     return value
 
 
@@ -140,8 +151,13 @@ def steps_run(sampler: str, steps: int) -> int:
 
 def budget_info(budget: int, ancestral: bool = False) -> str:
     """The slider note that states this server's budget (read when the page is built)."""
-    return (f"images × steps ≤ {round(budget * cost_scale()):,} per request on this server"
-            + (f" (DDPM ancestral: its {ANCESTRAL_STEPS} steps)" if ancestral else ""))
+    from .i18n import T_each
+    return T_each("common.budget", lambda lang: budget_text(budget, ancestral, lang))
+
+
+def budget_text(budget: int, ancestral: bool = False, lang: str | None = None) -> str:
+    return (tr("common.budget", lang, budget=round(budget * cost_scale()))
+            + (tr("common.budget_ancestral", lang, steps=ANCESTRAL_STEPS) if ancestral else ""))
 
 
 def check_cost(images: int, steps: int, budget: int, seconds: float = REQUEST_SECONDS) -> None:
@@ -150,9 +166,8 @@ def check_cost(images: int, steps: int, budget: int, seconds: float = REQUEST_SE
     shared server, so that one visitor's request never holds a worker for long; × DIFFUSION_LAB_COST_SCALE."""
     scale = cost_scale()
     if images * steps > budget * scale:
-        raise ValueError(f"This asks for {images:,} images × {steps:,} denoising steps = {images * steps:,} image-steps; "
-                         f"one request may cost at most {round(budget * scale):,} (about {seconds * scale:.0f} s "
-                         "on this server). Use fewer images or fewer steps.")
+        raise ValueError(tr("common.cost", images=images, steps=steps, total=images * steps,
+                            budget=round(budget * scale), seconds=seconds * scale))
 
 
 def received_file(payload):
@@ -161,21 +176,21 @@ def received_file(payload):
     cache folder). A URL is never fetched and no other path is ever opened: a raw API payload can name any file."""
     if isinstance(payload, dict):  # a gradio FileData payload; only its server-side path counts, never its url
         if payload.get("url") and not payload.get("path"):
-            raise ImageInputError("Images are taken as uploads only, not as URLs: upload the file itself.")
+            raise ImageInputError(tr("common.upload_url"))
         payload = payload.get("path")
     if payload is None or isinstance(payload, (bytes, bytearray, Image.Image)) or payload == "":
         return payload
     if not isinstance(payload, str):
-        raise ImageInputError("That is not an image upload: upload a PNG or JPEG.")
+        raise ImageInputError(tr("common.upload_not_image"))
     if "://" in payload or payload.lower().startswith("data:"):
-        raise ImageInputError("Images are taken as uploads only, not as URLs: upload the file itself.")
+        raise ImageInputError(tr("common.upload_url"))
     try:
         path = Path(payload).resolve()  # follows symbolic links out of the folders too
         allowed = path.is_relative_to(_received_root()) and path.is_file()
     except (OSError, ValueError):  # NUL bytes, names too long
         allowed = False
     if not allowed:
-        raise ImageInputError("That image was not uploaded to this app: upload the file itself.")
+        raise ImageInputError(tr("common.upload_foreign"))
     return str(path)
 
 
@@ -195,7 +210,7 @@ def digit_input(label: str, value: str | None = None) -> gr.Image:
     Wire its events with preprocess=False so the raw upload reaches `to_digit_tensor`'s checks."""
     img = gr.Image(label=label, type="filepath", value=value, height=200, sources=["upload", "clipboard"],
                    image_mode="RGBA", elem_classes=["digit-input"])
-    gr.Examples(MNIST_EXAMPLES, inputs=img, label="MNIST test digits", examples_per_page=20)
+    gr.Examples(MNIST_EXAMPLES, inputs=img, label=T("common.mnist_examples"), examples_per_page=20)
     return img
 
 
@@ -204,17 +219,17 @@ def use_drawing(drawing):
     """The sketch pad's picture, checked before it is used (a blank pad gets a clear message)."""
     img = drawing.get("composite") if isinstance(drawing, dict) else drawing
     if img is None:
-        raise ImageInputError("The sketch pad is empty: draw a digit first.")
+        raise ImageInputError(tr("common.sketch_empty"))
     try:
         to_digit_tensor(img)
     except ImageInputError:
-        raise ImageInputError("The drawing is blank: draw a digit with the brush, then press the button.") from None
+        raise ImageInputError(tr("common.sketch_blank")) from None
     return img
 
 
 def seed_box(value: int = 0) -> gr.Number:
-    return gr.Number(value=value, label="Seed", precision=0, minimum=0, maximum=MAX_SEED, elem_classes=["advanced"],
-                     info="Same seed + same settings = same images (noise is drawn on the CPU).")
+    return gr.Number(value=value, label=T("common.seed"), precision=0, minimum=0, maximum=MAX_SEED,
+                     elem_classes=["advanced"], info=T("common.seed_info"))
 
 
 def formula(md: str, **kwargs) -> gr.Markdown:
@@ -258,7 +273,7 @@ def write_png(img, stem: str) -> str:
     return str(path)
 
 
-PAUSE = "‖ pause"  # U+2016, drawn by DejaVu Sans like ▶ and ◀ (U+23F8 ⏸ is in emoji fonts only)
+PAUSE = tr("common.pause", "en")  # U+2016, drawn by DejaVu Sans like ▶ and ◀ (U+23F8 ⏸ is in emoji fonts only)
 
 
 class Player:
@@ -270,11 +285,11 @@ class Player:
 
     def __init__(self, slider: gr.Slider, start: float, end, step: float = 1, limit=None, fps: float = 4.0):
         with gr.Row(elem_classes=["player"]):
-            back = gr.Button("◀ step", size="sm", min_width=60)
-            play = gr.Button("▶ play", size="sm", min_width=60, variant="secondary")
-            pause = gr.Button(PAUSE, size="sm", min_width=60)
-            fwd = gr.Button("step ▶", size="sm", min_width=60)
-            speed = gr.Slider(0.5, 12, value=fps, step=0.5, label="speed (steps per second)", min_width=160)
+            back = gr.Button(T("common.step_back"), size="sm", min_width=60)
+            play = gr.Button(T("common.play"), size="sm", min_width=60, variant="secondary")
+            pause = gr.Button(T("common.pause"), size="sm", min_width=60)
+            fwd = gr.Button(T("common.step_forward"), size="sm", min_width=60)
+            speed = gr.Slider(0.5, 12, value=fps, step=0.5, label=T("common.speed"), min_width=160)
         self.timer = gr.Timer(1 / fps, active=False)
         self.start, self.end, self.step = start, end, step
         inputs = [slider] + ([limit] if limit is not None else [])
@@ -312,19 +327,26 @@ class Player:
         return new, (gr.Timer(active=False) if done else gr.update())
 
 
+def T_name(key: str, name: str):
+    """A build-time text `key` with the translated process name `name` (a key) put into its {label}."""
+    from .i18n import T_each
+    return T_each(key, lambda lang: tr(key, lang, label=maybe(name, lang)))
+
+
 class FramesView:
     """A gallery of frames + a step slider (with a Player) showing one frame + a GIF, used by every process tab."""
 
-    def __init__(self, label: str = "Frames"):
+    def __init__(self, label: str = "common.frames"):
+        """`label`: the key of the process's name, e.g. "ddpm.frames" ("Reverse process")."""
         with gr.Group():
-            self.current = gr.Image(label=f"{label}: the step chosen below", type="pil", interactive=False,
+            self.current = gr.Image(label=T_name("common.frames_current", label), type="pil", interactive=False,
                                     height=300)
-            self.slider = gr.Slider(0, 1, value=0, step=1, label="Show step", interactive=True)
+            self.slider = gr.Slider(0, 1, value=0, step=1, label=T("common.show_step"), interactive=True)
             self.state = gr.State([])
             Player(self.slider, 0, lambda frames: max(len(frames or []) - 1, 0), limit=self.state)
-            self.gallery = gr.Gallery(label=f"{label}: every shown step", columns=6, height=220,
+            self.gallery = gr.Gallery(label=T_name("common.frames_all", label), columns=6, height=220,
                                       object_fit="contain", format="png")
-            self.gif = gr.File(label="Animated GIF", interactive=False)
+            self.gif = gr.File(label=T("common.gif"), interactive=False)
         self.slider.change(self._pick, [self.state, self.slider], self.current, show_progress="hidden",
                            api_visibility="private")
 
@@ -351,9 +373,11 @@ class FramesView:
                 files, gif, files)
 
 
-def samples_image(label: str = "Samples", height: int = 300) -> gr.Image:
-    """A generated-images output served as PNG, so the settings stored by `infotext.attach` survive."""
-    return gr.Image(label=label, type="pil", interactive=False, height=height, format="png")
+def samples_image(label="common.samples", height: int = 300) -> gr.Image:
+    """A generated-images output served as PNG, so the settings stored by `infotext.attach` survive.
+    `label`: a key of the translation tables (or a T(...) of one)."""
+    return gr.Image(label=T(label) if isinstance(label, str) and has(label) else label, type="pil", interactive=False,
+                    height=height, format="png")
 
 
 MAX_RESTORED_TEXT = 20_000  # characters a restored text box may hold (the prompt boxes' own limit)
@@ -362,7 +386,7 @@ MAX_RESTORED_TEXT = 20_000  # characters a restored text box may hold (the promp
 def restore_check(component: gr.components.Component):
     """The check a restored value must pass before it goes into `component`: the range, step and choices the control
     itself offers, as a person typing into it would meet them. Returns value -> checked value (or ValueError)."""
-    name = component.label or "this control"
+    name = maybe(component.label) if component.label else tr("common.this_control")
     if isinstance(component, gr.Checkbox):
         return lambda v: check_bool(v, name)
     if isinstance(component, (gr.Radio, gr.Dropdown)):
@@ -379,9 +403,9 @@ def restore_check(component: gr.components.Component):
     if isinstance(component, gr.Textbox):
         def text(v):
             if not isinstance(v, str):
-                raise ValueError(f"{name} must be text, got {echo(v)}.")
+                raise ValueError(tr("common.not_text", name=name, value=echo(v)))
             if len(v) > MAX_RESTORED_TEXT:
-                raise ValueError(f"{name} is {len(v):,} characters long; the limit is {MAX_RESTORED_TEXT:,}.")
+                raise ValueError(tr("common.too_long", name=name, length=len(v), limit=MAX_RESTORED_TEXT))
             return v
         return text
     raise TypeError(f"no restore check for {type(component).__name__}")
@@ -399,8 +423,7 @@ class SettingsDrop:
         self.tab, self.names = tab, list(controls)
         self.checks = {n: restore_check(c) for n, c in controls.items()} | (checks or {})
         with gr.Group(elem_classes=["advanced"]):
-            self.file = gr.File(label="Restore settings: drop a PNG generated in this tab", file_types=[".png"],
-                                height=90)
+            self.file = gr.File(label=T("common.restore_file"), file_types=[".png"], height=90)
             self.note = gr.Markdown()
         self.file.upload(self.restore, self.file, [*controls.values(), self.note], preprocess=False,
                          api_visibility="private")
@@ -410,10 +433,10 @@ class SettingsDrop:
         try:
             settings = infotext.read(received_file(payload))
         except ImageInputError as exc:
-            return *keep, f"{WARN} {exc}"
+            return *keep, f"{warn()} {exc}"
         if settings.get("tab") != self.tab:
-            where = echo_md(settings.get("tab", "another"), 40)
-            return *keep, f"{WARN} This PNG was made in the **{where}** tab: drop it there."
+            where = echo_md(settings.get("tab", tr("common.restore_another")), 40)
+            return *keep, f"{warn()} " + tr("common.restore_other_tab", tab=where)
         restored, refused = {}, []
         for n in self.names:
             if n in settings:
@@ -421,10 +444,9 @@ class SettingsDrop:
                     restored[n] = self.checks[n](settings[n])
                 except ValueError as exc:
                     refused.append(f"**{n}**: " + _MARKDOWN.sub(r"\\\1", str(exc)))
-        note = ("Restored " + ", ".join(f"{n} = {echo_md(v, 40)}" for n, v in restored.items()) + "."
-                if restored else "Nothing could be restored.")
+        text = (tr("common.restored", settings=", ".join(f"{n} = {echo_md(v, 40)}" for n, v in restored.items()))
+                if restored else tr("common.restored_nothing"))
         if refused:
-            note += f"\n\n{WARN} Not restored (the controls keep their values):\n" + "\n".join(
-                f"- {r}" for r in refused)
-        note += "\n\nPress the button to regenerate."
-        return *(gr.update(value=restored[n]) if n in restored else gr.update() for n in self.names), note
+            text += f"\n\n{warn()} " + tr("common.restore_refused") + "\n" + "\n".join(f"- {r}" for r in refused)
+        text += "\n\n" + tr("common.restore_press")
+        return *(gr.update(value=restored[n]) if n in restored else gr.update() for n in self.names), text
