@@ -11,8 +11,9 @@ from pipelines.images import grid, labelled_grid, side_by_side
 
 from pipelines.infotext import attach
 
-from .common import (FramesView, SettingsDrop, budget_info, check_choice, check_cost, check_number, echo, formula,
-                     samples_image, seed_box, steps_run, user_errors, write_gif)
+from .common import (FramesView, SAMPLER_KEYS, SettingsDrop, budget_info, check_choice, check_cost, check_number, echo,
+                     formula, labelled, samples_image, seed_box, steps_run, user_errors, write_gif)
+from .i18n import T, has, tr
 from .plots import quality_diversity_plot
 
 SAMPLERS = ("DDIM", "DPM-Solver++ (multistep)", "DDPM (ancestral)")
@@ -22,55 +23,17 @@ MAX_IMAGE_STEPS = 1_500  # images × guided steps per request: ≈ 5.4 s at 3.6 
 SWEEP_SCALES, MAX_SWEEP_SCALES = "0, 1, 3, 7", 6
 DATASET = {"MNIST": "mnist", "Fashion-MNIST": "fashion-mnist"}
 
-INTRO_MD = f"""
-One network, two models. A class-conditional DDPM $\\varepsilon_\\theta(x_t, t, y)$ is trained with the label
-dropped (replaced by a **null label** $\\varnothing$) for 10% of the images, so it also learns the unconditional
-model $\\varepsilon_\\theta(x_t, t, \\varnothing)$. At sampling time the two predictions are mixed with a scale $w$.
-Both models are trained here on 2 CPU cores and shipped in `checkpoints/` with their model cards.
-
-**Two fixes to the reference implementation** (the assignment's code) are made here:
-1. *Label dropout per image.* The reference drops the label for the **whole batch at once**, so each step trains
-   either only the conditional or only the unconditional model. Here every image flips its own coin ($p = 0.1$),
-   as in Ho & Salimans (2022), Algorithm 1.
-2. *A separate null embedding.* The reference's "no label" **reuses label 0**, so "unconditional" collides with the
-   first class (digit 0 / T-shirt) and the unconditional model is biased towards it. Here the label table has an
-   extra learned row, index 10, that means "no label".
-
-CIFAR-10 (the original assignment's data) is not available offline here, so **no CIFAR-10 checkpoint ships**;
-on a machine with internet, `{train_command("cfg-cifar10")} --channels 64,128,256 --steps 50000` trains one
-(torchvision downloads the data).
-"""
-
-TRAIN_MD = r"""
-**Conditioning.** $\mathrm{emb} = \mathrm{MLP}(\mathrm{PE}(t)) + E[y]$: the label embedding is *added* to the
-timestep embedding and scales/shifts the features of every residual and attention block.
-**Training** (per image): $y \leftarrow \varnothing$ with probability $0.1$; minimise $\lVert \varepsilon - \varepsilon_\theta(x_t, t, y)\rVert^2$.
-"""
-
-GUIDE_MD = r"""
-**Guided noise prediction** (one batched forward for $y$ and $\varnothing$):
-$$\tilde\varepsilon = \varepsilon_\theta(x_t,\varnothing) + w\,\big(\varepsilon_\theta(x_t, y) - \varepsilon_\theta(x_t,\varnothing)\big) = \texttt{torch.lerp}(\varepsilon_\varnothing, \varepsilon_y, w)$$
-$w = 0$: unconditional · $w = 1$: plain conditional · $w > 1$: pushed away from the unconditional model,
-i.e. sampling $\propto p(x)\,p(y\mid x)^{w}$ with an implicit classifier — sharper classes, less variety.
-**φ (guidance rescale**, Lin et al. 2024): $\tilde\varepsilon \leftarrow \phi\,\tilde\varepsilon\,\frac{\sigma(\varepsilon_y)}{\sigma(\tilde\varepsilon)} + (1-\phi)\,\tilde\varepsilon$ tames over-saturation at large $w$.
-"""
-
-SWEEP_MD = r"""
-**CFG sweep.** One row per class, one column per scale $w$. Every scale starts from the **same seed**, so within
-a row the noise $x_T$ (and, for DDPM, every step's noise) is identical: only $w$ changes.
-"""
-
-QD_MD = r"""
-**Quality vs diversity.** As $w$ grows, the judge (a CNN trained here on the real data) recognises the requested
-class more often, while the samples of one class become more alike: diversity is the mean pairwise distance between
-the judge's 128-d features of samples of the same class (dashed: real test images). Precomputed by
-`python -m pipelines.measure.cfg --dataset mnist` (and `fashion-mnist`) into each checkpoint's `metrics.json`.
-"""
-
-
 # ---------------------------------------------------------------- helpers
+def class_choices(names, build: bool = False) -> list:
+    """A class list as choices: the class name (what the API takes) with its translated label (Fashion-MNIST's)."""
+    keyed = [n for n in names if has(f"classes.{n}")]
+    if build:
+        return labelled(names, {n: f"classes.{n}" for n in keyed})
+    return [(tr(f"classes.{n}"), n) if n in keyed else n for n in names]
+
+
 def _model(model_name: str):
-    check_choice(model_name, "Model", MODELS)
+    check_choice(model_name, "cfg.model_name", MODELS)
     return load_cfg(MODELS[model_name])
 
 
@@ -78,12 +41,12 @@ def _class(model_name: str, label) -> str:
     """The class as its name, checked before any model is loaded."""
     names = CLASS_NAMES[DATASET[model_name]]
     if str(label) not in names:
-        raise ValueError(f"Unknown class {echo(label)} for {model_name}; choose one of {names}.")
+        raise ValueError(tr("cfg.unknown_class", label=echo(label), model=model_name, names=names))
     return str(label)
 
 
 def _scale(scale) -> float:
-    return check_number(scale, "CFG scale w", 0, MAX_SCALE)
+    return check_number(scale, "cfg.scale_name", 0, MAX_SCALE)
 
 
 def _frame(x: torch.Tensor, x0: torch.Tensor, nrow: int):
@@ -94,24 +57,24 @@ def parse_scales(text) -> list[float]:
     """'0, 1, 3, 7' -> [0.0, 1.0, 3.0, 7.0], each checked against the allowed range."""
     parts = [p for p in str(text or "").replace(";", ",").split(",") if p.strip()]
     if not parts:
-        raise ValueError(f"Give at least one guidance scale, e.g. '{SWEEP_SCALES}'.")
+        raise ValueError(tr("cfg.no_scales", example=SWEEP_SCALES))
     if len(parts) > MAX_SWEEP_SCALES:
-        raise ValueError(f"At most {MAX_SWEEP_SCALES} scales per sweep, got {len(parts)}.")
-    return [check_number(p.strip(), "Each sweep scale w", 0, MAX_SCALE) for p in parts]
+        raise ValueError(tr("cfg.too_many_scales", most=MAX_SWEEP_SCALES, got=len(parts)))
+    return [check_number(p.strip(), "cfg.sweep_scale_name", 0, MAX_SCALE) for p in parts]
 
 
 # ---------------------------------------------------------------- callbacks
 @user_errors
 def generate(model_name, label, scale, rescale, sampler, steps, num_images, seed, progress=gr.Progress()):
     """Stream (x_t, x̂_0) frames of guided sampling for one class, then the gallery and the GIF."""
-    check_choice(model_name, "Model", MODELS)
+    check_choice(model_name, "cfg.model_name", MODELS)
     label = _class(model_name, label)
-    check_choice(sampler, "Sampler", SAMPLERS)
+    check_choice(sampler, "ddpm.sampler_name", SAMPLERS)
     scale = _scale(scale)
-    rescale = check_number(rescale, "Guidance rescale φ", 0, 1)
-    steps = check_number(steps, "Steps", 1, MAX_STEPS, integer=True)
-    num_images = check_number(num_images, "Number of images", 1, MAX_IMAGES, integer=True)
-    seed = check_number(seed, "Seed", 0, 2**31 - 1, integer=True)
+    rescale = check_number(rescale, "cfg.rescale_name", 0, 1)
+    steps = check_number(steps, "ddpm.steps_name", 1, MAX_STEPS, integer=True)
+    num_images = check_number(num_images, "ddpm.images_name", 1, MAX_IMAGES, integer=True)
+    seed = check_number(seed, "common.seed", 0, 2**31 - 1, integer=True)
     check_cost(num_images, steps_run(sampler, steps), MAX_IMAGE_STEPS)
     model = _model(model_name)
     c = model.class_index(label)
@@ -120,16 +83,18 @@ def generate(model_name, label, scale, rescale, sampler, steps, num_images, seed
     run = model.frames(c, scale=scale, rescale=rescale, sampler=sampler, steps=steps, num_images=num_images, seed=seed)
     for step in run.thinned(MAX_FRAMES):
         img = _frame(step.x, step.denoised, nrow)
-        frames.append((img, f"step {step.i + 1}/{step.n}  (t={step.t})"))
-        progress((step.i + 1, step.n), desc="guided denoising")
-        status = f"step {step.i + 1}/{step.n}, t = {step.t}"
+        frames.append((img, tr("ddpm.frame_caption", i=step.i + 1, n=step.n, t=step.t)))
+        progress((step.i + 1, step.n), desc=tr("cfg.guided_denoising"))
+        status = tr("ddpm.status_step", i=step.i + 1, n=step.n, t=step.t)
         yield img, grid(step.x.clamp(-1, 1), nrow, scale=3), status, *FramesView.update([], None)
     gif = write_gif([f for f, _ in frames], "cfg", duration_ms=120)
     final = attach(grid(step.x.clamp(-1, 1), nrow, scale=3), tab="cfg", model_name=model_name,
                    checkpoint=MODELS[model_name], weights=model.weights_hash, label=label, scale=scale, rescale=rescale,
                    sampler=sampler, steps=steps, num_images=num_images, seed=seed, schedule=model.record.get("schedule"),
                    precision=model.precision.name)
-    done = f"done: {model.class_names[c]!s} at w = {scale:g}, {step.n} steps, seed {seed}"
+    name = str(model.class_names[c])
+    done = tr("cfg.status_done", label=tr(f"classes.{name}") if has(f"classes.{name}") else name, scale=scale,
+              n=step.n, seed=seed)
     yield frames[-1][0], final, done, *FramesView.update(frames, gif)
 
 
@@ -137,11 +102,12 @@ def generate(model_name, label, scale, rescale, sampler, steps, num_images, seed
 def sweep(model_name, scales, steps, seed, progress=gr.Progress()):
     """One row per class, one column per w; the same seed (same noise) for every w."""
     ws = parse_scales(scales)
-    steps = check_number(steps, "Steps", 1, MAX_STEPS, integer=True)
-    seed = check_number(seed, "Seed", 0, 2**31 - 1, integer=True)
+    steps = check_number(steps, "ddpm.steps_name", 1, MAX_STEPS, integer=True)
+    seed = check_number(seed, "common.seed", 0, 2**31 - 1, integer=True)
     model = _model(model_name)
     check_cost(len(ws) * len(model.class_names), steps, MAX_IMAGE_STEPS)
-    x = model.sweep(ws, steps=steps, seed=seed, progress=lambda k, n: progress((k, n), desc="scales done"))
+    desc = tr("cfg.scales_done")
+    x = model.sweep(ws, steps=steps, seed=seed, progress=lambda k, n: progress((k, n), desc=desc))
     return labelled_grid(x.transpose(0, 1), model.class_names, [f"w = {w:g}" for w in ws], scale=2,
                          label_width=80 if model_name == "MNIST" else 86)
 
@@ -150,7 +116,8 @@ def model_changed(model_name, label=None):
     """New class choices (keeping the class when the new model has it: a restored PNG sets both), the model's card
     summary, its quality–diversity plot and figures."""
     names = CLASS_NAMES[DATASET.get(model_name, "mnist")]
-    return gr.Dropdown(choices=names, value=label if label in names else names[0]), *model_summary(model_name)
+    return (gr.Dropdown(choices=class_choices(names), value=label if label in names else names[0]),
+            *model_summary(model_name))
 
 
 def model_summary(model_name):
@@ -161,13 +128,13 @@ def model_info(model_name) -> str:
     try:
         m = _model(model_name)
     except Exception as exc:  # a missing checkpoint must not break the page
-        return f"**Model not available.** {exc}"
+        return tr("ddpm.model_missing", error=exc)
     r = m.record
-    return (f"**Model:** hand-written `ClassConditionalUNet`, {m.parameters:,} parameters, trained on "
-            f"{r.get('train_images', 0):,} {model_name} training images for {r.get('steps', '?')} steps × batch "
-            f"{r.get('batch_size', '?')} (≈{r.get('epochs', '?')} epochs) in {r.get('wall_seconds', 0) / 60:.0f} min "
-            f"on {r.get('hardware', '?')}; final loss {r.get('final_loss', float('nan')):.4f}. "
-            f"Weights `{m.weights_hash}`. Retrain: `{r.get('command', train_command(MODELS[model_name]))}`")
+    return tr("cfg.model_card", parameters=m.parameters, images=r.get('train_images', 0), model=model_name,
+              steps=r.get('steps', '?'), batch=r.get('batch_size', '?'), epochs=r.get('epochs', '?'),
+              minutes=r.get('wall_seconds', 0) / 60, hardware=r.get('hardware', '?'),
+              loss=r.get('final_loss', float('nan')), weights=m.weights_hash,
+              command=r.get('command', train_command(MODELS[model_name])))
 
 
 def _metrics(model_name) -> dict:
@@ -186,13 +153,12 @@ def qd_plot(model_name=None):
 def metrics_md(model_name) -> str:
     m = _metrics(model_name)
     if not m:
-        return (f"_No measured figures for {model_name} yet: run "
-                f"`python -m pipelines.measure.cfg --dataset {DATASET.get(model_name, 'mnist')}`._")
-    lines = ["| figure | value |", "|---|---|"]
+        return tr("cfg.no_metrics", model=model_name, dataset=DATASET.get(model_name, 'mnist'))
+    lines = [f"| {tr('cfg.figure')} | {tr('cfg.value')} |", "|---|---|"]
     for r in m.get("rows", []):
         v = r["value"]
         lines.append(f"| {r['figure']} | {v:.4g} |" if isinstance(v, float) else f"| {r['figure']} | {v} |")
-    return "\n".join(lines) + "\n\n" + "  \n".join(f"Reproduce: `{c}`" for c in m.get("commands", {}).values())
+    return "\n".join(lines) + "\n\n" + "  \n".join(tr("cfg.reproduce", command=c) for c in m.get("commands", {}).values())
 
 
 def sync_number(w):
@@ -208,54 +174,50 @@ def sync_slider(w):
 
 # ---------------------------------------------------------------- layout
 def build():
-    gr.Markdown("## Classifier-free guidance", latex_delimiters=[{"left": "$", "right": "$", "display": False}])
-    formula(INTRO_MD)
+    gr.Markdown(T("cfg.title"), latex_delimiters=[{"left": "$", "right": "$", "display": False}])
+    formula(T("cfg.intro_md", command=train_command("cfg-cifar10")))
     with gr.Row():
         with gr.Column(scale=1):
-            model_name = gr.Radio(list(MODELS), value="MNIST", label="Model (class-conditional DDPM trained here)")
-            label = gr.Dropdown(CLASS_NAMES["mnist"], value="3", label="Class y")
+            model_name = gr.Radio(list(MODELS), value="MNIST", label=T("cfg.model"))
+            label = gr.Dropdown(class_choices(CLASS_NAMES["mnist"], build=True), value="3", label=T("cfg.class_y"))
             with gr.Row():
-                scale_slider = gr.Slider(0, SLIDER_MAX, value=3, step=0.25, label="CFG scale w (0 = unconditional, "
-                                         "1 = conditional)")
-                scale = gr.Number(value=3, minimum=0, maximum=MAX_SCALE, label=f"w (type up to {MAX_SCALE:g})")
-            rescale = gr.Slider(0, 1, value=0, step=0.05, label="Guidance rescale φ (0 = off)")
-            sampler = gr.Dropdown(list(SAMPLERS), value="DDIM", label="Sampler")
-            steps = gr.Slider(1, MAX_STEPS, value=25, step=1, label="Steps (DDPM ancestral always runs all 1000)")
-            num_images = gr.Slider(1, MAX_IMAGES, value=16, step=1, label="Number of images",
+                scale_slider = gr.Slider(0, SLIDER_MAX, value=3, step=0.25, label=T("cfg.scale_slider"))
+                scale = gr.Number(value=3, minimum=0, maximum=MAX_SCALE, label=T("cfg.scale_number", most=MAX_SCALE))
+            rescale = gr.Slider(0, 1, value=0, step=0.05, label=T("cfg.rescale"))
+            sampler = gr.Dropdown(labelled(SAMPLERS, SAMPLER_KEYS), value="DDIM", label=T("ddpm.sampler"))
+            steps = gr.Slider(1, MAX_STEPS, value=25, step=1, label=T("cfg.steps"))
+            num_images = gr.Slider(1, MAX_IMAGES, value=16, step=1, label=T("ddpm.images"),
                                    info=budget_info(MAX_IMAGE_STEPS, ancestral=True))
             seed = seed_box(0)
-            run = gr.Button("Generate with guidance", variant="primary")
-            status = gr.Textbox(label="Progress", interactive=False)
+            run = gr.Button(T("cfg.run"), variant="primary")
+            status = gr.Textbox(label=T("ddpm.progress"), interactive=False)
             SettingsDrop("cfg", dict(model_name=model_name, label=label, scale=scale, rescale=rescale, sampler=sampler,
                                      steps=steps, num_images=num_images, seed=seed),
                          # the class list follows the model: any model's class passes here, generate checks the pair
-                         checks={"label": lambda v: check_choice(v, "Class y", ALL_CLASSES)})
+                         checks={"label": lambda v: check_choice(v, "cfg.class_y", ALL_CLASSES)})
         with gr.Column(scale=2):
-            formula(GUIDE_MD)
-            formula(TRAIN_MD)
+            formula(T("cfg.guide_md"))
+            formula(T("cfg.train_md"))
             with gr.Row():
-                live = gr.Image(label="Now: x_t (left) and predicted x̂₀ (right)", type="pil", interactive=False,
-                                height=300)
-                final = samples_image("Samples (PNG with its settings inside)")
-    frames = FramesView("Guided reverse process")
+                live = gr.Image(label=T("ddpm.live"), type="pil", interactive=False, height=300)
+                final = samples_image("ddpm.samples")
+    frames = FramesView("cfg.frames")
 
-    formula(SWEEP_MD)
+    formula(T("cfg.sweep_md"))
     with gr.Row():
         with gr.Column(scale=1):
-            sweep_scales = gr.Textbox(SWEEP_SCALES, label=f"Scales w (comma-separated, at most {MAX_SWEEP_SCALES})")
-            sweep_steps = gr.Slider(1, 100, value=20, step=1, label="DDIM steps")
+            sweep_scales = gr.Textbox(SWEEP_SCALES, label=T("cfg.sweep_scales", most=MAX_SWEEP_SCALES))
+            sweep_steps = gr.Slider(1, 100, value=20, step=1, label=T("cfg.sweep_steps"))
             sweep_seed = seed_box(0)
-            run_sweep = gr.Button("Run the CFG sweep", variant="primary")
+            run_sweep = gr.Button(T("cfg.run_sweep"), variant="primary")
         with gr.Column(scale=2):
-            sweep_img = gr.Image(label="CFG sweep: rows = classes, columns = w", type="pil", interactive=False,
-                                 height=560)
+            sweep_img = gr.Image(label=T("cfg.sweep_img"), type="pil", interactive=False, height=560)
 
-    formula(QD_MD)
+    formula(T("cfg.qd_md"))
     with gr.Row():
-        qd = gr.Plot(label="Quality and diversity against w")
+        qd = gr.Plot(label=T("cfg.qd"))
         figures = gr.Markdown()
-    with gr.Accordion("Model card: parameters and training record", open=False,
-                      elem_classes=["advanced"]):
+    with gr.Accordion(T("ddpm.card"), open=False, elem_classes=["advanced"]):
         info = gr.Markdown()
 
     # the slider drives the number box; a typed number beyond the slider's range just pins the slider at its end

@@ -22,6 +22,7 @@ from pipelines.images import ImageInputError, save_gif, to_digit_tensor
 from pipelines.metrics.features import FeatureNetworkMissing
 
 from .i18n import T, has, maybe, tr
+from .queue_policy import declare_cost
 
 OUTPUT_DIR = Path(os.environ.get("DIFFUSION_LAB_OUTPUTS", Path(tempfile.gettempdir()) / "diffusion-lab"))
 OUTPUT_MAX_AGE = 2 * 3600  # seconds a result file (GIF, frame) stays downloadable; a Space runs for days
@@ -144,6 +145,14 @@ def cost_scale() -> float:
 ANCESTRAL, ANCESTRAL_STEPS = "DDPM (ancestral)", 1000  # the ancestral sampler runs every training step
 
 
+SAMPLER_KEYS = {"DDPM (ancestral)": "sampler.ancestral", "DDIM": "sampler.ddim", "DPM-Solver++ (multistep)": "sampler.dpm"}
+
+
+def labelled(values, keys: dict) -> list:
+    """Radio/Dropdown choices: each value (what the API takes, unchanged) with its translated label."""
+    return [(T(keys[v]), v) if v in keys else v for v in values]
+
+
 def steps_run(sampler: str, steps: int) -> int:
     """The denoising steps a request really runs: the ancestral sampler ignores the steps slider."""
     return ANCESTRAL_STEPS if sampler == ANCESTRAL else steps
@@ -165,6 +174,7 @@ def check_cost(images: int, steps: int, budget: int, seconds: float = REQUEST_SE
     go through the network as one batch) must stay within the tab's budget, sized to `seconds` of a 2-core CPU on a
     shared server, so that one visitor's request never holds a worker for long; × DIFFUSION_LAB_COST_SCALE."""
     scale = cost_scale()
+    declare_cost(images * steps / (budget * scale))  # the queue's policy holds back sessions that ask for much
     if images * steps > budget * scale:
         raise ValueError(tr("common.cost", images=images, steps=steps, total=images * steps,
                             budget=round(budget * scale), seconds=seconds * scale))

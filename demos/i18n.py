@@ -270,15 +270,16 @@ def language_switch(demo: gr.Blocks) -> gr.Radio:
 # Right to left for Persian: the page, its text and its labels; formulas, code, numbers, plots and image grids stay
 # left to right (a slider is a number line like the plots' axes, so its track keeps its direction, its label not)
 RTL_CSS = """
-html.rtl body, html.rtl .gradio-container { direction: rtl; }
+html.rtl body, html.rtl .gradio-container, html.rtl .gradio-container [dir="ltr"] { direction: rtl; }
 html.rtl .prose, html.rtl label, html.rtl .block-info, html.rtl span[data-testid="block-info"],
 html.rtl textarea, html.rtl .md { text-align: start; }
 html.rtl .gradio-container, html.rtl .gradio-container button, html.rtl .gradio-container textarea,
 html.rtl .gradio-container input { font-family: Vazirmatn, "Noto Sans Arabic", Tahoma, "DejaVu Sans", sans-serif; }
-html.rtl .katex, html.rtl .katex-display, html.rtl code, html.rtl pre, html.rtl .ltr,
-html.rtl input[type="number"], html.rtl input[type="range"], html.rtl .slider_input_container input[type="range"],
-html.rtl .grid-wrap, html.rtl .thumbnails, html.rtl .image-container img, html.rtl .js-plotly-plot,
-html.rtl .table-wrap table td { direction: ltr; unicode-bidi: isolate; }
-html.rtl .katex-display { text-align: center; }
-html.rtl table { direction: rtl; }
+html.rtl .gradio-container .katex, html.rtl .gradio-container .katex-display, html.rtl .gradio-container code,
+html.rtl .gradio-container pre, html.rtl .gradio-container .ltr, html.rtl .gradio-container input[type="number"],
+html.rtl .gradio-container input[type="range"], html.rtl .gradio-container .grid-wrap,
+html.rtl .gradio-container .thumbnails, html.rtl .gradio-container .image-container img,
+html.rtl .gradio-container .js-plotly-plot { direction: ltr; unicode-bidi: isolate; }
+html.rtl .gradio-container .katex-display { text-align: center; }
+html.rtl .gradio-container pre, html.rtl .gradio-container pre code { text-align: left; }
 """

@@ -8,6 +8,11 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from pipelines.schedules import SCHEDULES, alphas_cumprod, log_snr  # noqa: E402
 
+from .i18n import tr  # noqa: E402
+
+# each schedule's key in the translation tables (schedule.<key>: its full name, schedule.<key>_short: its short one)
+SCHEDULE_KEYS = dict(zip(SCHEDULES, ("linear", "scaled_linear", "cosine")))
+
 
 def schedule_plot(highlight: str | None = None, zero_snr: bool = False, t: int | None = None) -> Figure:
     """ᾱ_t and log SNR(t) for every schedule, with and without zero terminal SNR."""
@@ -18,15 +23,15 @@ def schedule_plot(highlight: str | None = None, zero_snr: bool = False, t: int |
         for zsnr, style in ((False, "-"), (True, "--")):
             abar = alphas_cumprod(name, zsnr)
             bold = name == highlight and zsnr == zero_snr
-            label = f"{name.split(' (')[0]}{' + zero SNR' if zsnr else ''}"
+            label = f"{tr('schedule.' + SCHEDULE_KEYS[name] + '_short')}{tr('plots.schedule_zero') if zsnr else ''}"
             kw = dict(color=color, ls=style, lw=2.6 if bold else 1.1, alpha=1 if bold else 0.6, label=label)
             ax_a.plot(abar.numpy(), **kw)
             ax_s.plot(log_snr(abar).numpy(), **kw)
     if t is not None:
         for ax in (ax_a, ax_s):
             ax.axvline(t, color="k", lw=0.8, ls=":")
-    ax_a.set(title=r"$\bar\alpha_t$ (signal kept)", xlabel="t", ylim=(-0.02, 1.02))
-    ax_s.set(title=r"$\log \mathrm{SNR}(t) = \log \bar\alpha_t - \log(1-\bar\alpha_t)$", xlabel="t")
+    ax_a.set(title=tr("plots.abar_title"), xlabel="t", ylim=(-0.02, 1.02))
+    ax_s.set(title=tr("plots.logsnr_title"), xlabel="t")
     ax_a.legend(fontsize=7, ncol=1)
     for ax in (ax_a, ax_s):
         ax.grid(alpha=0.3)
@@ -49,9 +54,10 @@ def curves_plot(curves: dict[str, list], title: str, xlabel: str, ylabel: str, l
     return fig
 
 
-def loss_plot(curves: dict[str, list], title: str = "training loss", ylabel: str = "loss") -> Figure:
+def loss_plot(curves: dict[str, list], title: str | None = None, ylabel: str | None = None) -> Figure:
     """curves: label -> [[step, value], ...], on a log scale."""
-    return curves_plot(curves, title, "step", ylabel, log=True, markers=False)
+    return curves_plot(curves, title or tr("plots.training_loss"), tr("plots.step"), ylabel or tr("plots.loss"),
+                       log=True, markers=False)
 
 
 def metrics_plot(rows: list[dict], name: str) -> Figure | None:
@@ -81,7 +87,7 @@ def metrics_plot(rows: list[dict], name: str) -> Figure | None:
                         and f["n"] == ref["n"] and f.get("dataset") == ref.get("dataset") and id(f) not in drawn):
                     drawn.add(id(f))
                     ax.axhline(f["value"], color=f"C{i}" if multi_features else "k", ls="--", lw=1,
-                               label="real data, same n" + (f" [{f['features']}]" if multi_features else ""))
+                               label=tr("plots.real_same_n") + (f" [{f['features']}]" if multi_features else ""))
         figures = {r["figure"] for r in mine if r["metric"] == metric}
         ax.set(title=figures.pop() if len(figures) == 1 else metric, xlabel=mine[0]["plot"].get("x_label", ""),
                ylabel=metric)
@@ -106,9 +112,10 @@ def quality_diversity_plot(sweeps: dict[str, list[dict]], real_diversity: dict[s
         ax_q.plot(ws, [100 * r["accuracy"] for r in rows], "o-", color=f"C{i}", label=label)
         ax_d.plot(ws, [r["diversity"] for r in rows], "o-", color=f"C{i}", label=label)
         if real_diversity and label in real_diversity:
-            ax_d.axhline(real_diversity[label], color=f"C{i}", ls="--", lw=1, label=f"{label}: real test images")
-    ax_q.set(title="quality: judged as the requested class", xlabel="guidance scale w", ylabel="%", ylim=(0, 102))
-    ax_d.set(title="diversity: mean pairwise judge-feature distance", xlabel="guidance scale w")
+            ax_d.axhline(real_diversity[label], color=f"C{i}", ls="--", lw=1,
+                         label=tr("plots.real_test_images", label=label))
+    ax_q.set(title=tr("plots.quality_title"), xlabel=tr("plots.guidance_w"), ylabel="%", ylim=(0, 102))
+    ax_d.set(title=tr("plots.diversity_title"), xlabel=tr("plots.guidance_w"))
     for ax in (ax_q, ax_d):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
@@ -122,12 +129,12 @@ def terminal_snr_plot(schedule: str, zero_snr: bool) -> Figure:
     for zsnr, color in ((False, "C0"), (True, "C3")):
         abar = alphas_cumprod(schedule, zsnr)
         bold = zsnr == zero_snr
-        label = f"{'rescaled to zero SNR' if zsnr else 'as is'}: ᾱ_T = {abar[-1].item():.3g}"
+        label = f"{tr('plots.rescaled') if zsnr else tr('plots.as_is')}: ᾱ_T = {abar[-1].item():.3g}"
         kw = dict(color=color, lw=2.6 if bold else 1.2, alpha=1 if bold else 0.6, label=label)
         ax_a.plot(abar.sqrt().numpy(), **kw)
         ax_s.plot(log_snr(abar).numpy(), **kw)
-    ax_a.set(title=r"$\sqrt{\bar\alpha_t}$ (how much of $x_0$ is left in $x_t$)", xlabel="t", ylim=(-0.02, 1.02))
-    ax_s.set(title=r"$\log \mathrm{SNR}(t)$; $-\infty$ at $t = T$ once rescaled", xlabel="t")
+    ax_a.set(title=tr("plots.sqrt_abar_title"), xlabel="t", ylim=(-0.02, 1.02))
+    ax_s.set(title=tr("plots.terminal_logsnr_title"), xlabel="t")
     inset = ax_a.inset_axes([0.45, 0.45, 0.5, 0.45])
     for zsnr, color in ((False, "C0"), (True, "C3")):
         inset.plot(range(900, 1000), alphas_cumprod(schedule, zsnr)[900:].sqrt().numpy(), color=color)
@@ -136,7 +143,7 @@ def terminal_snr_plot(schedule: str, zero_snr: bool) -> Figure:
     for ax in (ax_a, ax_s):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="lower left")
-    fig.suptitle(schedule, fontsize=9)
+    fig.suptitle(tr("schedule." + SCHEDULE_KEYS[schedule]) if schedule in SCHEDULE_KEYS else schedule, fontsize=9)
     return fig
 
 
@@ -147,14 +154,14 @@ def brightness_plot(data_hist: list[float], samples: dict[str, list[float]], bin
     ax = fig.subplots()
     edges = np.linspace(0, 1, bins + 1)
     centres = (edges[:-1] + edges[1:]) / 2
-    ax.bar(centres, data_hist, width=1 / bins, color="0.8", edgecolor="0.5", label="data (brightness-mnist test set)")
+    ax.bar(centres, data_hist, width=1 / bins, color="0.8", edgecolor="0.5", label=tr("plots.brightness_data"))
     for i, (label, values) in enumerate(samples.items()):
         if values:
             h, _ = np.histogram(np.clip(values, 0, 1), bins=edges)
             ax.plot(centres, h / len(values), "o-", color=f"C{i}", lw=2 if "zero" in label and "v-" in label else 1.2,
                     label=f"{label} (n={len(values)})")
-    ax.set(title="mean brightness of unconditional samples (w = 0) vs the data", xlabel="mean brightness (0 = black)",
-           ylabel="share of images", xlim=(0, 1))
+    ax.set(title=tr("plots.brightness_title"), xlabel=tr("plots.brightness_x"), ylabel=tr("plots.brightness_y"),
+           xlim=(0, 1))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     return fig
