@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from pipelines.checkpoints import CheckpointMissing, read_json
-from pipelines.images import ImageInputError
+from pipelines.images import open_image
 from pipelines.toy2d import checkpoint, data, metrics, score
 from pipelines.toy2d.sample import ddgan_frames, ddpm_frames, gan_frames
 from pipelines.toy2d.schedule import DEFAULT_SCHEDULE, T, TOY_SCHEDULES, ddpm_alphas_cumprod, ddpm_config, \
@@ -38,6 +38,7 @@ CFG_DEFAULTS = ("red", 3.0, 300, 0)                               # class, w, t,
 SHOWN_POINTS = 1500
 LIVE_SECONDS = 30          # a live training run stops here (× the server's cost scale) ...
 LIVE_MAX_STEPS = {"ddpm": 6000, "ddgan": 3000, "gan": 6000}   # ... or at this many optimiser steps
+LIVE_TRAINING = frozenset({"toy2d_train_ddpm", "toy2d_train_gan"})  # run one at a time (demos/queue_policy.py)
 FRAME_EVERY = 250          # one streamed frame per this many steps
 GAUSS_POINTS = 400         # samples per N in the Gaussian-assumption panel (the exact ε costs points × data points)
 
@@ -141,14 +142,7 @@ def _drawing_points(drawing, n: int, seed: int, split: str = "train") -> torch.T
         raise ValueError("The canvas is empty: draw a distribution (strokes, a filled shape) on the canvas, then "
                          "press the button again.")
     if not isinstance(img, Image.Image):
-        path = received_file(img)
-        try:
-            img = Image.open(path)
-            if img.width * img.height > 4096 ** 2:
-                raise ImageInputError("The drawing is too large.")
-            img = img.convert("RGBA")
-        except (OSError, Image.DecompressionBombError):
-            raise ImageInputError("The drawing could not be read as an image.") from None
+        img = open_image(received_file(img))  # an upload only; size-checked before decoding; 16-bit and float read
     rgba = np.asarray(img.convert("RGBA").resize((128, 128)), dtype=np.float32)
     ink = (rgba[..., 3] > 100) & (rgba[..., :3].min(-1) < 200)   # opaque strokes that are not white
     return data.points_from_strokes(ink, n, seed, split)

@@ -7,13 +7,20 @@ takes and picks jobs (`Queue.push` and `Queue.get_events`):
 1. **A cap per session.** A session may have at most MAX_COMPUTE_JOBS main actions waiting or running (the one
    compute queue every tab's main action joins), and at most MAX_EVENTS events in all queues together (a page load
    fires about a dozen light ones). A join past the cap is refused at once with a clear message.
-2. **Heavy users last.** When a worker frees up, the waiting compute jobs are taken in order of arrival, except that
-   a session with a job already running waits behind every session without one, and a *heavy* session (one that
-   used more than HEAVY_FACTOR × the median compute of the waiting sessions in the last WINDOW seconds, and at least
-   HEAVY_MARGIN seconds more) waits behind every light one. A greedy client never holds both workers while others
-   wait and gets what the class leaves; among students the order stays first come, first served. (Measured with the
-   load command: ordering everyone by compute used, or by turns taken, only spread the students' waits and lifted
-   their p95.)
+2. **Heavy users last; costly ones only on a quiet server.** When a worker frees up, the waiting compute jobs are
+   taken in order of arrival, except that a session with a job already running waits behind every session without
+   one, and a *heavy* session (one that used more than HEAVY_FACTOR × the median compute of the sessions in the
+   last WINDOW seconds, and HEAVY_MARGIN seconds more) waits behind every light one. A *costly* session (one whose
+   request in the window asked for more than COSTLY_SHARE of a request's budget: `check_cost` declares each
+   request's share) starts nothing while another session's job runs or waits. A greedy client that keeps the
+   costliest request queued thus runs one job at the class's pace, then gets what the class leaves: the idle
+   moments, and a turn once its costly request has aged out of the window. Among students the order stays first
+   come, first served. (Measured with the load command: ordering everyone by compute used, or by turns taken, only
+   spread the students' waits and lifted their p95; letting a costly session take any free worker lifted it
+   18 -> 22 s; judging sessions by their jobs' seconds instead of their declared cost held back students whose jobs
+   ran long on the loaded server, 24 -> 40 s.)
+3. **Long jobs one at a time.** The endpoints named `long` (live training: up to half a minute each) run at most
+   LONG_SLOTS at once, all sessions together, so a few students training at once never hold every worker.
 
 Sessions are gradio's session hashes: a browser tab, or one `gradio_client.Client`.
 """
@@ -25,18 +32,32 @@ import time
 
 MAX_COMPUTE_JOBS = 2  # main actions per session, waiting or running
 MAX_EVENTS = 32       # events per session in all queues (a page load fires 16 light ones)
+LONG_SLOTS = 1        # long jobs running at once, server-wide (the queue runs 2 compute jobs at a time)
 WINDOW = 300.0        # seconds of past compute that count against a session
 HEAVY_FACTOR, HEAVY_MARGIN = 2.0, 10.0  # (a 3 s margin also pushed busy students back: their p95 rose 18 -> 21 s)
+COSTLY_SHARE = 0.5    # of a request's budget (images × steps): a session that asks for more waits for a quiet server
 BUSY = ("You already have {n} jobs waiting or running: wait for one to finish (or stop it), then press the "
         "button again. Each visitor may queue {n} at a time so that everyone gets a turn.")
 TOO_MANY = "Too many requests from this page at once ({n} waiting or running): wait a moment, then try again."
 
 
-class FairQueue:
-    """Installs the two rules on a Blocks' queue (call after `demo.queue(...)`, before or after launch)."""
+_declared: dict[str, float] = {}  # event id -> the share of its request budget it asked for (check_cost)
 
-    def __init__(self, demo, compute_id: str):
-        self.queue, self.compute_id = demo._queue, compute_id
+
+def declare_cost(share: float) -> None:
+    """Record the running job's share of its budget (called by `demos.common.check_cost`, inside the handler)."""
+    from gradio.context import LocalContext
+    event_id = LocalContext.event_id.get(None)
+    if event_id is not None and len(_declared) < 10_000:  # bounded: FairQueue.prune forgets jobs out of the window
+        _declared[event_id] = share
+
+
+class FairQueue:
+    """Installs the three rules on a Blocks' queue (call after `demo.queue(...)`, before or after launch); `long`:
+    the api names of the long endpoints."""
+
+    def __init__(self, demo, compute_id: str, long: frozenset[str] = frozenset()):
+        self.queue, self.compute_id, self.long = demo._queue, compute_id, frozenset(long)
         self.started: dict[str, list] = {}  # session -> [(start time, event)] of its compute jobs in the window
         self._lock = asyncio.Lock()  # joins are checked and added one at a time (push awaits before it appends)
         self._push, self._get_events = self.queue.push, self.queue.get_events
@@ -65,13 +86,19 @@ class FairQueue:
                     return False, TOO_MANY.format(n=MAX_EVENTS), "error"
             return await self._push(body, request, username)
 
-    # ------------------------------------------------------------ rule 2: the order, at pick time
+    # ------------------------------------------------------------ rules 2 and 3: the order, at pick time
+    def _is_long(self, event) -> bool:
+        return getattr(event.fn, "api_name", None) in self.long
+
     def prune(self, now: float, running: set[str]) -> None:
         """Forget the jobs that started more than WINDOW seconds ago and are done (`started` stays bounded)."""
         for session, jobs in list(self.started.items()):
             jobs[:] = [(t, e) for t, e in jobs if now - t < WINDOW or e._id in running]
             if not jobs:
                 del self.started[session]
+        kept = {e._id for jobs in self.started.values() for _, e in jobs}
+        for event_id in [k for k in list(_declared) if k not in kept]:
+            _declared.pop(event_id, None)
 
     def attained(self, now: float, running: set[str]) -> dict[str, float]:
         """Compute seconds each session used in the last WINDOW seconds (a running job counts its time so far)."""
@@ -84,15 +111,34 @@ class FairQueue:
         median = statistics.median(used.get(s, 0.0) for s in sessions)
         return {s for s in sessions if used.get(s, 0.0) > max(HEAVY_FACTOR * median, median + HEAVY_MARGIN)}
 
+    def costly(self) -> set[str]:
+        """The sessions with a job in the window that asked for more than COSTLY_SHARE of its request budget."""
+        return {s for s, jobs in self.started.items() if any(_declared.get(e._id, 0.0) > COSTLY_SHARE for _, e in jobs)}
+
     def get_events(self):
         compute = self.queue.event_queue_per_concurrency_id.get(self.compute_id)
         now, running = time.time(), self._running()
         self.prune(now, {e._id for e in running})
-        if compute is not None and len(compute.queue) > 1:
+        held = []
+        if compute is not None and compute.queue:
             heavy = self.heavy({e.session_hash for e in compute.queue}, now, {e._id for e in running})
+            costly = self.costly()
+            last = heavy | costly
             busy = {e.session_hash for e in running if e.concurrency_id == self.compute_id}
-            compute.queue.sort(key=lambda e: (e.session_hash in busy, e.session_hash in heavy))  # stable: FIFO
-        picked = self._get_events()
+            compute.queue.sort(key=lambda e: (e.session_hash in busy, e.session_hash in last))  # stable: FIFO
+            # a costly session starts nothing while another session's compute job runs, or a job of a session that
+            # is not costly waits (rule 2); a long job waits while LONG_SLOTS others run (rule 3): gradio's pick does
+            # not see them this time
+            others = busy | {e.session_hash for e in compute.queue if e.session_hash not in costly}
+            long_full = sum(self._is_long(e) for e in running) >= LONG_SLOTS
+            held = [e for e in compute.queue
+                    if (e.session_hash in costly and others - {e.session_hash}) or (long_full and self._is_long(e))]
+            compute.queue[:] = [e for e in compute.queue if e not in held]
+        try:
+            picked = self._get_events()
+        finally:
+            if held:
+                compute.queue.extend(held)  # back behind the others, in their order
         if picked and picked[2] == self.compute_id:
             for e in picked[0]:
                 self.started.setdefault(e.session_hash, []).append((now, e))

@@ -53,6 +53,9 @@ def arg(valid: list) -> st.SearchStrategy:
     return st.one_of(st.sampled_from(valid), junk)
 
 
+TOY_DATASETS = ["two moons", "8 Gaussians on a ring", "my drawing (canvas below)"]
+SKETCH = st.one_of(st.none(), junk, st.fixed_dictionaries({"composite": st.one_of(junk, st.sampled_from(
+    ["/etc/hostname", "http://127.0.0.1:9/x.png", DIGIT, {"path": "/etc/hostname"}, {"url": "http://127.0.0.1:9/x"}]))}))
 SPACING = "the model's own (leading / trailing)"
 OWN = "the model's own"
 CAPTION = "a picture of a large red circle sitting in the middle against a white backdrop"
@@ -83,6 +86,17 @@ ENDPOINTS = {  # api name -> strategies per argument ("IMAGE" marks an upload)
     "/stackgan_random": [arg(["nearest-neighbour + conv"]), arg([0, 5])],
     "/metrics_compute": [arg(["Real MNIST training images (the floor)"]), arg(["classifier"]), arg([16, 20]),
                          arg([2]), arg([0])],
+    # the 2-D playground: the sketch pad's value is sent as it is (preprocess=False), so it gets raw junk too
+    "/toy2d_data": [arg(TOY_DATASETS), SKETCH, arg([0, 3])],
+    "/toy2d_forward": [arg(TOY_DATASETS), SKETCH, arg(["linear (DDPM)", "cosine (improved DDPM)"]), arg([True, False]),
+                       arg([0, 500, 999]), arg([0])],
+    "/toy2d_train_ddpm": [arg(TOY_DATASETS), SKETCH, arg(["ε (epsilon)", "v (velocity)"]), arg([100]), arg([0])],
+    "/toy2d_score_field": [arg(TOY_DATASETS), SKETCH, arg([1, 500]), arg(["ε (what the network outputs)"]),
+                           arg([0, 4]), arg([0])],
+    "/toy2d_gaussian_step": [arg(TOY_DATASETS), SKETCH, arg([0.0, 1.5]), arg([-1.0]), arg([1, 500]), arg([2, 1000]),
+                             arg([0])],
+    "/toy2d_train_gan": [arg(TOY_DATASETS), SKETCH, arg(["DD-GAN, 2 steps", "GAN (1 step)"]), arg([100]), arg([0])],
+    "/toy2d_cfg": [arg(["red", "blue"]), arg([0, 3, 10]), arg([1, 500]), arg([0])],
 }
 
 

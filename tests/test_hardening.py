@@ -284,6 +284,28 @@ def test_stackgan_notes_non_ascii_captions(client):
     assert "non-ASCII" in status
 
 
+def _fake_queue(waiting, running):
+    """A stand-in for gradio's queue: one compute queue, the events `running`, and gradio's pick (the first waiting,
+    which then runs)."""
+    from types import SimpleNamespace
+    compute = SimpleNamespace(queue=list(waiting))
+
+    def pick():
+        if not compute.queue:
+            return None
+        running.append(compute.queue.pop(0))
+        return [running[-1]], False, "compute"
+    return SimpleNamespace(event_queue_per_concurrency_id={"compute": compute}, active_jobs=[None, running], push=None,
+                           get_events=pick)
+
+
+def _event(session, run_time=0.0, api_name="reverse"):
+    import time
+    from types import SimpleNamespace
+    return SimpleNamespace(session_hash=session, concurrency_id="compute", _id=f"{session}-{time.monotonic_ns()}",
+                           run_time=run_time, fn=SimpleNamespace(api_name=api_name))
+
+
 def test_heavy_and_busy_sessions_wait_behind_the_others():
     """Queue order, without a server: a session with a job running, or one that used far more compute lately than the
     others, waits behind them; everyone else keeps the order of arrival."""
@@ -291,24 +313,84 @@ def test_heavy_and_busy_sessions_wait_behind_the_others():
     from types import SimpleNamespace
     from demos.queue_policy import FairQueue
 
-    def event(session, run_time=0.0):
-        return SimpleNamespace(session_hash=session, concurrency_id="compute", _id=f"{session}-{time.monotonic_ns()}",
-                               run_time=run_time)
-
-    running = event("greedy")
-    waiting = [event("greedy"), event("heavy"), event("student-a"), event("student-b"), event("newcomer")]
-    compute = SimpleNamespace(queue=list(waiting))
-    queue = SimpleNamespace(event_queue_per_concurrency_id={"compute": compute}, active_jobs=[None, [running]],
-                            push=None, get_events=lambda: ([compute.queue.pop(0)], False, "compute"))
-    fair = FairQueue(SimpleNamespace(_queue=queue), "compute")
+    running = [_event("greedy")]
+    waiting = [_event("greedy"), _event("heavy"), _event("student-a"), _event("student-b"), _event("newcomer")]
+    fair = FairQueue(SimpleNamespace(_queue=_fake_queue(waiting, running)), "compute")
     now = time.time()
-    fair.started = {"greedy": [(now - 30, running)], "heavy": [(now - 100, event("heavy", 60.0))],
-                    "student-a": [(now - 60, event("student-a", 4.0))],
-                    "student-b": [(now - 60, event("student-b", 1.0)), (now - 1000, event("student-b", 99.0))]}
+    fair.started = {"greedy": [(now - 30, running[0])], "heavy": [(now - 100, _event("heavy", 60.0))],
+                    "student-a": [(now - 60, _event("student-a", 4.0))],
+                    "student-b": [(now - 60, _event("student-b", 1.0)), (now - 1000, _event("student-b", 99.0))]}
     order = [fair.get_events()[0][0].session_hash for _ in waiting]
     # heavy used 60 s against a median of 4 s (student-b's 99 s are older than the window); greedy has a job running
     assert order == ["student-a", "student-b", "newcomer", "heavy", "greedy"]
     assert len(fair.started["student-b"]) == 2  # its old job was pruned, the new one added
+
+
+def test_a_costly_session_waits_for_a_quiet_server():
+    """A session whose request asked for most of its budget (as check_cost declares it) starts nothing while another
+    session's job runs or waits; once the server is quiet it runs; two costly sessions take turns, never deadlock."""
+    import time
+    from types import SimpleNamespace
+    from demos import queue_policy
+    from demos.queue_policy import FairQueue
+
+    now, running = time.time(), []
+    past = {name: _event(name, 5.0) for name in ("greedy", "other-greedy", "student")}
+    waiting = [_event("greedy"), _event("student"), _event("newcomer"), _event("other-greedy")]
+    queue = _fake_queue(waiting, running)
+    fair = FairQueue(SimpleNamespace(_queue=queue), "compute")
+    fair.started = {name: [(now - 20, e)] for name, e in past.items()}
+    queue_policy._declared.update({past["greedy"]._id: 1.0, past["other-greedy"]._id: 0.9, past["student"]._id: 0.01})
+    assert [fair.get_events()[0][0].session_hash for _ in range(2)] == ["student", "newcomer"]
+    assert fair.get_events() is None  # the students' jobs run: both costly sessions wait
+    running.clear()
+    assert fair.get_events()[0][0].session_hash == "greedy"  # a quiet server: the first costly one runs ...
+    assert fair.get_events() is None                         # ... and the other waits for it
+    running.clear()
+    assert fair.get_events()[0][0].session_hash == "other-greedy"
+    fair.started = {}
+    fair.prune(time.time(), set())
+    assert not set(queue_policy._declared) & {e._id for e in past.values()}  # forgotten with their jobs
+
+
+def test_check_cost_declares_the_share_of_the_budget_to_the_queue():
+    from gradio.context import LocalContext
+    from demos import queue_policy
+    from demos.common import check_cost, cost_scale
+    token = LocalContext.event_id.set("event-1")
+    try:
+        check_cost(4, 50, 800)
+    finally:
+        LocalContext.event_id.reset(token)
+    assert queue_policy._declared.pop("event-1") == pytest.approx(4 * 50 / (800 * cost_scale()))
+
+
+def test_a_served_request_declares_its_share_to_the_queue(client):
+    """Through the real server (a streamed generator): the queue learns what the /reverse request asked for."""
+    from demos import queue_policy
+    from demos.common import cost_scale
+    from demos.ddpm import MAX_IMAGE_STEPS
+    before = set(queue_policy._declared)
+    client.predict("DDIM", 10, 3, 0.0, 0, api_name="/reverse")
+    shares = [queue_policy._declared[k] for k in set(queue_policy._declared) - before]
+    assert shares == [pytest.approx(30 / (MAX_IMAGE_STEPS * cost_scale()))]
+
+
+def test_live_training_runs_one_at_a_time():
+    """Two students press "Train live" (each up to 30 s) while a third waits for a light job: one training runs, the
+    light job takes the other worker, and the second training starts only when the first is done."""
+    from types import SimpleNamespace
+    from demos.playground2d import LIVE_TRAINING
+    from demos.queue_policy import FairQueue
+
+    running = []
+    trains = [_event(f"trainer-{k}", api_name=name) for k, name in enumerate(sorted(LIVE_TRAINING))]
+    queue = _fake_queue([*trains, _event("student")], running)
+    fair = FairQueue(SimpleNamespace(_queue=queue), "compute", long=LIVE_TRAINING)
+    assert [fair.get_events()[0][0].session_hash for _ in range(2)] == ["trainer-0", "student"]
+    assert fair.get_events() is None  # trainer-1 waits while trainer-0 runs
+    running.remove(trains[0])
+    assert fair.get_events()[0][0].session_hash == "trainer-1"
 
 
 def test_a_bad_restore_does_not_break_another_job_of_the_same_session(app_demo, tmp_path):

@@ -26,8 +26,11 @@ def test_load_command_covers_every_generating_tab():
 
 def test_small_load_run_has_no_failures():
     load_test = load_test_module()
-    r = load_test.run(users=3, requests=2, rounds=1, timeout=300, concurrency=2)
+    r = load_test.run(users=3, requests=2, rounds=1, timeout=300, concurrency=2, greedy=True)
     assert r["requests"] == 6 and r["failures"] == 0, r["failure_examples"]
+    g = r["with_greedy_client"]
+    assert g["failures"] == g["alone_again_failures"] == 0
+    assert g["greedy_refused"] >= g["greedy_burst"] - 2  # the per-session cap admits 2 of each burst
     assert set(r["service_seconds"]) == {name for name, _, _ in load_test.REQUESTS}
     assert 0 < r["first_round"]["p50_seconds"] <= r["first_round"]["p95_seconds"]
     assert r["rss_peak_mb"] >= r["rss_end_mb"] > 0 and abs(r["memory_growth"]) < 0.5
