@@ -85,6 +85,8 @@ def translate(key: str, lang: str | None = None, **values) -> str:
     """The text of `key` in `lang` (default: the language of the request being served), placeholders filled.
     A key missing from Persian falls back to English; a key missing from English raises KeyError."""
     lang = lang or current_lang()
+    if key in _DERIVED:  # a build-time text registered by T(key, **values) / T_each
+        return _DERIVED[key].get(lang, _DERIVED[key][DEFAULT])
     text = table(lang).get(key) if lang in LANGUAGES else None
     if text is None:
         text = table(DEFAULT)[key]

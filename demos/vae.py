@@ -11,46 +11,21 @@ from pipelines.images import ImageInputError, grid, to_pil
 from pipelines.vae.pipeline import MAP_MODEL, MAX_STEPS, MAX_VARIATIONS, MODELS, load_vae
 
 from .common import (MAX_SEED, MNIST_EXAMPLES, Player, check_choice, check_number, digit_input, digit_tensor, formula,
-                     seed_box, use_drawing, user_errors, write_gif)
+                     labelled, seed_box, use_drawing, user_errors, write_gif)
+from .i18n import T, maybe, tr
 from .vae_plots import latent_map_plot, vae_loss_plot
 
 METHODS = ("linear", "spherical")
 MAP_EXTENT, MAX_GRID = 3.0, 30
 OOD_MODEL = "vae-mnist-16d"  # the sharper model is the better judge of "digit-like"
 
-INTRO_MD = r"""
-A **variational autoencoder** learns an encoder $q_\phi(z\mid x) = \mathcal N(\mu_\phi(x), \sigma^2_\phi(x))$ and a decoder
-$p_\theta(x\mid z)$ by maximising the ELBO. Training minimises
-$$\mathcal L = \underbrace{\mathrm{BCE}\big(x,\ \mathrm{dec}(z)\big)}_{-\log p_\theta(x\mid z)} + \beta\,\underbrace{\Big(-\tfrac12\sum_j \big(1 + \log\sigma_j^2 - \mu_j^2 - \sigma_j^2\big)\Big)}_{\mathrm{KL}(\mathcal N(\mu,\sigma^2)\,\|\,\mathcal N(0, I))},\qquad z = \mu + \sigma\odot\varepsilon .$$
-The KL term packs the codes of all digits around the origin, so the space *between* two digits decodes to digits too.
-Code: `pipelines/vae/model.py` (two strided convs → `fc_mu`, `fc_logvar`; linear → two `ConvTranspose2d`).
-"""
-
-INTERP_MD = r"""
-**Interpolation** encodes both digits, keeps their **means** (not samples) and decodes
-$$x(\lambda) = \mathrm{dec}\big((1-\lambda)\,\mu_A + \lambda\,\mu_B\big) = \mathrm{dec}\big(\texttt{torch.lerp}(\mu_A, \mu_B, \lambda)\big)$$
-($\lambda = 0$ gives A, $\lambda = 1$ gives B).
-**Spherical** (slerp) follows the great circle instead of the chord, with $\cos\Omega = \frac{\mu_A\cdot\mu_B}{|\mu_A||\mu_B|}$:
-$$z(\lambda) = \frac{\sin((1-\lambda)\Omega)}{\sin\Omega}\,\mu_A + \frac{\sin(\lambda\Omega)}{\sin\Omega}\,\mu_B .$$
-In high dimension a Gaussian's mass sits on a shell of radius ≈ √d, and the straight chord dips inside it; slerp stays near the shell.
-"""
-
-MAP_MD = r"""
-**Latent map (2-D model).** Left: where the encoder puts each test digit ($\mu$, coloured by its true class).
-Right: what the decoder draws at each point of the same square. Stars: your digits A and B; lines: the two interpolation paths.
-The map always uses the 2-D model (a 16-D space cannot be drawn without distorting it).
-"""
-
-RECON_MD = r"""
-**Reconstruction and variations.** The reconstruction decodes the mean, $\hat x = \mathrm{dec}(\mu)$; the variations decode
-samples from the encoder's posterior, $z = \mu + s\,\sigma\odot\varepsilon,\ \varepsilon\sim\mathcal N(0, I)$ (seeded), with $s$ the scale below
-($s = 1$: the posterior itself). A digit the model is unsure about has a large $\sigma$ and varied samples.
-"""
-
-
 # ---------------------------------------------------------------- inputs
 def _model_name(choice) -> str:
-    return MODELS[check_choice(choice, "Model", list(MODELS))]
+    return MODELS[check_choice(choice, "vae.model_name", list(MODELS))]
+
+
+def _method(method: str) -> str:
+    return tr(f"vae.{method}") if method in METHODS else method
 
 
 def _digit(image, label: str, check: bool = True) -> torch.Tensor:
@@ -59,12 +34,13 @@ def _digit(image, label: str, check: bool = True) -> torch.Tensor:
     "Digit-like" is judged by the 16-D VAE itself: an input it reconstructs worse than 99.9% of the
     MNIST test set (threshold measured by the evaluation command) gets a warning, and is still used.
     """
+    label = maybe(label)  # a key (vae.digit_a_name, ...) or text
     try:
         x, notes = digit_tensor(image, size=28)
     except ImageInputError as exc:
         raise ImageInputError(f"{label}: {exc}") from None
     if notes:
-        gr.Info(f"{label} was " + "; ".join(notes) + ".")
+        gr.Info(tr("vae.input_was", label=label, notes="; ".join(notes)))
     x = x.unsqueeze(0)
     try:
         judge = load_vae(OOD_MODEL) if check else None
@@ -74,9 +50,7 @@ def _digit(image, label: str, check: bool = True) -> torch.Tensor:
     if limit:
         bce = judge.reconstruct(x, variations=0)[4]
         if bce > limit:
-            gr.Warning(f"{label} does not look much like an MNIST digit: the 16-D VAE reconstructs it with an error of "
-                       f"{bce:.0f} nats, worse than 99.9% of real test digits ({limit:.0f}). It was processed anyway; "
-                       f"the VAE maps it to the nearest digit-like code it knows.")
+            gr.Warning(tr("vae.ood", label=label, bce=bce, limit=limit))
     return x
 
 
@@ -91,18 +65,18 @@ def _lams(steps: int) -> list[float]:
 def interpolate(model, image_a, image_b, method, steps, lam, progress=gr.Progress()):
     """Strip of decoded images A → B, the image at λ, a GIF, and linear vs spherical side by side."""
     vae = load_vae(_model_name(model))
-    check_choice(method, "Interpolation", METHODS)
-    steps = check_number(steps, "Number of images", 2, MAX_STEPS, integer=True)
+    check_choice(method, "vae.interpolation_name", METHODS)
+    steps = check_number(steps, "vae.images_name", 2, MAX_STEPS, integer=True)
     lam = check_number(lam, "λ", 0, 1)
-    progress(0.1, desc="encoding A and B")
-    xa, xb = _digit(image_a, "Digit A"), _digit(image_b, "Digit B")
+    progress(0.1, desc=tr("vae.encoding"))
+    xa, xb = _digit(image_a, "vae.digit_a_name"), _digit(image_b, "vae.digit_b_name")
     lams = _lams(steps)
-    progress(0.4, desc="decoding the path")
+    progress(0.4, desc=tr("vae.decoding_path"))
     images, _ = vae.interpolate(xa, xb, lams, method)
     other = "spherical" if method == "linear" else "linear"
     other_images, _ = vae.interpolate(xa, xb, lams, other)
     strip = [(to_pil(img, 4), f"λ = {l:.2f}") for img, l in zip(images, lams)]
-    progress(0.7, desc="writing the GIF")
+    progress(0.7, desc=tr("vae.writing_gif"))
     frames = [to_pil(img, 6) for img in images]
     gif = write_gif(frames + frames[-2:0:-1], f"vae-{method}", duration_ms=120)  # A → B → A, loops smoothly
     compare = grid(torch.cat([images, other_images]), nrow=steps, scale=3)
@@ -110,8 +84,9 @@ def interpolate(model, image_a, image_b, method, steps, lam, progress=gr.Progres
     mu_a, _ = vae.encode(xa)
     mu_b, _ = vae.encode(xb)
     cos = torch.nn.functional.cosine_similarity(mu_a, mu_b).clamp(-1, 1).item()
-    info = (f"**{vae.name}** ({vae.latent_dim}-D): |μ_A| = {mu_a.norm():.2f}, |μ_B| = {mu_b.norm():.2f}, "
-            f"angle Ω = {np.degrees(np.arccos(cos)):.0f}°. Comparison: top row **{method}**, bottom row **{other}**.")
+    info = tr("vae.interp_info", name=vae.name, dim=vae.latent_dim, norm_a=mu_a.norm().item(),
+              norm_b=mu_b.norm().item(), angle=float(np.degrees(np.arccos(cos))), method=_method(method),
+              other=_method(other))
     return to_pil(at_lam[0], 8), strip, gif, compare, info
 
 
@@ -119,7 +94,7 @@ def interpolate(model, image_a, image_b, method, steps, lam, progress=gr.Progres
 def at_lambda(model, image_a, image_b, method, lam):
     """Only the decoded image at one λ (the slider's live update)."""
     vae = load_vae(_model_name(model))
-    check_choice(method, "Interpolation", METHODS)
+    check_choice(method, "vae.interpolation_name", METHODS)
     lam = check_number(lam, "λ", 0, 1)
     xa, _ = digit_tensor(image_a)
     xb, _ = digit_tensor(image_b)
@@ -130,18 +105,18 @@ def at_lambda(model, image_a, image_b, method, lam):
 @user_errors
 def latent_map(image_a, image_b, steps, grid_size, progress=gr.Progress()):
     """The 2-D model's latent plane: test μ by class, decoded grid, A, B and both interpolation paths."""
-    steps = check_number(steps, "Number of images", 2, MAX_STEPS, integer=True)
-    n = check_number(grid_size, "Grid size", 5, MAX_GRID, integer=True)
+    steps = check_number(steps, "vae.images_name", 2, MAX_STEPS, integer=True)
+    n = check_number(grid_size, "vae.grid_name", 5, MAX_GRID, integer=True)
     vae = load_vae(MAP_MODEL)
-    progress(0.1, desc="loading the test-set codes")
+    progress(0.1, desc=tr("vae.loading_codes"))
     mu, labels = vae.test_latents()
-    xa, xb = _digit(image_a, "Digit A", check=False), _digit(image_b, "Digit B", check=False)
+    xa, xb = _digit(image_a, "vae.digit_a_name", check=False), _digit(image_b, "vae.digit_b_name", check=False)
     paths = {m: vae.interpolate(xa, xb, _lams(steps), m)[1] for m in METHODS}
     endpoints = torch.cat([vae.encode(xa)[0], vae.encode(xb)[0]])
-    progress(0.4, desc=f"decoding a {n}×{n} grid")
+    progress(0.4, desc=tr("vae.decoding_grid", n=n))
     tiles = grid(vae.latent_grid(n, MAP_EXTENT), nrow=n, padding=0)
     half = MAP_EXTENT * (1 + 1 / (n - 1))  # tile centres at ±MAP_EXTENT, so the image reaches half a tile further
-    progress(0.7, desc="drawing")
+    progress(0.7, desc=tr("vae.drawing"))
     return latent_map_plot(mu, labels, np.asarray(tiles.convert("L")), half, paths, endpoints, CLASS_NAMES["mnist"])
 
 
@@ -149,17 +124,16 @@ def latent_map(image_a, image_b, steps, grid_size, progress=gr.Progress()):
 def reconstruct(model, image, variations, scale, seed):
     """Input as the model sees it, decode(μ), and decode(μ + s·σ·ε) for `variations` seeded ε."""
     vae = load_vae(_model_name(model))
-    k = check_number(variations, "Variations", 1, MAX_VARIATIONS, integer=True)
-    scale = check_number(scale, "Scale s", 0, 3)
-    seed = check_number(seed, "Seed", 0, MAX_SEED, integer=True)
-    x = _digit(image, "The input")
+    k = check_number(variations, "vae.variations_name", 1, MAX_VARIATIONS, integer=True)
+    scale = check_number(scale, "vae.scale_name", 0, 3)
+    seed = check_number(seed, "common.seed", 0, MAX_SEED, integer=True)
+    x = _digit(image, "vae.input_name")
     rec, var, mu, sigma, bce = vae.reconstruct(x, k, seed, scale)
-    gallery = [(to_pil(v, 4), f"sample {i + 1}") for i, v in enumerate(var)]
+    gallery = [(to_pil(v, 4), tr("vae.sample", i=i + 1)) for i, v in enumerate(var)]
     dims = min(vae.latent_dim, 4)
-    stats = (f"**{vae.name}**: BCE(x, dec(μ)) = {bce:.1f} nats (test-set mean {vae.metric('recon_bce', float('nan')):.1f}). "
-             f"μ[:{dims}] = {', '.join(f'{v:.2f}' for v in mu[:dims])}; "
-             f"σ[:{dims}] = {', '.join(f'{v:.2f}' for v in sigma[:dims])}"
-             f"{' …' if vae.latent_dim > dims else ''}; mean σ = {sigma.mean():.3f}. Seed {seed}.")
+    stats = tr("vae.stats", name=vae.name, bce=bce, mean=vae.metric('recon_bce', float('nan')), dims=dims,
+               mu=', '.join(f'{v:.2f}' for v in mu[:dims]), sigma=', '.join(f'{v:.2f}' for v in sigma[:dims]),
+               more=' …' if vae.latent_dim > dims else '', mean_sigma=sigma.mean().item(), seed=seed)
     return to_pil(x[0], 8), to_pil(rec[0], 8), gallery, stats
 
 
@@ -167,86 +141,80 @@ def model_card(model) -> tuple[str, object]:
     try:
         vae = load_vae(_model_name(model))
     except Exception as exc:  # a missing checkpoint must not break the page
-        return f"**Model not available.** {exc}", None
+        return tr("ddpm.model_missing", error=exc), None
     r, v = vae.record, vae.metrics.get("values", {})
-    mid = (f" Midpoint check (λ = ½ between digits of two different classes): "
-           f"{v['midpoint_linear_digit_like_fraction']:.0%} of midpoints are digit-like in the judge classifier's feature "
-           f"space (pixel average: {v['midpoint_pixel_average_digit_like_fraction']:.0%}, noise: "
-           f"{v['midpoint_noise_digit_like_fraction']:.0%}); the judge is on average "
-           f"{v['midpoint_linear_confidence']:.0%} sure of a class, and names one of the two endpoint classes for "
-           f"{v['midpoint_linear_endpoint_class_fraction']:.0%}."
+    mid = (tr("vae.midpoint", digit_like=v['midpoint_linear_digit_like_fraction'],
+              pixel=v['midpoint_pixel_average_digit_like_fraction'], noise=v['midpoint_noise_digit_like_fraction'],
+              confidence=v['midpoint_linear_confidence'], endpoint=v['midpoint_linear_endpoint_class_fraction'])
            if "midpoint_linear_digit_like_fraction" in v else "")
-    text = (f"**{vae.name}**: {vae.latent_dim}-D latent, β = {r.get('beta', '?')}, {vae.parameters:,} parameters, "
-            f"{r.get('epochs', '?')} epochs ({r.get('steps', '?')} steps × batch {r.get('batch_size', '?')}) in "
-            f"{r.get('wall_seconds', 0) / 60:.1f} min on {r.get('hardware', '?')}. "
-            f"Test ELBO {v.get('test_elbo', float('nan')):.1f} nats/image; reconstruction BCE "
-            f"{v.get('recon_bce', float('nan')):.1f} nats/image.{mid} Weights `{vae.weights_hash}`. "
-            f"Retrain: `{r.get('command', '')}`; measure: `{vae.metrics.get('commands', {}).get('vae', '')}`.")
+    text = tr("vae.card", name=vae.name, dim=vae.latent_dim, beta=r.get('beta', '?'), parameters=vae.parameters,
+              epochs=r.get('epochs', '?'), steps=r.get('steps', '?'), batch=r.get('batch_size', '?'),
+              minutes=r.get('wall_seconds', 0) / 60, hardware=r.get('hardware', '?'),
+              elbo=v.get('test_elbo', float('nan')), bce=v.get('recon_bce', float('nan')), midpoint=mid,
+              weights=vae.weights_hash, command=r.get('command', ''),
+              measure=vae.metrics.get('commands', {}).get('vae', ''))
     return text, vae_loss_plot(r)
 
 
 # ---------------------------------------------------------------- layout
 def build():
-    formula(INTRO_MD)
-    model = gr.Radio(list(MODELS), value="16-D latent", label="Model",
-                     info="16-D: sharper reconstructions. 2-D: coarser, but its whole latent space fits on the map below.")
+    formula(T("vae.intro_md"))
+    model = gr.Radio(labelled(MODELS, {"2-D latent": "vae.model_2d", "16-D latent": "vae.model_16d"}),
+                     value="16-D latent", label=T("vae.model"), info=T("vae.model_info"))
 
-    gr.Markdown("## Interpolation")
+    gr.Markdown(T("vae.interp_title"))
     ex = {c: [p for p in MNIST_EXAMPLES if p.rsplit("/", 1)[-1].startswith(f"{c}_")] for c in "0123456789"}
     with gr.Row():
         with gr.Column():
-            image_a = digit_input("Digit A (λ = 0)", (ex["3"] or MNIST_EXAMPLES or [None])[-1])
+            image_a = digit_input(T("vae.digit_a"), (ex["3"] or MNIST_EXAMPLES or [None])[-1])
         with gr.Column():
-            image_b = digit_input("Digit B (λ = 1)", (ex["8"] or MNIST_EXAMPLES or [None])[-1])
+            image_b = digit_input(T("vae.digit_b"), (ex["8"] or MNIST_EXAMPLES or [None])[-1])
         with gr.Column():
-            formula(INTERP_MD)
-            method = gr.Radio(list(METHODS), value="linear", label="Interpolation path")
-            steps = gr.Slider(2, MAX_STEPS, value=10, step=1, label="Number of images in the strip")
-            lam = gr.Slider(0, 1, value=0.5, step=0.01, label="λ (0 = A, 1 = B)")
+            formula(T("vae.interp_md"))
+            method = gr.Radio(labelled(METHODS, {m: f"vae.{m}" for m in METHODS}), value="linear",
+                              label=T("vae.method"))
+            steps = gr.Slider(2, MAX_STEPS, value=10, step=1, label=T("vae.steps"))
+            lam = gr.Slider(0, 1, value=0.5, step=0.01, label=T("vae.lam"))
             lam_player = Player(lam, 0, 1, step=0.05, fps=4)
-            go = gr.Button("Interpolate", variant="primary")
-    with gr.Accordion("Draw a digit instead", open=False):
-        sketch = gr.Sketchpad(label="Draw a digit (any colour on any background)", type="pil", height=280,
-                              canvas_size=(280, 280))
+            go = gr.Button(T("vae.go"), variant="primary")
+    with gr.Accordion(T("vae.draw"), open=False):
+        sketch = gr.Sketchpad(label=T("vae.sketch"), type="pil", height=280, canvas_size=(280, 280))
         with gr.Row():
-            to_a, to_b = gr.Button("Use the drawing as digit A"), gr.Button("Use the drawing as digit B")
-            to_rec = gr.Button("Use the drawing for the reconstruction below")
+            to_a, to_b = gr.Button(T("vae.to_a")), gr.Button(T("vae.to_b"))
+            to_rec = gr.Button(T("vae.to_rec"))
     with gr.Row():
-        at_lam = gr.Image(label="Decoded at the chosen λ", type="pil", interactive=False, height=240)
+        at_lam = gr.Image(label=T("vae.at_lam"), type="pil", interactive=False, height=240)
         with gr.Column(scale=3):
-            strip = gr.Gallery(label="A → B (λ from 0 to 1)", columns=10, height=170, object_fit="contain",
-                               format="png")
-            compare = gr.Image(label="Linear vs spherical (top: the chosen path)", type="pil", interactive=False,
-                               height=150)
+            strip = gr.Gallery(label=T("vae.strip"), columns=10, height=170, object_fit="contain", format="png")
+            compare = gr.Image(label=T("vae.compare"), type="pil", interactive=False, height=150)
     with gr.Row():
         info = gr.Markdown()
-        gif = gr.File(label="Animated GIF (A → B → A)", interactive=False)
+        gif = gr.File(label=T("vae.gif"), interactive=False)
 
-    gr.Markdown("## Latent map")
-    formula(MAP_MD)
+    gr.Markdown(T("vae.map_title"))
+    formula(T("vae.map_md"))
     with gr.Row():
-        grid_size = gr.Slider(5, MAX_GRID, value=15, step=1, label="Decoded grid: tiles per side")
-        draw_map = gr.Button("Draw the map")
-    plot = gr.Plot(label="Latent plane of the 2-D model")
+        grid_size = gr.Slider(5, MAX_GRID, value=15, step=1, label=T("vae.grid_size"))
+        draw_map = gr.Button(T("vae.draw_map"))
+    plot = gr.Plot(label=T("vae.plot"))
 
-    gr.Markdown("## Reconstruction")
+    gr.Markdown(T("vae.recon_title"))
     with gr.Row():
         with gr.Column():
-            rec_in = digit_input("Input digit", (ex["5"] or MNIST_EXAMPLES or [None])[-1])
+            rec_in = digit_input(T("vae.rec_in"), (ex["5"] or MNIST_EXAMPLES or [None])[-1])
         with gr.Column():
-            formula(RECON_MD)
-            variations = gr.Slider(1, MAX_VARIATIONS, value=8, step=1, label="Variations")
-            scale = gr.Slider(0, 3, value=1, step=0.1, label="Scale s of σ")
+            formula(T("vae.recon_md"))
+            variations = gr.Slider(1, MAX_VARIATIONS, value=8, step=1, label=T("vae.variations"))
+            scale = gr.Slider(0, 3, value=1, step=0.1, label=T("vae.scale"))
             seed = seed_box(0)
-            rec_go = gr.Button("Reconstruct", variant="primary")
+            rec_go = gr.Button(T("vae.rec_go"), variant="primary")
     with gr.Row():
-        seen = gr.Image(label="Input as the model sees it (28×28)", type="pil", interactive=False, height=200)
-        rec = gr.Image(label="Reconstruction dec(μ)", type="pil", interactive=False, height=200)
-        var = gr.Gallery(label="Variations dec(μ + s·σ·ε)", columns=8, height=200, object_fit="contain", format="png")
+        seen = gr.Image(label=T("vae.seen"), type="pil", interactive=False, height=200)
+        rec = gr.Image(label=T("vae.rec"), type="pil", interactive=False, height=200)
+        var = gr.Gallery(label=T("vae.var"), columns=8, height=200, object_fit="contain", format="png")
     rec_stats = gr.Markdown()
 
-    with gr.Accordion("Model card: training record and measured figures", open=False,
-                      elem_classes=["advanced"]):
+    with gr.Accordion(T("vae.card_title"), open=False, elem_classes=["advanced"]):
         card = gr.Markdown()
         curve = gr.Plot()
 

@@ -7,13 +7,15 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from .i18n import tr  # noqa: E402
+
 PATH_STYLE = {"linear": dict(color="k", ls="-", marker="o"), "spherical": dict(color="crimson", ls="--", marker="s")}
 
 
 def _draw_paths(ax, paths: dict, endpoints):
     for method, z in paths.items():
         z = np.asarray(z)
-        ax.plot(z[:, 0], z[:, 1], lw=1.6, ms=3, label=f"{method} path", **PATH_STYLE.get(method, {}))
+        ax.plot(z[:, 0], z[:, 1], lw=1.6, ms=3, label=tr("vae.path", method=tr(f"vae.{method}") if method in PATH_STYLE else method), **PATH_STYLE.get(method, {}))
     if endpoints is not None:
         for (x, y), name in zip(np.asarray(endpoints), ("A", "B")):
             ax.scatter([x], [y], s=220, marker="*", c="gold", edgecolors="k", linewidths=1.2, zorder=5)
@@ -36,14 +38,14 @@ def latent_map_plot(mu, labels, grid_image, extent: float, paths: dict, endpoint
     cb = fig.colorbar(sc, ax=ax_s, ticks=range(10), fraction=0.05, pad=0.01)
     if class_names:
         cb.ax.set_yticklabels(class_names)
-    cb.set_label("class")
+    cb.set_label(tr("vae.class"))
     ax_g.imshow(grid_image, cmap="gray", extent=(-extent, extent, -extent, extent), origin="upper",
                 interpolation="nearest")
     for ax in (ax_s, ax_g):
         _draw_paths(ax, paths, endpoints)
         ax.set(xlim=(-extent, extent), ylim=(-extent, extent), xlabel="$z_1$", ylabel="$z_2$", aspect="equal")
-    ax_s.set_title(f"μ of {len(mu):,} MNIST test digits (encoder means)")
-    ax_g.set_title("decoder(z) on a grid over the same square")
+    ax_s.set_title(tr("vae.mu_title", n=len(mu)))
+    ax_g.set_title(tr("vae.grid_title"))
     ax_s.legend(loc="lower right", fontsize=8)
     ax_s.grid(alpha=0.3)
     return fig
@@ -53,12 +55,12 @@ def vae_loss_plot(record: dict) -> Figure:
     """Total loss, BCE and KL running means from a VAE training record."""
     fig = Figure(figsize=(6, 2.8), layout="constrained")
     ax = fig.subplots()
-    for key, label in (("loss_curve", "BCE + β·KL"), ("rec_curve", "BCE (reconstruction)"), ("kl_curve", "KL")):
+    for key, label in (("loss_curve", tr("vae.loss_total")), ("rec_curve", tr("vae.loss_rec")), ("kl_curve", "KL")):
         curve = record.get(key) or []
         if curve:
             xs, ys = zip(*curve)
             ax.plot(xs, ys, label=label)
-    ax.set(title="training loss per image (nats, running mean)", xlabel="step", yscale="log")
+    ax.set(title=tr("vae.loss_title"), xlabel=tr("plots.step"), yscale="log")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return fig
