@@ -10,15 +10,16 @@ takes and picks jobs (`Queue.push` and `Queue.get_events`):
 2. **Heavy users last; costly ones only on a quiet server.** When a worker frees up, the waiting compute jobs are
    taken in order of arrival, except that a session with a job already running waits behind every session without
    one, and a *heavy* session (one that used more than HEAVY_FACTOR × the median compute of the sessions in the
-   last WINDOW seconds, and HEAVY_MARGIN seconds more) waits behind every light one. A *costly* session (one whose
-   request in the window asked for more than COSTLY_SHARE of a request's budget: `check_cost` declares each
-   request's share) starts nothing while another session's job runs or waits. A greedy client that keeps the
-   costliest request queued thus runs one job at the class's pace, then gets what the class leaves: the idle
-   moments, and a turn once its costly request has aged out of the window. Among students the order stays first
+   last WINDOW seconds, and HEAVY_MARGIN seconds more) waits behind every light one. A *costly* request (one that
+   asks for more than COSTLY_SHARE of its tab's budget, read from its arguments while it waits, `asked_share`), and
+   every request of a session that ran one in the window (`check_cost` declares each running request's share),
+   starts nothing while another session's job runs or waits. A greedy client that keeps the costliest request
+   queued thus gets what the class leaves: the idle moments, and a turn once its costly request has aged out. Among students the order stays first
    come, first served. (Measured with the load command: ordering everyone by compute used, or by turns taken, only
    spread the students' waits and lifted their p95; letting a costly session take any free worker lifted it
    18 -> 22 s; judging sessions by their jobs' seconds instead of their declared cost held back students whose jobs
-   ran long on the loaded server, 24 -> 40 s.)
+   ran long on the loaded server, 24 -> 40 s; judging a request only once it had run let the greedy client's first
+   one, 24 s of ancestral sampling, through at the class's pace: 29 -> 38 s.)
 3. **Long jobs one at a time.** The endpoints named `long` (live training: up to half a minute each) run at most
    LONG_SLOTS at once, all sessions together, so a few students training at once never hold every worker.
 
@@ -27,7 +28,9 @@ Sessions are gradio's session hashes: a browser tab, or one `gradio_client.Clien
 from __future__ import annotations
 
 import asyncio
+import inspect
 import statistics
+import sys
 import time
 
 MAX_COMPUTE_JOBS = 2  # main actions per session, waiting or running
@@ -50,6 +53,22 @@ def declare_cost(share: float) -> None:
     event_id = LocalContext.event_id.get(None)
     if event_id is not None and len(_declared) < 10_000:  # bounded: FairQueue.prune forgets jobs out of the window
         _declared[event_id] = share
+
+
+def asked_share(fn, args) -> float:
+    """What a waiting request asks for, before it runs: images × steps as a share of its tab's budget, read from its
+    own arguments by the names every sampling handler uses (`num_images`, `steps`, `sampler`; the budget is the
+    handler's module's MAX_IMAGE_STEPS). 0 for any other request, or arguments that are not numbers (the handler
+    itself refuses those)."""
+    from .common import cost_scale, steps_run
+    try:
+        handler = inspect.unwrap(fn)
+        values = dict(zip(inspect.signature(handler).parameters, args))
+        budget = sys.modules[handler.__module__].MAX_IMAGE_STEPS
+        steps = steps_run(values.get("sampler", "DDIM"), int(float(values["steps"])))
+        return max(0.0, float(values["num_images"]) * steps / (budget * cost_scale()))
+    except Exception:  # not a sampling request, or junk arguments
+        return 0.0
 
 
 class FairQueue:
@@ -96,7 +115,7 @@ class FairQueue:
             jobs[:] = [(t, e) for t, e in jobs if now - t < WINDOW or e._id in running]
             if not jobs:
                 del self.started[session]
-        kept = {e._id for jobs in self.started.values() for _, e in jobs}
+        kept = {e._id for jobs in self.started.values() for _, e in jobs} | {e._id for e in self._waiting()}
         for event_id in [k for k in list(_declared) if k not in kept]:
             _declared.pop(event_id, None)
 
@@ -115,6 +134,13 @@ class FairQueue:
         """The sessions with a job in the window that asked for more than COSTLY_SHARE of its request budget."""
         return {s for s, jobs in self.started.items() if any(_declared.get(e._id, 0.0) > COSTLY_SHARE for _, e in jobs)}
 
+    def _asks_much(self, event) -> bool:
+        """A waiting request that asks for more than COSTLY_SHARE of its budget (estimated once, from its arguments)."""
+        if event._id not in _declared:
+            data = getattr(getattr(event, "data", None), "data", None)
+            _declared[event._id] = asked_share(event.fn.fn, data) if isinstance(data, list) else 0.0
+        return _declared[event._id] > COSTLY_SHARE
+
     def get_events(self):
         compute = self.queue.event_queue_per_concurrency_id.get(self.compute_id)
         now, running = time.time(), self._running()
@@ -122,7 +148,7 @@ class FairQueue:
         held = []
         if compute is not None and compute.queue:
             heavy = self.heavy({e.session_hash for e in compute.queue}, now, {e._id for e in running})
-            costly = self.costly()
+            costly = self.costly() | {e.session_hash for e in compute.queue if self._asks_much(e)}
             last = heavy | costly
             busy = {e.session_hash for e in running if e.concurrency_id == self.compute_id}
             compute.queue.sort(key=lambda e: (e.session_hash in busy, e.session_hash in last))  # stable: FIFO

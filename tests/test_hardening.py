@@ -353,6 +353,34 @@ def test_a_costly_session_waits_for_a_quiet_server():
     assert not set(queue_policy._declared) & {e._id for e in past.values()}  # forgotten with their jobs
 
 
+def test_a_costly_request_waits_from_its_first_join():
+    """Before it has run anything, a session whose waiting request asks for most of the budget (read from the
+    request's own arguments) is held while students' jobs run; junk arguments count as light (the handler refuses
+    them itself)."""
+    from types import SimpleNamespace
+    from demos import ddpm
+    from demos.common import cost_scale
+    from demos.queue_policy import FairQueue, asked_share
+
+    def join(session, *args):
+        e = _event(session)
+        e.fn.fn, e.data = ddpm.reverse_process, SimpleNamespace(data=list(args))
+        return e
+
+    assert asked_share(ddpm.reverse_process, ["DDPM (ancestral)", 20, 1, 0.0, 0]) == (
+        pytest.approx(1000 / (ddpm.MAX_IMAGE_STEPS * cost_scale())))
+    assert asked_share(ddpm.reverse_process, ["DDIM", "x", [], None, 0]) == 0.0
+    running = [join("student-a", "DDIM", 10, 4, 0.0, 0)]
+    greedy = join("greedy", "DDPM (ancestral)", 20, 1, 0.0, 0)
+    fair = FairQueue(SimpleNamespace(_queue=_fake_queue([greedy, join("student-b", "DDIM", 10, 4, 0.0, 0),
+                                                         join("junk", "DDIM", "1e999", "x", 0, 0)], running)),
+                     "compute")
+    assert [fair.get_events()[0][0].session_hash for _ in range(2)] == ["student-b", "junk"]
+    assert fair.get_events() is None
+    running.clear()
+    assert fair.get_events()[0][0].session_hash == "greedy"
+
+
 def test_check_cost_declares_the_share_of_the_budget_to_the_queue():
     from gradio.context import LocalContext
     from demos import queue_policy
