@@ -133,12 +133,17 @@ def build_app() -> gr.Blocks:
                 present = gr.Checkbox(False, label=T("app.present"), min_width=240)
         present.change(None, present, None, js=PRESENT_JS, api_visibility="private")
         demo.load(None, None, present, js=PRESENT_FROM_URL_JS, api_visibility="private")
-        on_load = []
+        on_load, tabs = [], []
         with gr.Tabs(overflow_behavior="wrap"):  # every lesson's tab in view (a second row), none behind a "…" menu
             for title, module in TABS:
-                with gr.Tab(T(title)):
+                with gr.Tab(T(title)) as tab:
                     hooks = importlib.import_module(module).build() or {}
                     on_load += hooks.get("load", [])
+                tabs.append(tab)
+        # gradio's frontend names the tabs once, in the locale it started with; the page's language (?lang=, which the
+        # head script may set a moment later) names them again on load, from the server
+        demo.load(lambda: [gr.Tab(label=tr(title)) for title, _ in TABS], None, tabs, api_visibility="private",
+                  show_progress="hidden", queue=False)
         for fn, inputs, outputs, *kwargs in on_load:  # optional 4th item: extra event kwargs
             demo.load(fn, inputs, outputs, api_visibility="private", **(kwargs[0] if kwargs else {}))
     share_one_queue(demo)

@@ -96,6 +96,23 @@ def translate(key: str, lang: str | None = None, **values) -> str:
 tr = translate
 
 
+def resolve(text, lang: str | None = None) -> str:
+    """What gradio's frontend shows for a prop: an I18nData, or a string holding one `__i18n__{...}` marker
+    (as a Markdown or Button value is stored), translated; any other text as it is."""
+    if isinstance(text, gr.i18n.I18nData):
+        return translate(text.key, lang)
+    text = str(text)
+    start = text.find("__i18n__")
+    end = text.find("}", start) + 1
+    if start < 0 or end == 0:
+        return text
+    try:
+        key = json.loads(text[start + 8:end])["key"]
+    except (ValueError, KeyError):
+        return text
+    return text[:start] + translate(key, lang) + text[end:]
+
+
 def has(key: str) -> bool:
     return key in table(DEFAULT)
 
@@ -283,5 +300,9 @@ html.rtl .gradio-container input[type="range"], html.rtl .gradio-container .grid
 html.rtl .gradio-container .thumbnails, html.rtl .gradio-container .image-container img,
 html.rtl .gradio-container .js-plotly-plot { direction: ltr; unicode-bidi: isolate; }
 html.rtl .gradio-container .katex-display { text-align: center; }
+html.rtl .gradio-container label > input[type="radio"], html.rtl .gradio-container label > input[type="checkbox"] {
+  margin-left: var(--spacing-md, 6px); }
+html.rtl .gradio-container .file-preview td, html.rtl .gradio-container .file-preview a { direction: ltr;
+  unicode-bidi: isolate; }
 html.rtl .gradio-container pre, html.rtl .gradio-container pre code { text-align: left; }
 """
