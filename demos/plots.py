@@ -56,7 +56,8 @@ def curves_plot(curves: dict[str, list], title: str, xlabel: str, ylabel: str, l
 
 def loss_plot(curves: dict[str, list], title: str | None = None, ylabel: str | None = None) -> Figure:
     """curves: label -> [[step, value], ...], on a log scale."""
-    return curves_plot(curves, title or tr("plots.training_loss"), tr("plots.step"), ylabel or tr("plots.loss"),
+    return curves_plot(curves, tr("plots.training_loss") if title is None else title, tr("plots.step"),
+                       tr("plots.loss") if ylabel is None else ylabel,
                        log=True, markers=False)
 
 

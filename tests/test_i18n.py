@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = Path(tempfile.gettempdir()) / "diffusion-lab-i18n"
 # tabs whose strings are still English (the remaining work); a converted tab must leave this list, and a
 # tab on it that has no English left fails too, so the list stays true
-STILL_ENGLISH = {"demos.conditioning", "demos.zero_snr", "demos.text2img", "demos.stackgan", "demos.playground2d",
+STILL_ENGLISH = {"demos.zero_snr", "demos.text2img", "demos.stackgan", "demos.playground2d",
                  "demos.metrics"}
 # what a Persian page may show in Latin letters: names of models, methods, datasets, libraries and units, and symbols
 ALLOWED = {
@@ -29,6 +29,7 @@ ALLOWED = {
     "mu", "logvar", "fc", "conv", "convtranspose", "classconditionalunet", "unet2dmodel", "checkpoint",
     "checkpoints", "stackgan", "shirt", "brightness", "null", "cos", "sin", "torch", "ancestral", "min", "max", "std", "mse",
     "diffusion_lab_precision", "unset", "set", "by", "chooses", "automatically", "of", "stays", "for",
+    "add", "concat", "cross", "adaln", "adm", "groupnorm", "ema", "model", "pipelines", "dit", "sr", "controlnet",
 }
 
 
