@@ -287,7 +287,8 @@ def language_switch(demo: gr.Blocks) -> gr.Radio:
 
 
 # Right to left for Persian: the page, its text and its labels; formulas, code, numbers, plots and image grids stay
-# left to right (a slider is a number line like the plots' axes, so its track keeps its direction, its label not)
+# left to right (a slider is a number line like the plots' axes: its track, min and max keep their direction, its label
+# does not)
 RTL_CSS = """
 html.rtl body, html.rtl .gradio-container, html.rtl .gradio-container [dir="ltr"] { direction: rtl; }
 html.rtl .prose, html.rtl label, html.rtl .block-info, html.rtl span[data-testid="block-info"],
@@ -296,10 +297,14 @@ html.rtl .gradio-container, html.rtl .gradio-container button, html.rtl .gradio-
 html.rtl .gradio-container input { font-family: Vazirmatn, "Noto Sans Arabic", Tahoma, "DejaVu Sans", sans-serif; }
 html.rtl .gradio-container .katex, html.rtl .gradio-container .katex-display, html.rtl .gradio-container code,
 html.rtl .gradio-container pre, html.rtl .gradio-container .ltr, html.rtl .gradio-container input[type="number"],
-html.rtl .gradio-container input[type="range"], html.rtl .gradio-container .grid-wrap,
+html.rtl .gradio-container input[type="range"], html.rtl .gradio-container .slider_input_container,
+html.rtl .gradio-container .grid-wrap,
 html.rtl .gradio-container .thumbnails, html.rtl .gradio-container .image-container img,
-html.rtl .gradio-container .js-plotly-plot { direction: ltr; unicode-bidi: isolate; }
+html.rtl .gradio-container .js-plotly-plot, html.rtl .gradio-container .cm-editor { direction: ltr;
+  unicode-bidi: isolate; }
+html.rtl .gradio-container .cm-editor .cm-line { text-align: left; }
 html.rtl .gradio-container .katex-display { text-align: center; }
+html.rtl .gradio-container .player { flex-direction: row-reverse; }  /* ◀ step … step ▶ in the slider's direction */
 html.rtl .gradio-container label > input[type="radio"], html.rtl .gradio-container label > input[type="checkbox"] {
   margin-left: var(--spacing-md, 6px); }
 html.rtl .gradio-container .file-preview td, html.rtl .gradio-container .file-preview a { direction: ltr;

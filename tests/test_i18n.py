@@ -203,8 +203,10 @@ RTL_TEXT = """() => {
   const ltr = blocks.filter(e => getComputedStyle(e).direction !== 'rtl' && !e.closest('.katex, code, pre'))
     .map(e => e.innerText.slice(0, 60));
   const formulas = [...document.querySelectorAll('.katex')].filter(e => e.checkVisibility());
+  const sliders = [...document.querySelectorAll('.slider_input_container, .cm-editor')].filter(e => e.checkVisibility());
   return {checked: blocks.length, ltr, formulas: formulas.length,
           formulas_rtl: formulas.filter(e => getComputedStyle(e).direction !== 'ltr').length,
+          sliders_rtl: sliders.filter(e => getComputedStyle(e).direction !== 'ltr').length,
           html: [document.documentElement.lang, document.documentElement.dir]};
 }"""
 
@@ -227,6 +229,7 @@ def test_every_tab_reads_right_to_left_in_persian(app_url, browser, present):
         assert found["checked"] > 3, f"{module}: no text blocks found"
         assert not found["ltr"], f"{module}: text blocks not right to left: {found['ltr'][:5]}"
         assert found["formulas_rtl"] == 0, f"{module}: formulas not left to right"
+        assert found["sliders_rtl"] == 0, f"{module}: a slider (track, min, max) or code not left to right"
         if n == 0 and not present:  # a request-time line comes back in Persian: the language reached the server
             page.get_by_label(i18n.tr("ddpm.steps", "fa")).first.fill("4")
             page.get_by_role("button", name=i18n.tr("ddpm.run", "fa")).click()
