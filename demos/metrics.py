@@ -14,6 +14,7 @@ from pipelines.metrics.fid import FIDNumericalError
 from pipelines.metrics.scoring import real_floor, reference_description, score_images
 
 from .common import check_choice, check_cost, check_number, formula, seed_box, user_errors
+from .i18n import T
 from .plots import metrics_plot
 
 RESULTS = PROJECT_ROOT / "results" / "metrics.json"
@@ -27,35 +28,6 @@ FEATURE_CHOICES = [("Judge classifier of the model's dataset (trained here; MNIS
                    ("Inception-v3 pool3 (torchvision; needs cached weights)", "inception-v3")]
 TABLE_HEADERS = ["model", "setting", "figure", "value", "protocol"]
 HISTORY_HEADERS = ["model", "setting", "features", "n", "FID", "IS (mean ± std)", "FID of real images, same n"]
-
-FORMULAS_MD = r"""
-**Fréchet Inception Distance** (Heusel et al. 2017). Embed real and generated images with a feature network,
-fit a Gaussian $\mathcal N(\mu, \Sigma)$ to each set of features, and measure the distance between the Gaussians:
-$$\mathrm{FID} = \lVert \mu_r - \mu_g \rVert^2 + \operatorname{Tr}\!\big(\Sigma_r + \Sigma_g - 2\,(\Sigma_r \Sigma_g)^{1/2}\big)$$
-Lower is better; 0 means the two Gaussians coincide. The matrix square root is computed with `scipy.linalg.sqrtm`
-in float64; tiny imaginary parts left by rounding are checked and dropped, and $\varepsilon I$ is added to both
-covariances when their product is singular.
-
-**Inception Score** (Salimans et al. 2016). Run a classifier on the generated images:
-$$\mathrm{IS} = \exp\Big(\mathbb E_x\,\mathrm{KL}\big(p(y\mid x)\,\Vert\,p(y)\big)\Big),\qquad p(y) = \mathbb E_x\,p(y\mid x)$$
-High when each image is classified confidently (peaked $p(y\mid x)$) *and* the classes are diverse (flat $p(y)$):
-$1 \le \mathrm{IS} \le K$ for $K$ classes. Reported as mean ± std over splits of the images. The judge was trained
-with label smoothing (0.05), so even real digits score well below 10: read a model's IS against the real images' IS.
-
-**Which network?** Inception-v3 (ImageNet) is the standard, but its weights cannot be downloaded here, so the
-offline default is the judge CNN trained on the real training set: its 128-d penultimate layer for FID, its
-softmax for IS. A figure is only comparable to another with the same network, layer, preprocessing and n —
-every label says which, e.g. "FID (MNIST classifier features, n=500)".
-"""
-
-CAVEAT_MD = """
-**Small n is biased.** A Gaussian fitted to few samples has a noisy mean and a shrunk, noisy covariance, so FID is
-biased *upwards* as n shrinks (and IS downwards): even real images get a clearly non-zero FID at small n. That is
-why every on-demand score is shown next to the FID of *n real training images* against the same reference — the
-best any model can do at that n. Compare models only at the same n, seed count and features; with fewer samples
-than feature dimensions (128 for the judge) the covariance is singular and FID means little.
-"""
-
 
 # ----------------------------------------------------------------------------- latest results
 def load_results() -> tuple[dict | None, str]:
@@ -164,7 +136,7 @@ def drop_non_finite(images, labels=None):
 # ----------------------------------------------------------------------------- layout
 def build():
     gr.Markdown("## Measuring generative models: FID and Inception Score")
-    formula(FORMULAS_MD)
+    formula(T("metrics.formulas_md"))
 
     gr.Markdown(f"### Latest results of the evaluation command (`{COMMAND}`)")
     status = gr.Markdown()
@@ -177,7 +149,7 @@ def build():
     plot_choice.change(plot_view, plot_choice, plot, api_visibility="private")
 
     gr.Markdown("### Compute a small-n FID / IS now")
-    formula(CAVEAT_MD)
+    formula(T("metrics.caveat_md"))
     with gr.Row():
         with gr.Column(scale=1):
             names = list(SAMPLERS)
