@@ -240,9 +240,10 @@ def _train_live(kind: str, dataset, drawing, steps, seed, **kwargs):
     for progress in train(kind, points, steps=steps, seed=seed, every=FRAME_EVERY, **kwargs):
         over = progress.seconds > budget and not progress.done
         m = metrics.mmd(progress.samples, held)
+        cover = metrics.mode_coverage(progress.samples) if dataset == data.DATASETS["8gaussians"][0] else None
+        # both coverage figures: a ring of samples between the modes touches all 8 but lies within 3σ of none
         status = (f"step {progress.step:,}/{steps:,}, {progress.seconds:.1f} s, MMD to held-out {m:.3f}"
-                  + (f", {metrics.mode_coverage(progress.samples)['modes']}/8 modes"
-                     if dataset == data.DATASETS["8gaussians"][0] else ""))
+                  + (f", {cover['modes']}/8 modes, {cover['in_modes']:.0%} of samples within 3σ of one" if cover else ""))
         if over:
             status += f" (stopped: this server's {budget:.0f} s limit per live run)"
         yield progress, status, over or progress.done

@@ -188,3 +188,20 @@ def test_page_load_figures_are_computed_once_even_when_asked_at_once():
     with pytest.raises(ValueError):
         tab._memo(("test", 2), fails)
     assert ("test", 2) not in tab._memo_store   # errors are not kept
+
+
+def test_live_status_tells_a_ring_from_the_eight_modes(monkeypatch):
+    """A ring of samples through the 8 modes holds ≥ 2 % at each (8/8 'modes') but few lie within 3σ of one: the live
+    status says both, so it never reads as a success next to a ring."""
+    import math
+    from types import SimpleNamespace
+    from demos import playground2d as tab
+    angles = torch.linspace(0, 2 * math.pi, 1000)
+    ring = 2 * torch.stack([angles.cos(), angles.sin()], 1)
+
+    def fake_train(kind, points, **kwargs):
+        yield SimpleNamespace(step=100, seconds=0.1, samples=ring, done=True, model=None, curves={})
+    monkeypatch.setattr(tab, "train", fake_train)
+    (_, status, _), = tab._train_live("gan", tab.DATASETS[0], None, 100, 0)
+    share = int(status.split("8 modes, ")[1].split("%")[0])
+    assert "8/8 modes" in status and share < 50
