@@ -16,6 +16,7 @@ from pipelines.infotext import attach
 
 from .common import (NOTE, WARN, FramesView, SettingsDrop, budget_info, check_bool, check_choice, check_cost,
                      check_number, echo, formula, samples_image, seed_box, user_errors, write_gif)
+from .i18n import T
 from .plots import brightness_plot, terminal_snr_plot
 
 CLASSES = CLASS_NAMES["brightness-mnist"]
@@ -23,44 +24,6 @@ OWN = "the model's own (leading / trailing)"
 SPACING_CHOICES = (OWN, *SPACINGS)
 MAX_IMAGES, MAX_STEPS, COMPARE_IMAGES, MAX_FRAMES = 36, 200, 4, 25
 MAX_IMAGE_STEPS = 1_500  # images × guided steps per request: ≈ 5.4 s at 3.6 ms per image-step (2 CPU threads)
-
-INTRO_MD = r"""
-Lin et al. (2024) found four flaws in how Stable Diffusion is trained and sampled. Four small models trained here
-show each of them. They are the class-conditional UNet of the CFG tab, trained on **brightness-varied MNIST** (random
-background and ink brightness, plus flat *all black* and *all white* images as classes 10 and 11), with Stable
-Diffusion's scaled-linear betas. They differ only in the two toggles below: what the network predicts, and whether
-the schedule is rescaled to zero terminal SNR.
-"""
-
-POINTS_MD = r"""
-**1. The final SNR is not zero.** With SD's betas, $\bar\alpha_T = 0.0047$: at $t = T$ the "pure noise" still holds
-$\sqrt{\bar\alpha_T} = 6.8\%$ of the image, enough to leak its mean brightness. Training always sees that leak;
-sampling starts from $x_T \sim \mathcal N(0, I)$, which has none, so the model keeps images near mid-grey.
-**Fix:** shift and scale $\sqrt{\bar\alpha_t}$ so that $\sqrt{\bar\alpha_T} = 0$ while $\sqrt{\bar\alpha_1}$ is unchanged
-(Algorithm 1, written out in `pipelines/schedules.py: rescale_zero_terminal_snr`; the schedulers run diffusers' copy,
-`rescale_betas_zero_snr=True`):
-$$\sqrt{\bar\alpha_t}\;\leftarrow\;\big(\sqrt{\bar\alpha_t} - \sqrt{\bar\alpha_T}\big)\,\frac{\sqrt{\bar\alpha_1}}{\sqrt{\bar\alpha_1} - \sqrt{\bar\alpha_T}}$$
-and back to betas, $\beta_t = 1 - \bar\alpha_t/\bar\alpha_{t-1}$ (so $\beta_T = 1$).
-
-**2. Predict v, not ε.** At $t = T$ with zero SNR, $x_T = \varepsilon$: predicting ε is trivial and says nothing
-about $x_0$, and $\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\hat\varepsilon)/\sqrt{\bar\alpha_t}$ divides by
-$\sqrt{\bar\alpha_T} = 0$. Predict the velocity instead (`prediction_type="v_prediction"`, `get_velocity`):
-$$v = \sqrt{\bar\alpha_t}\,\varepsilon - \sqrt{1-\bar\alpha_t}\,x_0, \qquad \hat x_0 = \sqrt{\bar\alpha_t}\,x_t - \sqrt{1-\bar\alpha_t}\,\hat v$$
-
-**3. Sample from the last timestep.** With 25 steps, "leading" (SD's default) runs $t = 960, 920, \dots, 0$: it never
-visits $t = T$, where a zero-SNR model has to start. "trailing" runs $t = 999, 959, \dots, 39$ and "linspace"
-$t = 999, 957, \dots, 0$ (rounded): both start at $T$ (`timestep_spacing="trailing"` is the paper's choice).
-
-**4. Rescale classifier-free guidance.** With zero SNR, large $w$ over-exposes. Rescale the guided prediction
-toward the standard deviation of the conditional one (`rescale_noise_cfg`, eq. 15–16):
-$$\tilde x_{\text{cfg}} = \phi\,\tilde x\,\frac{\sigma(x_{\text{cond}})}{\sigma(\tilde x)} + (1-\phi)\,\tilde x, \qquad \phi = 0.7$$
-"""
-
-BRIGHTNESS_MD = r"""
-**Can the models reach black and white?** The plot: the unconditional samples' mean brightness against the data's
-(precomputed by `python -m pipelines.measure.zero_snr`). The table: the measured figures for every model.
-"""
-
 
 # ---------------------------------------------------------------- helpers
 def variant_name(*, v_prediction: bool, zero_snr: bool) -> str:
@@ -200,7 +163,7 @@ def schedule_changed(zero_snr, v_prediction, spacing):
 def build():
     latex = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
     gr.Markdown("## Zero terminal SNR, v-prediction, trailing timesteps, CFG rescale")
-    formula(INTRO_MD)
+    formula(T("zero_snr.intro_md"))
     with gr.Row():
         with gr.Column(scale=1):
             with gr.Row():
@@ -229,8 +192,8 @@ def build():
             readout = gr.Markdown()
     frames = FramesView("Reverse process of this model (x_t left, predicted x̂₀ right)")
     snr_plot = gr.Plot(label="Noise schedule with and without the rescale")
-    formula(POINTS_MD)
-    formula(BRIGHTNESS_MD)
+    formula(T("zero_snr.points_md"))
+    formula(T("zero_snr.brightness_md"))
     with gr.Row():
         hist = gr.Plot(label="Brightness of generated images vs data")
     figures = gr.Markdown()
