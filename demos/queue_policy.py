@@ -1,7 +1,7 @@
 """Who waits and who runs next on a shared 2-core server: a class of students and, perhaps, one greedy client.
 
 Gradio's queue is first come, first served, with one size limit for everyone: one session that joins eighty times
-fills it, and one that keeps two heavy jobs queued holds both workers. Two rules fix that, applied where gradio
+fills it, and one that keeps two heavy jobs queued holds both workers. Three rules fix that, applied where gradio
 takes and picks jobs (`Queue.push` and `Queue.get_events`):
 
 1. **A cap per session.** A session may have at most MAX_COMPUTE_JOBS main actions waiting or running (the one
@@ -14,12 +14,14 @@ takes and picks jobs (`Queue.push` and `Queue.get_events`):
    asks for more than COSTLY_SHARE of its tab's budget, read from its arguments while it waits, `asked_share`), and
    every request of a session that ran one in the window (`check_cost` declares each running request's share),
    starts nothing while another session's job runs or waits. A greedy client that keeps the costliest request
-   queued thus gets what the class leaves: the idle moments, and a turn once its costly request has aged out. Among students the order stays first
-   come, first served. (Measured with the load command: ordering everyone by compute used, or by turns taken, only
-   spread the students' waits and lifted their p95; letting a costly session take any free worker lifted it
-   18 -> 22 s; judging sessions by their jobs' seconds instead of their declared cost held back students whose jobs
-   ran long on the loaded server, 24 -> 40 s; judging a request only once it had run let the greedy client's first
-   one, 24 s of ancestral sampling, through at the class's pace: 29 -> 38 s.)
+   queued thus gets what the class leaves: the idle moments, and a turn once its costly request has aged out.
+   Among students the order stays first come, first served. (Measured with the load command: ordering everyone by
+   compute used, or by turns taken, only spread the students' waits and lifted their p95; letting a costly session
+   take any free worker lifted it 18 -> 22 s; judging sessions by their jobs' seconds instead of their declared
+   cost held back students whose jobs ran long on the loaded server, 24 -> 40 s; judging a request only once it had
+   run let the greedy client's first one, 24 s of ancestral sampling, through at the class's pace: 29 -> 38 s. Still open: a costly request that starts in an idle moment holds
+   its worker to the end, and images × steps undercounts small batches, whose every network call has a fixed cost:
+   1000 ancestral steps of one image take 24 s, not the budget's 5 s.)
 3. **Long jobs one at a time.** The endpoints named `long` (live training: up to half a minute each) run at most
    LONG_SLOTS at once, all sessions together, so a few students training at once never hold every worker.
 
