@@ -19,9 +19,10 @@ takes and picks jobs (`Queue.push` and `Queue.get_events`):
    compute used, or by turns taken, only spread the students' waits and lifted their p95; letting a costly session
    take any free worker lifted it 18 -> 22 s; judging sessions by their jobs' seconds instead of their declared
    cost held back students whose jobs ran long on the loaded server, 24 -> 40 s; judging a request only once it had
-   run let the greedy client's first one, 24 s of ancestral sampling, through at the class's pace: 29 -> 38 s. Still open: a costly request that starts in an idle moment holds
-   its worker to the end, and images × steps undercounts small batches, whose every network call has a fixed cost:
-   1000 ancestral steps of one image take 24 s, not the budget's 5 s.)
+   run let the greedy client's first one, 24 s of ancestral sampling, through at the class's pace: 29 -> 38 s.
+   Still open: a costly request that starts in an idle moment holds its worker to the end, and images × steps
+   undercounts small batches, whose every network call has a fixed cost: 1000 ancestral steps of one image take
+   24 s, not the budget's 5 s.)
 3. **Long jobs one at a time.** The endpoints named `long` (live training: up to half a minute each) run at most
    LONG_SLOTS at once, all sessions together, so a few students training at once never hold every worker.
 

@@ -141,16 +141,17 @@ def abuser(url: str, go, stop, out) -> None:
     """One greedy client (one session): while the students run, keep bursts of the costliest request queued."""
     from gradio_client import Client
     client = Client(url, verbose=False, download_files=False)
-    go.wait()
 
     def wait(job):
-        """When the job finished (this machine's clock), or None if it was refused (or, never expected, failed)."""
+        """(when the job finished, on this machine's clock, None), or (None, the error) if it was refused (or, never
+        expected, failed)."""
         try:
             job.result(timeout=600)
             return time.time(), None
         except Exception as exc:
             return None, str(exc)
 
+    go.wait()
     finished, refused = [], 0
     while not stop.is_set():
         jobs = [client.submit(*GREEDY[1], api_name=GREEDY[0]) for _ in range(GREEDY_BURST)]
