@@ -12,6 +12,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import NamedTuple
 
 import gradio as gr
 from PIL import Image
@@ -130,8 +131,22 @@ def check_bool(value, name: str) -> bool:
 
 
 COST_SCALE_ENV = "DIFFUSION_LAB_COST_SCALE"  # budgets × this (app.py sets PRIVATE_COST_SCALE on a private server)
-PRIVATE_COST_SCALE = 4
-REQUEST_SECONDS = 5  # what each tab's budget is sized to: 2 CPU threads of this machine
+PRIVATE_COST_SCALE = 12  # a minute of CPU per request for the machine's own user: DDPM ancestral, 1000 steps of 16
+REQUEST_SECONDS = 5  # what each tab's budget is sized to: 2 CPU threads of this machine, at the precision it serves
+
+
+class Budget(NamedTuple):
+    """A tab's per-request budget: the `image_steps` its network runs in REQUEST_SECONDS on this server, and
+    `overhead`, one network call's fixed cost (the time embedding, every layer's kernel launches, Python) in images of
+    its batch. Both measured by `python scripts/call_overhead.py`."""
+    image_steps: int
+    overhead: int = 0
+
+    def cost(self, images: int, steps: int, calls: int = 1) -> float:
+        """A request's cost in image-steps: each of its `steps` denoising steps makes `calls` network calls on
+        `images` images in all, and each call costs `overhead` images more than its batch. So one image for 1000
+        steps of the DDPM (overhead 10) costs 11,000 image-steps, not 1,000: it takes 22 s, not 2."""
+        return steps * (images + calls * self.overhead)
 
 
 def cost_scale() -> float:
@@ -158,26 +173,31 @@ def steps_run(sampler: str, steps: int) -> int:
     return ANCESTRAL_STEPS if sampler == ANCESTRAL else steps
 
 
-def budget_info(budget: int, ancestral: bool = False) -> str:
+def budget_info(budget: Budget, ancestral: bool = False) -> str:
     """The slider note that states this server's budget (read when the page is built)."""
     from .i18n import T_each
     return T_each("common.budget", lambda lang: budget_text(budget, ancestral, lang))
 
 
-def budget_text(budget: int, ancestral: bool = False, lang: str | None = None) -> str:
-    return (tr("common.budget", lang, budget=round(budget * cost_scale()))
-            + (tr("common.budget_ancestral", lang, steps=ANCESTRAL_STEPS) if ancestral else ""))
+def budget_text(budget: Budget, ancestral: bool = False, lang: str | None = None) -> str:
+    total = round(budget.image_steps * cost_scale())
+    note = ""
+    if ancestral:  # its 1000 steps of even one image may cost more than a public server allows
+        fits = budget.cost(1, ANCESTRAL_STEPS) <= total
+        note = tr("common.budget_ancestral" if fits else "common.budget_ancestral_off", lang, steps=ANCESTRAL_STEPS)
+    return tr("common.budget", lang, budget=total, overhead=budget.overhead) + note
 
 
-def check_cost(images: int, steps: int, budget: int, seconds: float = REQUEST_SECONDS) -> None:
-    """Bound a request by what it costs, not only by separate caps: images × denoising steps (the images of one step
-    go through the network as one batch) must stay within the tab's budget, sized to `seconds` of a 2-core CPU on a
-    shared server, so that one visitor's request never holds a worker for long; × DIFFUSION_LAB_COST_SCALE."""
-    scale = cost_scale()
-    declare_cost(images * steps / (budget * scale))  # the queue's policy holds back sessions that ask for much
-    if images * steps > budget * scale:
-        raise ValueError(tr("common.cost", images=images, steps=steps, total=images * steps,
-                            budget=round(budget * scale), seconds=seconds * scale))
+def check_cost(images: int, steps: int, budget: Budget, calls: int = 1, seconds: float = REQUEST_SECONDS) -> None:
+    """Bound a request by what it costs (`Budget.cost`), not only by separate caps on images and steps: it must stay
+    within the tab's budget, sized to `seconds` of a 2-core CPU on a shared server, so that one visitor's request
+    never holds a worker for long; × DIFFUSION_LAB_COST_SCALE. `calls`: network calls per step (one per model, or
+    per guidance scale, that the request samples as a batch of its own)."""
+    scale, cost = cost_scale(), budget.cost(images, steps, calls)
+    declare_cost(cost / (budget.image_steps * scale))  # the queue's policy holds back sessions that ask for much
+    if cost > budget.image_steps * scale:
+        raise ValueError(tr("common.cost", images=images, steps=steps, overhead=calls * budget.overhead,
+                            total=round(cost), budget=round(budget.image_steps * scale), seconds=seconds * scale))
 
 
 def received_file(payload):

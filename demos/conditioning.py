@@ -13,7 +13,7 @@ from pipelines.checkpoints import CheckpointMissing
 from pipelines.images import labelled_grid
 from pipelines.measure.conditioning import TITLES, measured, readme_section
 
-from .cfg import MAX_IMAGE_STEPS
+from .cfg import BUDGET
 from .common import (budget_text, check_choice, check_cost, check_number, formula, labelled, seed_box,
                      user_errors)
 from .i18n import T, T_each, tr
@@ -57,7 +57,7 @@ def compare(label, scale, steps, seed, progress=gr.Progress()):
     steps = check_number(steps, "ddpm.steps_name", 1, MAX_STEPS, integer=True)
     seed = check_number(seed, "common.seed", 0, 2**31 - 1, integer=True)
     classes = list(range(10)) if label == CLASSES[0] else [int(label)] * PER_CLASS
-    check_cost(len(CONDITIONING_MODELS) * len(classes), steps, MAX_IMAGE_STEPS)
+    check_cost(len(CONDITIONING_MODELS) * len(classes), steps, BUDGET, calls=len(CONDITIONING_MODELS))
     rows, names = [], []
     for k, (mechanism, name) in enumerate(CONDITIONING_MODELS.items()):
         try:
@@ -105,7 +105,7 @@ def build():
                                 label=T("conditioning.class_y"))
             scale = gr.Slider(0, 10, value=3, step=0.5, label=T("conditioning.scale"))
             steps = gr.Slider(1, MAX_STEPS, value=20, step=1, label=T("cfg.sweep_steps"),
-                              info=T_each("conditioning.steps_info", lambda lang: budget_text(MAX_IMAGE_STEPS, lang=lang)
+                              info=T_each("conditioning.steps_info", lambda lang: budget_text(BUDGET, lang=lang)
                                           + tr("conditioning.steps_info", lang)))
             seed = seed_box(0)
             run = gr.Button(T("conditioning.run"), variant="primary")

@@ -10,7 +10,7 @@ from pipelines.images import grid, side_by_side, to_pil
 from pipelines.infotext import attach
 from pipelines.schedules import SCHEDULES
 
-from .common import (FramesView, MNIST_EXAMPLES, Player, SAMPLER_KEYS, SettingsDrop, budget_info, check_bool,
+from .common import (Budget, FramesView, MNIST_EXAMPLES, Player, SAMPLER_KEYS, SettingsDrop, budget_info, check_bool,
                      check_choice, check_cost, check_number, digit_input, digit_tensor, formula, labelled, samples_image,
                      seed_box, steps_run, use_drawing, user_errors, write_gif)
 from .i18n import T, tr
@@ -19,7 +19,7 @@ from .plots import SCHEDULE_KEYS, loss_plot, schedule_plot
 STRIP_T = (0, 50, 100, 200, 300, 500, 700, 999)
 REVERSE_SAMPLERS = ("DDIM", "DDPM (ancestral)")
 MAX_IMAGES, MAX_STEPS, MAX_FRAMES = 36, 250, 25
-MAX_IMAGE_STEPS = 1_200  # images × denoising steps per request: ≈ 5 s at 4.2 ms per image-step (2 CPU threads)
+BUDGET = Budget(2_400, overhead=10)  # per request: ≈ 5 s at 2.1 ms per image-step + 21 ms per call (bf16, 2 threads)
 
 # ---------------------------------------------------------------- forward process
 def _caption_t(schedule: str, zero_snr: bool, t: int) -> str:
@@ -86,7 +86,7 @@ def reverse_process(sampler, steps, num_images, eta, seed, progress=gr.Progress(
     num_images = check_number(num_images, "ddpm.images_name", 1, MAX_IMAGES, integer=True)
     eta = check_number(eta, "η", 0, 1)
     seed = check_number(seed, "common.seed", 0, 2**31 - 1, integer=True)
-    check_cost(num_images, steps_run(sampler, steps), MAX_IMAGE_STEPS)
+    check_cost(num_images, steps_run(sampler, steps), BUDGET)
     model = load_ddpm()
     nrow = max(1, int(num_images ** 0.5 + 0.999))
     frames = []
@@ -149,7 +149,7 @@ def build():
             steps = gr.Slider(1, MAX_STEPS, value=20, step=1, label=T("ddpm.steps"))
             eta = gr.Slider(0, 1, value=0, step=0.05, label=T("ddpm.eta"))
             num_images = gr.Slider(1, MAX_IMAGES, value=16, step=1, label=T("ddpm.images"),
-                                   info=budget_info(MAX_IMAGE_STEPS, ancestral=True))
+                                   info=budget_info(BUDGET, ancestral=True))
             rev_seed = seed_box(0)
             run = gr.Button(T("ddpm.run"), variant="primary")
             status = gr.Textbox(label=T("ddpm.progress"), interactive=False)

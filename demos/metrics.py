@@ -13,7 +13,7 @@ from pipelines.metrics.features import DEFAULT_FEATURES, JUDGES, get_feature_net
 from pipelines.metrics.fid import FIDNumericalError
 from pipelines.metrics.scoring import real_floor, reference_description, score_images
 
-from .common import check_choice, check_cost, check_number, formula, seed_box, user_errors
+from .common import Budget, check_choice, check_cost, check_number, formula, seed_box, user_errors
 from .i18n import T
 from .plots import metrics_plot
 
@@ -21,8 +21,8 @@ RESULTS = PROJECT_ROOT / "results" / "metrics.json"
 QUICK_RESULTS = PROJECT_ROOT / "results" / "quick" / "metrics.json"
 COMMAND = "python -m pipelines.evaluate"
 MIN_N, MAX_N, MAX_STEPS = 16, 1000, 100
-MAX_WORK = 5_000  # images × sampling steps per request: ≈ 20 s for the MNIST DDPM, the one request sized beyond 5 s
-# (FID needs n: the default n = 200 at 25 steps fits)
+MAX_WORK = Budget(5_000)  # images × sampling steps per request: ≈ 20 s for the MNIST DDPM, the one request sized beyond 5 s
+# (FID needs n: the default n = 200 at 25 steps fits; its batches are large, so a call's fixed cost is left out)
 FEATURE_CHOICES = [("Judge classifier of the model's dataset (trained here; MNIST's for brightness-varied MNIST)",
                     "classifier"),
                    ("Inception-v3 pool3 (torchvision; needs cached weights)", "inception-v3")]
@@ -159,7 +159,7 @@ def build():
                                    info=f"Inception-v3 weights are looked for at {inception_cache_file().name} "
                                         "in the torch hub cache; never downloaded.")
             n = gr.Slider(MIN_N, MAX_N, value=200, step=1, label="n: images to generate and score",
-                          info=f"n × steps ≤ {MAX_WORK:,} per request")
+                          info=f"n × steps ≤ {MAX_WORK.image_steps:,} per request")
             steps = gr.Slider(1, MAX_STEPS, value=SAMPLERS[names[0]].steps or 25 if names else 25, step=1,
                               label="Sampling steps")
             seed = seed_box(0)

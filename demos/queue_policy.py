@@ -20,9 +20,9 @@ takes and picks jobs (`Queue.push` and `Queue.get_events`):
    take any free worker lifted it 18 -> 22 s; judging sessions by their jobs' seconds instead of their declared
    cost held back students whose jobs ran long on the loaded server, 24 -> 40 s; judging a request only once it had
    run let the greedy client's first one, 24 s of ancestral sampling, through at the class's pace: 29 -> 38 s.
-   Still open: a costly request that starts in an idle moment holds its worker to the end, and images × steps
-   undercounts small batches, whose every network call has a fixed cost: 1000 ancestral steps of one image take
-   24 s, not the budget's 5 s.)
+   Budgets count each network call's fixed cost (`demos.common.Budget`): before they did, one image for the
+   ancestral sampler's 1000 steps passed as 1000 image-steps, "5 s", and took 24 s. A costly request that starts
+   in an idle moment still holds its worker to its end, now at most about 5 s.)
 3. **Long jobs one at a time.** The endpoints named `long` (live training: up to half a minute each) run at most
    LONG_SLOTS at once, all sessions together, so a few students training at once never hold every worker.
 
@@ -41,7 +41,7 @@ MAX_EVENTS = 32       # events per session in all queues (a page load fires 16 l
 LONG_SLOTS = 1        # long jobs running at once, server-wide (the queue runs 2 compute jobs at a time)
 WINDOW = 300.0        # seconds of past compute that count against a session
 HEAVY_FACTOR, HEAVY_MARGIN = 2.0, 10.0  # (a 3 s margin also pushed busy students back: their p95 rose 18 -> 21 s)
-COSTLY_SHARE = 0.5    # of a request's budget (images × steps): a session that asks for more waits for a quiet server
+COSTLY_SHARE = 0.5    # of a request's budget (Budget.cost): a session that asks for more waits for a quiet server
 BUSY = ("You already have {n} jobs waiting or running: wait for one to finish (or stop it), then press the "
         "button again. Each visitor may queue {n} at a time so that everyone gets a turn.")
 TOO_MANY = "Too many requests from this page at once ({n} waiting or running): wait a moment, then try again."
@@ -59,17 +59,17 @@ def declare_cost(share: float) -> None:
 
 
 def asked_share(fn, args) -> float:
-    """What a waiting request asks for, before it runs: images × steps as a share of its tab's budget, read from its
-    own arguments by the names every sampling handler uses (`num_images`, `steps`, `sampler`; the budget is the
-    handler's module's MAX_IMAGE_STEPS). 0 for any other request, or arguments that are not numbers (the handler
+    """What a waiting request asks for, before it runs: its cost (`request_cost`) as a share of its tab's budget, read
+    from its own arguments by the names every sampling handler uses (`num_images`, `steps`, `sampler`; the budget is
+    the handler's module's BUDGET). 0 for any other request, or arguments that are not numbers (the handler
     itself refuses those)."""
     from .common import cost_scale, steps_run
     try:
         handler = inspect.unwrap(fn)
         values = dict(zip(inspect.signature(handler).parameters, args))
-        budget = sys.modules[handler.__module__].MAX_IMAGE_STEPS
+        budget = sys.modules[handler.__module__].BUDGET
         steps = steps_run(values.get("sampler", "DDIM"), int(float(values["steps"])))
-        return max(0.0, float(values["num_images"]) * steps / (budget * cost_scale()))
+        return max(0.0, budget.cost(float(values["num_images"]), steps) / (budget.image_steps * cost_scale()))
     except Exception:  # not a sampling request, or junk arguments
         return 0.0
 

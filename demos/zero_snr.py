@@ -14,6 +14,7 @@ from pipelines.zero_snr import SCHEDULE, VARIANTS, brightness, load_variant, var
 
 from pipelines.infotext import attach
 
+from .cfg import BUDGET as CFG_BUDGET
 from .common import (NOTE, WARN, FramesView, SettingsDrop, budget_info, check_bool, check_choice, check_cost,
                      check_number, echo, formula, samples_image, seed_box, user_errors, write_gif)
 from .i18n import T
@@ -23,7 +24,7 @@ CLASSES = CLASS_NAMES["brightness-mnist"]
 OWN = "the model's own (leading / trailing)"
 SPACING_CHOICES = (OWN, *SPACINGS)
 MAX_IMAGES, MAX_STEPS, COMPARE_IMAGES, MAX_FRAMES = 36, 200, 4, 25
-MAX_IMAGE_STEPS = 1_500  # images × guided steps per request: ≈ 5.4 s at 3.6 ms per image-step (2 CPU threads)
+BUDGET = CFG_BUDGET  # the same UNet as the CFG tab's
 
 # ---------------------------------------------------------------- helpers
 def variant_name(*, v_prediction: bool, zero_snr: bool) -> str:
@@ -89,7 +90,7 @@ def generate(zero_snr, v_prediction, label, scale, rescale, spacing, steps, num_
     """Stream (x_t, x̂_0) frames of one model, then the samples with their brightness, the gallery and a GIF."""
     zero_snr, v_prediction = check_bool(zero_snr, "Zero terminal SNR"), check_bool(v_prediction, "v-prediction")
     label, scale, rescale, steps, num_images, seed = _checked(label, scale, rescale, steps, num_images, seed)
-    check_cost(num_images, steps, MAX_IMAGE_STEPS)
+    check_cost(num_images, steps, BUDGET)
     own_spacing = resolve_spacing(spacing, zero_snr)
     model = load_variant(variant_name(v_prediction=v_prediction, zero_snr=zero_snr))
     nrow = max(1, int(num_images ** 0.5 + 0.999))
@@ -120,7 +121,7 @@ def compare(label, scale, rescale, spacing, steps, seed, progress=gr.Progress())
     """The 2×2 grid: rows ε / v, columns default / zero-SNR; every cell the same seed (same x_T)."""
     label, scale, rescale, steps, _, seed = _checked(label, scale, rescale, steps, COMPARE_IMAGES, seed)
     check_choice(spacing, "Timestep spacing", SPACING_CHOICES)
-    check_cost(4 * COMPARE_IMAGES, steps, MAX_IMAGE_STEPS)  # four models
+    check_cost(4 * COMPARE_IMAGES, steps, BUDGET, calls=4)  # four models, one batch each
     cells, notes = [], []
     for k, (v, z) in enumerate(((False, False), (False, True), (True, False), (True, True))):
         x, ok, _ = _sample(z, v, label, scale, rescale, spacing, steps, COMPARE_IMAGES, seed)
@@ -176,7 +177,7 @@ def build():
             rescale = gr.Slider(0, 1, value=0, step=0.05, label="Guidance rescale φ (0 = off, paper: 0.7)")
             steps = gr.Slider(1, MAX_STEPS, value=25, step=1, label="DDIM steps")
             num_images = gr.Slider(1, MAX_IMAGES, value=16, step=1, label="Number of images",
-                                   info=budget_info(MAX_IMAGE_STEPS))
+                                   info=budget_info(BUDGET))
             seed = seed_box(0)
             with gr.Row():
                 run = gr.Button("Generate", variant="primary")

@@ -193,7 +193,7 @@ def test_one_session_may_queue_two_main_actions(app_demo):
     demo, url = app_demo
     index = next(i for i, fn in demo.fns.items() if fn.api_name == "reverse")
     greedy = new_session()
-    # jobs of ~3 s each (800 image-steps), so none finishes while the ten joins arrive, even on a busy machine
+    # jobs of ~3 s each (100 × (8 + 10) = 1,800 image-steps), so none finishes while the ten joins arrive, even on a busy machine
     joins = [join(url, index, ["DDIM", 100, 8, 0.0, k], greedy) for k in range(10)]
     accepted = [r for r in joins if r.status_code == 200]
     assert len(accepted) == MAX_COMPUTE_JOBS
@@ -232,6 +232,43 @@ def test_requests_over_their_cost_budget_are_refused_at_once(client, api, args):
     with pytest.raises(Exception, match="one request may cost at most"):
         client.predict(*args, api_name=api)
     assert time.time() - t0 < 10
+
+
+def test_a_request_pays_for_each_network_call_not_only_its_images(monkeypatch):
+    """One image for the ancestral sampler's 1000 steps is 1000 network calls: 22 s of this server's CPU, though it
+    is only 1000 image-steps. It is refused on a Space (and its slider note says so), while 16 images × 50 DDIM
+    steps, 2.7 s, are allowed; a sweep pays for one call per guidance scale."""
+    from demos import cfg, ddpm
+    from demos.common import COST_SCALE_ENV, PRIVATE_COST_SCALE, Budget, budget_text, check_cost
+    monkeypatch.setenv(COST_SCALE_ENV, "1")
+    assert Budget(2_400, overhead=10).cost(1, 1000) == 11_000
+    assert Budget(2_100, overhead=6).cost(4 * 10, 20, calls=4) == 20 * (40 + 24)
+    with pytest.raises(ValueError, match=r"1,000 × \(1 \+ 10\) = 11,000 image-steps"):
+        check_cost(1, 1000, ddpm.BUDGET)
+    check_cost(16, 50, ddpm.BUDGET)
+    with pytest.raises(ValueError, match="one request may cost at most"):
+        check_cost(8 * 10, 20, cfg.BUDGET, calls=8)  # eight guidance scales: 20 × (80 + 48)
+    check_cost(8 * 10, 20, cfg.BUDGET)  # the same images as one batch would fit: 20 × (80 + 6)
+    assert "runs on your own machine" in budget_text(ddpm.BUDGET, ancestral=True)
+    monkeypatch.setenv(COST_SCALE_ENV, str(PRIVATE_COST_SCALE))  # a private server: ancestral, 16 images
+    check_cost(16, 1000, ddpm.BUDGET)
+    assert "runs on your own machine" not in budget_text(ddpm.BUDGET, ancestral=True)
+
+
+def test_every_tabs_default_request_fits_its_budget_on_a_space(monkeypatch):
+    """What a student gets by pressing each main button without touching a slider is never refused (the defaults of
+    the tabs' sliders, as built)."""
+    from demos import cfg, conditioning, ddpm, text2img, zero_snr
+    from demos.common import COST_SCALE_ENV, check_cost
+    monkeypatch.setenv(COST_SCALE_ENV, "1")
+    sweep_ws = len(text2img.SWEEP_SCALES.split(","))
+    cfg_ws = len(cfg.SWEEP_SCALES.split(","))
+    for images, steps, budget, calls in [
+            (16, 20, ddpm.BUDGET, 1), (16, 25, cfg.BUDGET, 1), (10 * cfg_ws, 20, cfg.BUDGET, cfg_ws),
+            (16, 25, zero_snr.BUDGET, 1), (4 * zero_snr.COMPARE_IMAGES, 25, zero_snr.BUDGET, 4),
+            (4 * 10, 20, conditioning.BUDGET, 4), (4, 20, text2img.BUDGET, 1),
+            (text2img.MAX_SWEEP_IMAGES * sweep_ws, 20, text2img.BUDGET, sweep_ws)]:
+        check_cost(images, steps, budget, calls=calls)
 
 
 # ---------------------------------------------------------------- 5. the Stable Diffusion box
@@ -368,7 +405,7 @@ def test_a_costly_request_waits_from_its_first_join():
         return e
 
     assert asked_share(ddpm.reverse_process, ["DDPM (ancestral)", 20, 1, 0.0, 0]) == (
-        pytest.approx(1000 / (ddpm.MAX_IMAGE_STEPS * cost_scale())))
+        pytest.approx(1000 * (1 + ddpm.BUDGET.overhead) / (ddpm.BUDGET.image_steps * cost_scale())))
     assert asked_share(ddpm.reverse_process, ["DDIM", "x", [], None, 0]) == 0.0
     running = [join("student-a", "DDIM", 10, 4, 0.0, 0)]
     greedy = join("greedy", "DDPM (ancestral)", 20, 1, 0.0, 0)
@@ -384,24 +421,24 @@ def test_a_costly_request_waits_from_its_first_join():
 def test_check_cost_declares_the_share_of_the_budget_to_the_queue():
     from gradio.context import LocalContext
     from demos import queue_policy
-    from demos.common import check_cost, cost_scale
+    from demos.common import Budget, check_cost, cost_scale
     token = LocalContext.event_id.set("event-1")
     try:
-        check_cost(4, 50, 800)
+        check_cost(4, 50, Budget(800, overhead=2))
     finally:
         LocalContext.event_id.reset(token)
-    assert queue_policy._declared.pop("event-1") == pytest.approx(4 * 50 / (800 * cost_scale()))
+    assert queue_policy._declared.pop("event-1") == pytest.approx(50 * (4 + 2) / (800 * cost_scale()))
 
 
 def test_a_served_request_declares_its_share_to_the_queue(client):
     """Through the real server (a streamed generator): the queue learns what the /reverse request asked for."""
     from demos import queue_policy
     from demos.common import cost_scale
-    from demos.ddpm import MAX_IMAGE_STEPS
+    from demos.ddpm import BUDGET
     before = set(queue_policy._declared)
     client.predict("DDIM", 10, 3, 0.0, 0, api_name="/reverse")
     shares = [queue_policy._declared[k] for k in set(queue_policy._declared) - before]
-    assert shares == [pytest.approx(30 / (MAX_IMAGE_STEPS * cost_scale()))]
+    assert shares == [pytest.approx(10 * (3 + BUDGET.overhead) / (BUDGET.image_steps * cost_scale()))]
 
 
 def test_live_training_runs_one_at_a_time():
