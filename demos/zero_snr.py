@@ -14,50 +14,64 @@ from pipelines.zero_snr import SCHEDULE, VARIANTS, brightness, load_variant, var
 
 from pipelines.infotext import attach
 
-from .cfg import BUDGET as CFG_BUDGET
-from .common import (NOTE, WARN, FramesView, SettingsDrop, budget_info, check_bool, check_choice, check_cost,
-                     check_number, echo, formula, samples_image, seed_box, user_errors, write_gif)
-from .i18n import T
+from .cfg import BUDGET as CFG_BUDGET, class_choices
+from .common import (FramesView, SettingsDrop, budget_info, check_bool, check_choice, check_cost, check_number, echo,
+                     formula, labelled, samples_image, seed_box, user_errors, write_gif)
+from .i18n import T, T_each, has, tr
 from .plots import brightness_plot, terminal_snr_plot
 
 CLASSES = CLASS_NAMES["brightness-mnist"]
 OWN = "the model's own (leading / trailing)"
 SPACING_CHOICES = (OWN, *SPACINGS)
+SPACING_KEYS = {OWN: "zero_snr.spacing_own"} | {s: f"zero_snr.spacing_{s}" for s in SPACINGS}  # the choices' labels
 MAX_IMAGES, MAX_STEPS, COMPARE_IMAGES, MAX_FRAMES = 36, 200, 4, 25
 BUDGET = CFG_BUDGET  # the same UNet as the CFG tab's
 
 # ---------------------------------------------------------------- helpers
 def variant_name(*, v_prediction: bool, zero_snr: bool) -> str:
     """The checkpoint of one variant; keyword-only flags, as `variant_label` takes them."""
-    return VARIANTS[check_bool(v_prediction, "v-prediction"), check_bool(zero_snr, "Zero terminal SNR")]
+    return VARIANTS[check_bool(v_prediction, "zero_snr.v_prediction"), check_bool(zero_snr, "ddpm.zero_snr_name")]
+
+
+def variant_text(*, v_prediction: bool, zero_snr: bool, lang: str | None = None) -> str:
+    """`variant_label` in the request's language (in English, exactly `variant_label`)."""
+    return tr("zero_snr.variant", lang, prediction="v" if v_prediction else "ε",
+              schedule=tr("zero_snr.schedule_zero" if zero_snr else "zero_snr.schedule_default", lang))
+
+
+def spacing_text(spacing: str, lang: str | None = None) -> str:
+    """A spacing's name as its choice is labelled (in English, the value itself)."""
+    return tr(SPACING_KEYS[spacing], lang) if spacing in SPACING_KEYS else spacing
+
+
+def class_text(label: str, lang: str | None = None) -> str:
+    """A class as its choice is labelled: digits as they are, 'all black' and 'all white' translated."""
+    return tr(f"classes.{label}", lang) if has(f"classes.{label}") else label
 
 
 def resolve_spacing(spacing: str, zero_snr: bool) -> str:
-    check_choice(spacing, "Timestep spacing", SPACING_CHOICES)
+    check_choice(spacing, "zero_snr.spacing", SPACING_CHOICES)
     return ("trailing" if zero_snr else "leading") if spacing == OWN else spacing
 
 
-def warning(zero_snr, v_prediction, spacing) -> str:
+def warning(zero_snr, v_prediction, spacing, lang: str | None = None) -> str:
     """What this combination is known to do, in one sentence, before the user presses Generate."""
     try:
         spacing = resolve_spacing(spacing, zero_snr)
     except ValueError as exc:
-        return f"{WARN} {exc}"
+        return f"{tr('common.warn', lang)} {exc}"
+    note = tr("common.note", lang)
     if zero_snr and not v_prediction and spacing in ("trailing", "linspace"):
-        return ("**Known to break:** an ε model sampled from $t = T$ of a zero-SNR schedule: "
-                "$\\hat x_0 = (x_T - \\hat\\varepsilon)/\\sqrt{\\bar\\alpha_T}$ divides by zero, so the samples "
-                "are NaN (shown as grey). Try it anyway, then switch on v-prediction.")
+        return tr("zero_snr.warn_break", lang)
     if zero_snr and not v_prediction:
-        return ("**Fragile:** an ε model on a zero-SNR schedule. \"leading\" never visits $t = T$, so it avoids the "
-                "division by zero, but the network learned nothing useful at the noisiest steps.")
+        return tr("zero_snr.warn_fragile", lang)
     if not zero_snr and spacing == "leading":
-        return (f"{NOTE} Stable Diffusion's original setup: non-zero terminal SNR and sampling starts at $t < T$. "
-                "Expect brightness pulled towards mid-grey.")
+        return tr("zero_snr.note_sd", lang, note=note)
     if not zero_snr:
-        return f"{NOTE} Non-zero terminal SNR: training leaked the mean brightness that pure noise at sampling lacks."
+        return tr("zero_snr.note_leak", lang, note=note)
     if spacing != "trailing":
-        return f"{NOTE} Zero SNR + v-prediction, but \"{spacing}\" spacing does not step evenly down from $t = T$."
-    return "**The paper's recipe:** zero terminal SNR, v-prediction, trailing timesteps (add φ = 0.7 for large w)."
+        return tr("zero_snr.note_spacing", lang, note=note, spacing=spacing_text(spacing, lang))
+    return tr("zero_snr.recipe", lang)
 
 
 def _sample(zero_snr, v_prediction, label, scale, rescale, spacing, steps, num_images, seed):
@@ -71,24 +85,26 @@ def _sample(zero_snr, v_prediction, label, scale, rescale, spacing, steps, num_i
 def _readout(x: torch.Tensor, ok: torch.Tensor) -> str:
     bad = int((~ok).sum())
     b = brightness(torch.nan_to_num(x[ok])) if ok.any() else None
-    text = f"mean brightness {b.mean().item():.3f} (0 = black, 1 = white)" if b is not None else "no finite samples"
-    return text + (f"; {WARN} {bad} of {len(x)} samples non-finite (NaN/inf), shown grey" if bad else "")
+    text = tr("zero_snr.mean_brightness", mean=b.mean().item()) if b is not None else tr("zero_snr.no_finite")
+    return text + (tr("zero_snr.non_finite", warn=tr("common.warn"), bad=bad, n=len(x)) if bad else "")
 
 
 def _checked(label, scale, rescale, steps, num_images, seed, max_images=MAX_IMAGES):
     if str(label) not in CLASSES:
-        raise ValueError(f"Unknown class {echo(label)}; choose one of {CLASSES}.")
-    return (str(label), check_number(scale, "CFG scale w", 0, MAX_SCALE), check_number(rescale, "Guidance rescale φ", 0, 1),
-            check_number(steps, "Steps", 1, MAX_STEPS, integer=True),
-            check_number(num_images, "Number of images", 1, max_images, integer=True),
-            check_number(seed, "Seed", 0, 2**31 - 1, integer=True))
+        raise ValueError(tr("zero_snr.unknown_class", label=echo(label), names=CLASSES))
+    return (str(label), check_number(scale, "cfg.scale_name", 0, MAX_SCALE),
+            check_number(rescale, "cfg.rescale_name", 0, 1),
+            check_number(steps, "ddpm.steps_name", 1, MAX_STEPS, integer=True),
+            check_number(num_images, "ddpm.images_name", 1, max_images, integer=True),
+            check_number(seed, "common.seed", 0, 2**31 - 1, integer=True))
 
 
 # ---------------------------------------------------------------- callbacks
 @user_errors
 def generate(zero_snr, v_prediction, label, scale, rescale, spacing, steps, num_images, seed, progress=gr.Progress()):
     """Stream (x_t, x̂_0) frames of one model, then the samples with their brightness, the gallery and a GIF."""
-    zero_snr, v_prediction = check_bool(zero_snr, "Zero terminal SNR"), check_bool(v_prediction, "v-prediction")
+    zero_snr = check_bool(zero_snr, "ddpm.zero_snr_name")
+    v_prediction = check_bool(v_prediction, "zero_snr.v_prediction")
     label, scale, rescale, steps, num_images, seed = _checked(label, scale, rescale, steps, num_images, seed)
     check_cost(num_images, steps, BUDGET)
     own_spacing = resolve_spacing(spacing, zero_snr)
@@ -101,13 +117,14 @@ def generate(zero_snr, v_prediction, label, scale, rescale, spacing, steps, num_
         first_t = step.t if first_t is None else first_t
         img = side_by_side(grid(torch.nan_to_num(step.x), nrow, scale=2),
                            grid(torch.nan_to_num(step.denoised), nrow, scale=2))
-        frames.append((img, f"step {step.i + 1}/{step.n}  (t={step.t})"))
-        progress((step.i + 1, step.n), desc="denoising")
-        yield gr.update(), f"step {step.i + 1}/{step.n}, t = {step.t}", img, *FramesView.update([], None)[1:]
+        frames.append((img, tr("ddpm.frame_caption", i=step.i + 1, n=step.n, t=step.t)))
+        progress((step.i + 1, step.n), desc=tr("ddpm.denoising"))
+        status = tr("ddpm.status_step", i=step.i + 1, n=step.n, t=step.t)
+        yield gr.update(), status, img, *FramesView.update([], None)[1:]
     x = step.x.cpu()
     ok = finite_samples(x)
-    title = (f"{variant_label(v_prediction=v_prediction, zero_snr=zero_snr)}, {own_spacing} spacing "
-             f"(sampling starts at t = {first_t})")
+    title = tr("zero_snr.result_title", variant=variant_text(v_prediction=v_prediction, zero_snr=zero_snr),
+               spacing=spacing_text(own_spacing), t=first_t)
     final = attach(grid(torch.nan_to_num(x), nrow, scale=3), tab="zero-snr", checkpoint=model.path.name,
                    weights=model.weights_hash, zero_snr=zero_snr, v_prediction=v_prediction, label=label,
                    scale=scale, rescale=rescale, spacing=spacing, sampler="DDIM", steps=steps, num_images=num_images,
@@ -120,19 +137,21 @@ def generate(zero_snr, v_prediction, label, scale, rescale, spacing, steps, num_
 def compare(label, scale, rescale, spacing, steps, seed, progress=gr.Progress()):
     """The 2×2 grid: rows ε / v, columns default / zero-SNR; every cell the same seed (same x_T)."""
     label, scale, rescale, steps, _, seed = _checked(label, scale, rescale, steps, COMPARE_IMAGES, seed)
-    check_choice(spacing, "Timestep spacing", SPACING_CHOICES)
+    check_choice(spacing, "zero_snr.spacing", SPACING_CHOICES)
     check_cost(4 * COMPARE_IMAGES, steps, BUDGET, calls=4)  # four models, one batch each
     cells, notes = [], []
     for k, (v, z) in enumerate(((False, False), (False, True), (True, False), (True, True))):
         x, ok, _ = _sample(z, v, label, scale, rescale, spacing, steps, COMPARE_IMAGES, seed)
         cells.append(make_grid(torch.nan_to_num(x).clamp(-1, 1), nrow=2, padding=1, pad_value=1.0)[:1])
-        notes.append(f"- **{variant_label(v_prediction=v, zero_snr=z)}** ({resolve_spacing(spacing, z)}): "
-                     f"{_readout(x, ok)}")
-        progress((k + 1, 4), desc="models done")
+        own = spacing_text(resolve_spacing(spacing, z))
+        notes.append(f"- **{variant_text(v_prediction=v, zero_snr=z)}** ({own}): {_readout(x, ok)}")
+        progress((k + 1, 4), desc=tr("conditioning.models_done"))
     body = torch.stack(cells).view(2, 2, *cells[0].shape)
+    # the grid's own labels are drawn into the image in English (PIL's font has no Persian glyphs or shaping)
     img = labelled_grid(body, ["ε-prediction", "v-prediction"], ["default schedule", "zero terminal SNR"], scale=2,
                         label_width=96)
-    return img, f"'{label}', w = {scale:g}, φ = {rescale:g}, {steps} DDIM steps, seed {seed}:\n" + "\n".join(notes)
+    head = tr("zero_snr.compare_head", label=class_text(label), scale=scale, rescale=rescale, steps=steps, seed=seed)
+    return img, head + "\n" + "\n".join(notes)
 
 
 def _measured() -> dict[str, dict]:
@@ -140,7 +159,7 @@ def _measured() -> dict[str, dict]:
 
 
 def brightness_figure():
-    measured = _measured()
+    measured = _measured()  # the legend stays English: demos/plots.py picks the bold line by its English label
     data = next((m["zero_snr"]["data"] for m in measured.values() if m.get("zero_snr")), None)
     if data is None:
         return None
@@ -152,51 +171,52 @@ def brightness_figure():
 def figures_md() -> str:
     from pipelines.readme import read_section
     text = read_section("zero-snr")
-    return text or "_No measured figures yet: run `python -m pipelines.measure.zero_snr --write-readme`._"
+    return text or tr("zero_snr.no_figures")
 
 
 @user_errors
 def schedule_changed(zero_snr, v_prediction, spacing):
-    return terminal_snr_plot(SCHEDULE, check_bool(zero_snr, "Zero terminal SNR")), warning(zero_snr, v_prediction, spacing)
+    return (terminal_snr_plot(SCHEDULE, check_bool(zero_snr, "ddpm.zero_snr_name")),
+            warning(zero_snr, v_prediction, spacing))
 
 
 # ---------------------------------------------------------------- layout
 def build():
     latex = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
-    gr.Markdown("## Zero terminal SNR, v-prediction, trailing timesteps, CFG rescale")
+    gr.Markdown(T("zero_snr.title"))
     formula(T("zero_snr.intro_md"))
     with gr.Row():
         with gr.Column(scale=1):
             with gr.Row():
-                zero_snr = gr.Checkbox(True, label="Zero terminal SNR (rescaled betas)")
-                v_pred = gr.Checkbox(True, label="v-prediction")
-            spacing = gr.Radio(list(SPACING_CHOICES), value=OWN, label="Timestep spacing")
-            warn = gr.Markdown(warning(True, True, OWN), latex_delimiters=latex)
-            label = gr.Dropdown(CLASSES, value="all black", label="Class (digits, 'all black', 'all white')")
-            scale = gr.Slider(0, MAX_SCALE, value=3, step=0.25, label="CFG scale w")
-            rescale = gr.Slider(0, 1, value=0, step=0.05, label="Guidance rescale φ (0 = off, paper: 0.7)")
-            steps = gr.Slider(1, MAX_STEPS, value=25, step=1, label="DDIM steps")
-            num_images = gr.Slider(1, MAX_IMAGES, value=16, step=1, label="Number of images",
+                zero_snr = gr.Checkbox(True, label=T("zero_snr.zero_snr"))
+                v_pred = gr.Checkbox(True, label=T("zero_snr.v_prediction"))
+            spacing = gr.Radio(labelled(SPACING_CHOICES, SPACING_KEYS), value=OWN, label=T("zero_snr.spacing"))
+            warn = gr.Markdown(T_each("zero_snr.recipe", lambda lang: warning(True, True, OWN, lang)),
+                               latex_delimiters=latex)
+            label = gr.Dropdown(class_choices(CLASSES, build=True), value="all black", label=T("zero_snr.class_label"))
+            scale = gr.Slider(0, MAX_SCALE, value=3, step=0.25, label=T("cfg.scale_name"))
+            rescale = gr.Slider(0, 1, value=0, step=0.05, label=T("zero_snr.rescale"))
+            steps = gr.Slider(1, MAX_STEPS, value=25, step=1, label=T("zero_snr.steps"))
+            num_images = gr.Slider(1, MAX_IMAGES, value=16, step=1, label=T("ddpm.images"),
                                    info=budget_info(BUDGET))
             seed = seed_box(0)
             with gr.Row():
-                run = gr.Button("Generate", variant="primary")
-                run_compare = gr.Button("Compare all four (same seed)")
+                run = gr.Button(T("zero_snr.run"), variant="primary")
+                run_compare = gr.Button(T("zero_snr.run_compare"))
             SettingsDrop("zero-snr", dict(zero_snr=zero_snr, v_prediction=v_pred, label=label, scale=scale,
                                           rescale=rescale, spacing=spacing, steps=steps, num_images=num_images,
                                           seed=seed))
         with gr.Column(scale=2):
             with gr.Row():
-                samples = samples_image("Samples (this model; PNG with its settings inside)", height=340)
-                compare_img = gr.Image(label="2×2: the four models, same seed", type="pil", interactive=False,
-                                       height=340)
+                samples = samples_image("zero_snr.samples", height=340)
+                compare_img = gr.Image(label=T("zero_snr.compare_img"), type="pil", interactive=False, height=340)
             readout = gr.Markdown()
-    frames = FramesView("Reverse process of this model (x_t left, predicted x̂₀ right)")
-    snr_plot = gr.Plot(label="Noise schedule with and without the rescale")
+    frames = FramesView("zero_snr.frames")
+    snr_plot = gr.Plot(label=T("zero_snr.snr_plot"))
     formula(T("zero_snr.points_md"))
     formula(T("zero_snr.brightness_md"))
     with gr.Row():
-        hist = gr.Plot(label="Brightness of generated images vs data")
+        hist = gr.Plot(label=T("zero_snr.hist"))
     figures = gr.Markdown()
 
     for ctl in (zero_snr, v_pred, spacing):

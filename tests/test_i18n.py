@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = Path(tempfile.gettempdir()) / "diffusion-lab-i18n"
 # tabs whose strings are still English (the issue's remaining work); a converted tab must leave this list, and a
 # tab on it that has no English left fails too, so the list stays true
-STILL_ENGLISH = {"demos.zero_snr", "demos.text2img", "demos.stackgan", "demos.playground2d",
+STILL_ENGLISH = {"demos.text2img", "demos.stackgan", "demos.playground2d",
                  "demos.metrics"}
 # what a Persian page may show in Latin letters: names of models, methods, datasets, libraries and units, and symbols
 ALLOWED = {
@@ -194,6 +194,28 @@ def test_errors_come_in_the_pages_language():
     with i18n.language("fa"), pytest.raises(gr.Error) as info:
         list(cfg.generate("MNIST", "3", 99, 0, "DDIM", 5, 4, 0, progress=lambda *a, **k: None))
     assert "مقیاس CFG" in str(info.value) and not english_left(str(info.value))
+
+
+
+def test_zero_snr_warnings_and_readouts_follow_the_language():
+    """The Zero SNR tab's request-time texts: English exactly as before (the pipeline's variant labels), Persian
+    with no English beyond technical tokens and code."""
+    import itertools
+    import torch
+    from demos import zero_snr as tab
+    for v, z in itertools.product((True, False), repeat=2):
+        assert tab.variant_text(v_prediction=v, zero_snr=z) == tab.variant_label(v_prediction=v, zero_snr=z)
+    x = torch.zeros(4, 1, 8, 8)
+    x[0] = float("nan")
+    ok = torch.isfinite(x).flatten(1).all(1)
+    combos = list(itertools.product((True, False), (True, False), tab.SPACING_CHOICES))
+    english = [tab.warning(*c) for c in combos] + [tab._readout(x, ok)]
+    with i18n.language("fa"):
+        persian = [tab.warning(*c) for c in combos] + [tab._readout(x, ok),
+                                                       tab.variant_text(v_prediction=True, zero_snr=True)]
+    assert "Known to break" in english[combos.index((True, False, "trailing"))] and "non-finite" in english[-1]
+    for text in persian:
+        assert re.search("[\u0600-\u06FF]", text) and not english_left(text), text
 
 
 # ---------------------------------------------------------------- in the browser
