@@ -13,8 +13,8 @@ from pipelines.metrics.features import DEFAULT_FEATURES, JUDGES, get_feature_net
 from pipelines.metrics.fid import FIDNumericalError
 from pipelines.metrics.scoring import real_floor, reference_description, score_images
 
-from .common import Budget, check_choice, check_cost, check_number, formula, seed_box, user_errors
-from .i18n import T
+from .common import Budget, check_choice, check_cost, check_number, formula, labelled, seed_box, user_errors
+from .i18n import T, T_each, has, tr
 from .plots import metrics_plot
 
 RESULTS = PROJECT_ROOT / "results" / "metrics.json"
@@ -26,21 +26,85 @@ MAX_WORK = Budget(5_000)  # images × sampling steps per request: ≈ 20 s for t
 FEATURE_CHOICES = [("Judge classifier of the model's dataset (trained here; MNIST's for brightness-varied MNIST)",
                     "classifier"),
                    ("Inception-v3 pool3 (torchvision; needs cached weights)", "inception-v3")]
+FEATURE_KEYS = {"classifier": "metrics.features_classifier", "inception-v3": "metrics.features_inception"}
 TABLE_HEADERS = ["model", "setting", "figure", "value", "protocol"]
 HISTORY_HEADERS = ["model", "setting", "features", "n", "FID", "IS (mean ± std)", "FID of real images, same n"]
+# the headers' keys, in the same order (a Dataframe's headers are part of its value, which gradio's frontend does not
+# translate: they are sent in the request's language with each table)
+TABLE_HEADER_KEYS = [f"metrics.col_{h}" for h in TABLE_HEADERS]
+HISTORY_HEADER_KEYS = ["metrics.col_model", "metrics.col_setting", "metrics.col_features", "metrics.col_n",
+                       "metrics.col_fid", "metrics.col_is", "metrics.col_floor"]
+
+
+# ----------------------------------------------------------------------------- the models' names, translated
+def sampler_texts(lang: str | None = None) -> dict[str, tuple[str, str]]:
+    """{name in SAMPLERS: (its label, its description)} in `lang`, composed from the same parts as
+    pipelines.measure.samplers' table (in English, exactly its names and descriptions; a model this list does not
+    know keeps its English name and description)."""
+    from pipelines.measure.samplers import (CFG_MODELS, DDPM_SAMPLERS, TAB_SCALE, VAE_MODELS, ZERO_SNR_SCALE,
+                                            stackgan_models, vae_dim)
+    from pipelines.metrics.features import DATASET_TITLES
+    from pipelines.zero_snr import VARIANTS
+
+    from .zero_snr import variant_text
+
+    def t(key, **values):
+        return tr(f"metrics.{key}", lang, **values)
+
+    ddpm_keys = {"DDIM": "sampler_ddim", "DDPM (ancestral)": "sampler_ancestral"}
+    out = {}
+    for sampler, label in DDPM_SAMPLERS.items():
+        named = t(ddpm_keys[sampler]) if sampler in ddpm_keys else label
+        out[f"MNIST DDPM · {label}"] = (t("ddpm_name", sampler=named), t("ddpm_about", sampler=named))
+    out["Real MNIST training images (the floor)"] = (t("real_name"), t("real_about"))
+    for name, dataset in CFG_MODELS.items():
+        title = DATASET_TITLES[dataset]
+        out[f"{title} CFG · w = {TAB_SCALE:g}"] = (t("cfg_name", title=title, w=TAB_SCALE),
+                                                  t("cfg_about", title=title, name=name, w=TAB_SCALE))
+    for name in VAE_MODELS:
+        dim = vae_dim(name)
+        out[f"MNIST VAE · {dim}-D latent"] = (t("vae_name", dim=dim), t("vae_about", dim=dim, name=name))
+    for (v, z), name in VARIANTS.items():
+        variant = variant_text(v_prediction=v, zero_snr=z, lang=lang)
+        out[f"Brightness MNIST · {variant_text(v_prediction=v, zero_snr=z, lang='en')}"] = (
+            t("zero_name", variant=variant), t("zero_about", name=name, variant=variant, w=ZERO_SNR_SCALE))
+    stage_keys = {"stackgan-stage1": "stage1", "stackgan-stage2": "stage2",
+                  "stackgan-stage2-pixelshuffle": "stage2_pixelshuffle"}
+    for checkpoint, (_, label) in stackgan_models().items():
+        named = t(stage_keys[checkpoint]) if checkpoint in stage_keys else label
+        out[f"{label} · held-out prompts"] = (t("stackgan_name", label=named), t("stackgan_about"))
+    out["Latent diffusion (shapes) · held-out prompts"] = (t("ldm_name"), t("ldm_about"))
+    return {name: out.get(name, (name, gen.description)) for name, gen in SAMPLERS.items()}
+
+
+def model_label(name: str, lang: str | None = None) -> str:
+    return sampler_texts(lang).get(name, (name, ""))[0]
+
+
+def model_description(name: str, lang: str | None = None) -> str:
+    return sampler_texts(lang).get(name, ("", SAMPLERS[name].description if name in SAMPLERS else ""))[1]
+
+
+def model_choices() -> list:
+    """The Model dropdown's choices: each name (what the API takes) with its label in each language."""
+    return [(T_each("metrics.model", lambda lang, n=n: model_label(n, lang)), n) for n in SAMPLERS]
+
+
+def headed(rows: list, keys: list[str]) -> dict:
+    """A Dataframe value with its headers in the request's language."""
+    return {"headers": [tr(k) for k in keys], "data": rows}
 
 # ----------------------------------------------------------------------------- latest results
 def load_results() -> tuple[dict | None, str]:
     """The latest results document and a status line saying where it came from."""
     doc = read_json(RESULTS)
     if doc:
-        return doc, (f"Results of `{doc['command']}` from {doc['created']} ({doc['hardware']}). "
-                     f"{doc['protocol_text']}.")
+        return doc, tr("metrics.results_of", command=doc['command'], created=doc['created'], hardware=doc['hardware'],
+                       protocol=doc['protocol_text'])
     doc = read_json(QUICK_RESULTS)
     if doc:
-        return doc, (f"**No full evaluation yet** — showing a *quick* smoke-test run from {doc['created']} "
-                     f"(tiny n: not a measurement). Run `{COMMAND}` for the real figures.")
-    return None, f"**No results yet.** Run `{COMMAND}` (or `{COMMAND} --quick` for a smoke test) and reload."
+        return doc, tr("metrics.results_quick", created=doc['created'], command=COMMAND)
+    return None, tr("metrics.results_none", command=COMMAND)
 
 
 def plot_names(rows: list[dict]) -> list[str]:
@@ -53,15 +117,31 @@ def results_view():
     if not doc:
         return status, [], gr.Dropdown(choices=[], value=None, visible=False), gr.Plot(value=None, visible=False)
     rows = doc["rows"]
-    skipped = [f"- **{k}** — {v['status']}: {v['reason']}" for k, v in doc["evaluations"].items()
+    skipped = [f"- **{k}** — {status_word(v['status'])}: {v['reason']}" for k, v in doc["evaluations"].items()
                if v["status"] != "ok"]
     if skipped:
-        status += "\n\nNot evaluated:\n" + "\n".join(skipped)
+        status += "\n\n" + tr("metrics.not_evaluated") + "\n" + "\n".join(skipped)
     table = [[r["model"], r["setting"], r["figure"], format_value(r), r["protocol"]] for r in rows]
     names = plot_names(rows)
     fig = metrics_plot(rows, names[0]) if names else None
     return (status, table, gr.Dropdown(choices=names, value=names[0] if names else None, visible=bool(names)),
             gr.Plot(value=fig, visible=fig is not None))
+
+
+def status_word(status: str) -> str:
+    """An evaluation's status (skipped, error) in the request's language."""
+    return tr(f"metrics.status_{status}") if has(f"metrics.status_{status}") else status
+
+
+def results_page():
+    """`results_view` for the page: the table's headers in the page's language."""
+    status, table, choice, plot = results_view()
+    return status, headed(table, TABLE_HEADER_KEYS), choice, plot
+
+
+def history_page(history):
+    """The session's table of computed scores, its headers in the page's language."""
+    return headed(history or [], HISTORY_HEADER_KEYS)
 
 
 def plot_view(name):
@@ -76,45 +156,48 @@ def generator_changed(name):
     gen = SAMPLERS.get(name)
     if gen is None:
         return gr.Slider(), ""
-    info = gen.description + ("" if gen.steps else " (no sampling steps to choose)")
+    info = model_description(name) + ("" if gen.steps else tr("metrics.no_steps"))
     return gr.Slider(value=gen.steps or 25, interactive=gen.steps is not None), info
 
 
 @user_errors
 def compute(model, features, n, steps, seed, history, progress=gr.Progress()):
     """Sample n images from `model`, score FID and IS, and score n real images as the floor."""
-    check_choice(model, "Model", list(SAMPLERS))
-    check_choice(features, "Feature network", [v for _, v in FEATURE_CHOICES])
+    check_choice(model, "metrics.model", list(SAMPLERS))
+    check_choice(features, "metrics.features", [v for _, v in FEATURE_CHOICES])
     n = check_number(n, "n", MIN_N, MAX_N, integer=True)
-    seed = check_number(seed, "Seed", 0, 2**31 - 1, integer=True)
+    seed = check_number(seed, "common.seed", 0, 2**31 - 1, integer=True)
     gen = SAMPLERS[model]
-    steps = check_number(steps, "Steps", 1, MAX_STEPS, integer=True) if gen.steps else None
+    steps = check_number(steps, "ddpm.steps_name", 1, MAX_STEPS, integer=True) if gen.steps else None
     if steps:
         check_cost(n, steps, MAX_WORK, seconds=20)
     key = DEFAULT_FEATURES[gen.dataset] if features == "classifier" else features
     net = get_feature_network(key)   # CheckpointMissing / FeatureNetworkMissing -> a clear gr.Error
     if n <= net.dim:
-        gr.Warning(f"n = {n} ≤ {net.dim} feature dimensions: the covariance is singular, FID is strongly biased.")
-    progress(0, desc="sampling")
-    out = gen.sample(n, seed, steps, lambda done, total: progress((done, total), desc="sampling"))
+        gr.Warning(tr("metrics.singular", n=n, dim=net.dim))
+    sampling = tr("metrics.sampling")
+    progress(0, desc=sampling)
+    out = gen.sample(n, seed, steps, lambda done, total: progress((done, total), desc=sampling))
     images, labels = out if isinstance(out, tuple) else (out, None)   # conditional models give labels too
     images, labels = drop_non_finite(images, labels)
     try:
-        progress(0.9, desc="features of the generated images")
+        progress(0.9, desc=tr("metrics.features_generated"))
         s = score_images(images, gen.dataset, key, labels=labels if key == JUDGES.get(gen.dataset) else None)
-        progress(0.95, desc="the floor: features of n real images")
+        progress(0.95, desc=tr("metrics.features_floor"))
         floor = real_floor(gen.dataset, key, len(images), seed=seed + 1)
     except FIDNumericalError as exc:
-        raise ValueError(f"FID could not be computed reliably ({exc}).") from None
-    setting = f"{steps} steps" if steps else "—"
-    md = (f"### {model}{', ' + setting if steps else ''}, seed {seed}\n"
-          f"- **{s.fid_label}: {s.fid:.4g}** — real training images at the same n: {floor.fid:.4g}\n"
-          f"- **{s.is_label}: {s.is_mean:.3f} ± {s.is_std:.2g}** — real images: {floor.is_mean:.3f} "
-          f"± {floor.is_std:.2g} (max {net.num_classes})\n"
-          + (f"- **{s.accuracy_label}: {s.accuracy:.1%}** of the samples show the requested class\n"
+        raise ValueError(tr("metrics.fid_failed", error=exc)) from None
+    setting = tr("metrics.setting_steps", steps=steps) if steps else "—"
+    label = model_label(model)
+    md = ((tr("metrics.result_head_steps", model=label, steps=steps, seed=seed) if steps
+           else tr("metrics.result_head", model=label, seed=seed)) + "\n"
+          + tr("metrics.result_fid", label=s.fid_label, fid=s.fid, floor=floor.fid) + "\n"
+          + tr("metrics.result_is", label=s.is_label, mean=s.is_mean, std=s.is_std, floor_mean=floor.is_mean,
+               floor_std=floor.is_std, most=net.num_classes) + "\n"
+          + (tr("metrics.result_accuracy", label=s.accuracy_label, accuracy=s.accuracy) + "\n"
              if s.accuracy is not None else "") + "\n"
-          f"Features: {net.describe()}; {reference_description(gen.dataset, key)}.")
-    history = (history or []) + [[model, setting, net.name, s.n, f"{s.fid:.4g}",
+          + tr("metrics.result_features", features=net.describe(), reference=reference_description(gen.dataset, key)))
+    history = (history or []) + [[label, setting, net.name, s.n, f"{s.fid:.4g}",
                                   f"{s.is_mean:.3f} ± {s.is_std:.2g}", f"{floor.fid:.4g}"]]
     return md, grid(images[:64], nrow=8, scale=2), history, history
 
@@ -127,51 +210,50 @@ def drop_non_finite(images, labels=None):
         return images, labels
     bad = int((~ok).sum())
     if ok.sum() < MIN_N:
-        raise ValueError(f"{bad} of {len(images)} samples are non-finite (NaN/inf): this model diverges with these "
-                         "settings, so there is nothing to score.")
-    gr.Warning(f"{bad} of {len(images)} samples are non-finite (NaN/inf) and were left out of the scores.")
+        raise ValueError(tr("metrics.all_non_finite", bad=bad, n=len(images)))
+    gr.Warning(tr("metrics.some_non_finite", bad=bad, n=len(images)))
     return images[ok], labels[ok] if labels is not None else None
 
 
 # ----------------------------------------------------------------------------- layout
 def build():
-    gr.Markdown("## Measuring generative models: FID and Inception Score")
+    gr.Markdown(T("metrics.title"))
     formula(T("metrics.formulas_md"))
 
-    gr.Markdown(f"### Latest results of the evaluation command (`{COMMAND}`)")
+    gr.Markdown(T("metrics.latest_title", command=COMMAND))
     status = gr.Markdown()
-    plot_choice = gr.Dropdown([], label="Plot", info="one plot per evaluation: value vs its setting, one panel per "
-                              "metric")
-    plot = gr.Plot(label="Dashed: real images at the same n and features")
-    table = gr.Dataframe(headers=TABLE_HEADERS, interactive=False, wrap=True, label="Results table")
-    reload = gr.Button("Reload results", size="sm")
-    reload.click(results_view, [], [status, table, plot_choice, plot], api_visibility="private")
+    plot_choice = gr.Dropdown([], label=T("metrics.plot_choice"), info=T("metrics.plot_choice_info"))
+    plot = gr.Plot(label=T("metrics.plot"))
+    table = gr.Dataframe(headers=TABLE_HEADERS, interactive=False, wrap=True, label=T("metrics.table"))
+    reload = gr.Button(T("metrics.reload"), size="sm")
+    reload.click(results_page, [], [status, table, plot_choice, plot], api_visibility="private")
     plot_choice.change(plot_view, plot_choice, plot, api_visibility="private")
 
-    gr.Markdown("### Compute a small-n FID / IS now")
+    gr.Markdown(T("metrics.compute_title"))
     formula(T("metrics.caveat_md"))
     with gr.Row():
         with gr.Column(scale=1):
             names = list(SAMPLERS)
-            model = gr.Dropdown(names, value=names[0] if names else None, label="Model")
-            model_info = gr.Markdown(SAMPLERS[names[0]].description if names else "")
-            features = gr.Dropdown(FEATURE_CHOICES, value="classifier", label="Feature network",
-                                   info=f"Inception-v3 weights are looked for at {inception_cache_file().name} "
-                                        "in the torch hub cache; never downloaded.")
-            n = gr.Slider(MIN_N, MAX_N, value=200, step=1, label="n: images to generate and score",
-                          info=f"n × steps ≤ {MAX_WORK.image_steps:,} per request")
+            model = gr.Dropdown(model_choices(), value=names[0] if names else None, label=T("metrics.model"))
+            model_info = gr.Markdown(T_each("metrics.model", lambda lang: model_description(names[0], lang))
+                                     if names else "")
+            features = gr.Dropdown(labelled([v for _, v in FEATURE_CHOICES], FEATURE_KEYS), value="classifier",
+                                   label=T("metrics.features"),
+                                   info=T("metrics.features_info", file=inception_cache_file().name))
+            n = gr.Slider(MIN_N, MAX_N, value=200, step=1, label=T("metrics.n"),
+                          info=T("metrics.n_info", budget=MAX_WORK.image_steps))
             steps = gr.Slider(1, MAX_STEPS, value=SAMPLERS[names[0]].steps or 25 if names else 25, step=1,
-                              label="Sampling steps")
+                              label=T("metrics.steps"))
             seed = seed_box(0)
-            run = gr.Button("Compute FID & IS", variant="primary")
+            run = gr.Button(T("metrics.run"), variant="primary")
         with gr.Column(scale=2):
-            result = gr.Markdown("_Choose a model and press **Compute**. The default protocol of the evaluation "
-                                 f"command uses n = {PROTOCOLS['default'].n}; expect a minute or two on a CPU._")
-            samples = gr.Image(label="The scored samples (first 64)", type="pil", interactive=False, height=330)
-    history_table = gr.Dataframe(headers=HISTORY_HEADERS, interactive=False, label="Computed in this session "
-                                 "(compare rows only at the same n and features)")
+            result = gr.Markdown(T("metrics.result_hint", n=PROTOCOLS['default'].n))
+            samples = gr.Image(label=T("metrics.samples"), type="pil", interactive=False, height=330)
+    history_table = gr.Dataframe(headers=HISTORY_HEADERS, interactive=False, label=T("metrics.history"))
     history = gr.State([])
     model.change(generator_changed, model, [steps, model_info], api_visibility="private")
     run.click(compute, [model, features, n, steps, seed, history], [result, samples, history_table, history],
-              api_name="metrics_compute")
-    return {"load": [(results_view, [], [status, table, plot_choice, plot])]}
+              api_name="metrics_compute").then(history_page, history, history_table, api_visibility="private",
+                                               show_progress="hidden")
+    return {"load": [(results_page, [], [status, table, plot_choice, plot]),
+                     (history_page, [history], [history_table])]}

@@ -218,6 +218,21 @@ def test_zero_snr_warnings_and_readouts_follow_the_language():
         assert re.search("[\u0600-\u06FF]", text) and not english_left(text), text
 
 
+
+def test_metrics_model_names_and_tables_follow_the_language():
+    """The Metrics tab's model labels are composed like pipelines.measure.samplers' table: in English exactly its
+    names and descriptions (the values the API takes); in Persian, Persian. Its tables' headers follow the page."""
+    from demos import metrics
+    from pipelines.measure.samplers import SAMPLERS
+    assert metrics.sampler_texts("en") == {name: (name, gen.description) for name, gen in SAMPLERS.items()}
+    for label, about in metrics.sampler_texts("fa").values():
+        assert re.search("[\u0600-\u06FF]", label + about), (label, about)
+    assert metrics.history_page([])["headers"][:2] == ["model", "setting"]
+    with i18n.language("fa"):
+        headers = metrics.results_page()[1]["headers"] + metrics.history_page([])["headers"]
+    assert not {w for h in headers for w in english_left(h)}, headers
+
+
 # ---------------------------------------------------------------- in the browser
 RTL_TEXT = """() => {
   const visible = (e) => e.checkVisibility() && e.innerText.trim();
