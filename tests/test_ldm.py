@@ -368,8 +368,10 @@ def test_tab_builds_and_explains_a_missing_checkpoint(tmp_path, monkeypatch):
     assert {"text2img_generate", "text2img_sweep", "text2img_interpolate"} <= names and hooks["load"]
     # one step limit: the tab's steps sliders end where the pipeline's check does (100: the hardening test's
     # 100-step request must be refused for its cost, not its range)
-    steps_max = {c["props"]["label"]: c["props"]["maximum"] for c in demo.config["components"]
-                 if c["props"].get("label") in ("Steps", "DDIM steps")}
+    from demos.i18n import resolve  # the labels are translation keys: their English text
+    labels = {id(c): resolve(c["props"]["label"], "en") for c in demo.config["components"] if c["props"].get("label")}
+    steps_max = {labels[id(c)]: c["props"]["maximum"] for c in demo.config["components"]
+                 if labels.get(id(c)) in ("Steps", "DDIM steps")}
     assert steps_max == {"Steps": ldm.MAX_STEPS, "DDIM steps": ldm.MAX_STEPS} and ldm.MAX_STEPS == 100
     assert "Train it with" in text2img.model_info() and "python -m pipelines.ldm.vae" in text2img.model_info()
     with pytest.raises(gr.Error, match="python -m pipelines.ldm.train"):
