@@ -18,9 +18,9 @@ from pipelines.schedules import SPACINGS
 from pipelines.shapes.data import HELDOUT_TEMPLATES, caption_for
 
 from .cfg import parse_scales
-from .common import (SAMPLER_KEYS, Budget, FramesView, MAX_SEED, SettingsDrop, budget_info, check_choice, check_cost,
-                     check_number, echo, echo_md, formula, labelled, samples_image, seed_box, user_errors, warn_notes,
-                     write_gif, write_png)
+from .common import (MAX_ECHO, SAMPLER_KEYS, Budget, FramesView, MAX_SEED, SettingsDrop, budget_info, check_choice,
+                     check_cost, check_number, echo, echo_md, formula, labelled, samples_image, seed_box, user_errors,
+                     warn_notes, write_gif, write_png)
 from .i18n import T, T_each, has, maybe, tr
 from .zero_snr import SPACING_KEYS, spacing_text
 
@@ -65,9 +65,10 @@ def sd_md(lang: str | None = None) -> str:
     return tr("text2img.sd_md", lang, model=tr(MODEL_KEYS[SD], lang), examples=examples)
 
 
-def quoted(text: str) -> str:
-    """A prompt as a status line quotes it: escaped for Markdown, in the language's quotation marks."""
-    return tr("text2img.quoted", text=echo_md(text))
+def quoted(text: str, limit: int = MAX_ECHO) -> str:
+    """A prompt as a status line quotes it: escaped for Markdown (at most `limit` characters), in the language's
+    quotation marks."""
+    return tr("text2img.quoted", text=echo_md(text, limit))
 
 
 ALL_RES = "all layers"

@@ -244,6 +244,18 @@ def test_text2img_stable_diffusion_examples_follow_the_language():
     assert all(f"`{k}`" in text2img.sd_md("fa") for k in SD_EXAMPLES) and not english_left(text2img.sd_md("fa"))
 
 
+
+def test_stackgan_choices_and_failure_names_follow_the_language():
+    """The StackGAN tab's up-sampling choices keep their values (the API's) and are labelled in English exactly as
+    before; the three failure names the diagnosis reports have their Persian names."""
+    from demos import stackgan
+    assert all(i18n.tr(key, "en") == value for value, key in stackgan.VARIANT_KEYS.items())
+    assert set(stackgan.VARIANT_KEYS) == set(stackgan.VARIANTS)
+    for failure in ("mode collapse", "vanishing gradients", "non-convergence"):
+        key = "stackgan.failure_" + failure.replace(" ", "_").replace("-", "_")
+        assert i18n.tr(key, "en") == failure and re.search("[\u0600-\u06FF]", i18n.tr(key, "fa"))
+
+
 # ---------------------------------------------------------------- in the browser
 RTL_TEXT = """() => {
   const visible = (e) => e.checkVisibility() && e.innerText.trim();
