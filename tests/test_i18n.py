@@ -17,8 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = Path(tempfile.gettempdir()) / "diffusion-lab-i18n"
 # tabs whose strings are still English (the issue's remaining work); a converted tab must leave this list, and a
 # tab on it that has no English left fails too, so the list stays true
-STILL_ENGLISH = {"demos.stackgan", "demos.playground2d",
-                 "demos.metrics"}
+STILL_ENGLISH = {"demos.playground2d"}
 # what a Persian page may show in Latin letters: names of models, methods, datasets, libraries and units, and symbols
 ALLOWED = {
     "ddpm", "ddim", "cfg", "snr", "vae", "unet", "mnist", "fashion", "gif", "png", "jpeg", "cpu", "gpu", "cuda",
@@ -30,6 +29,7 @@ ALLOWED = {
     "checkpoints", "stackgan", "shirt", "brightness", "null", "cos", "sin", "torch", "ancestral", "min", "max", "std", "mse",
     "diffusion_lab_precision", "unset", "set", "by", "chooses", "automatically", "of", "stays", "for",
     "add", "concat", "cross", "adaln", "adm", "groupnorm", "ema", "model", "pipelines", "dit", "sr", "controlnet",
+    "inception", "imagenet", "heusel", "zhang",  # a network, a dataset and authors' names, written as they publish
 }
 
 
@@ -40,6 +40,7 @@ def latin_words(text: str) -> set[str]:
     text = re.sub(r"\$[^$]*\$", " ", text)
     text = re.sub(r"`[^`]*`", " ", text)
     text = re.sub(r"https?://\S+", " ", text)
+    text = re.sub(r"[\w.-]+\.(?:pth|pt|safetensors|json|toml|png|gif|py|md)\b", " ", text)  # file names
     return {w.lower() for w in re.findall(r"[A-Za-z][A-Za-z_]+", text)}
 
 
