@@ -89,7 +89,12 @@ def echo(value, limit: int = MAX_ECHO) -> str:
 
 def echo_md(value, limit: int = MAX_ECHO) -> str:
     """`echo` for Markdown: its punctuation (emphasis, links, code, $ for LaTeX) is backslash-escaped as well."""
-    return _MARKDOWN.sub(r"\\\1", echo(value, limit))
+    return md_escape(echo(value, limit))
+
+
+def md_escape(text: str) -> str:
+    """Markdown's punctuation backslash-escaped, for a message that already `echo`ed the user's value into it."""
+    return _MARKDOWN.sub(r"\\\1", text)
 
 
 def warn_notes(notes: list[str]) -> str:

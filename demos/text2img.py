@@ -385,10 +385,11 @@ def model_info(model_choice=SHAPES, sd_spec="") -> str:
         model = _model(model_choice, sd_spec)
     except Exception as exc:  # a missing or broken checkpoint must not break the page
         # the shipped model's messages are the app's own Markdown; a typed checkpoint's may quote what was typed
-        return tr("ddpm.model_missing", error=exc if model_choice == SHAPES else echo(str(exc), 600))
+        return tr("ddpm.model_missing", error=exc if model_choice == SHAPES else echo_md(str(exc), 600))
     p = model.parameters
     kind = tr(f"text2img.kind_{model.kind}") if has(f"text2img.kind_{model.kind}") else model.kind
-    head = tr("text2img.card", name=model.name, kind=kind, channels=model.latent_channels, size=model.latent_size,
+    name = model.name if model.kind == "shapes" else echo_md(model.name)  # a real checkpoint's name was typed
+    head = tr("text2img.card", name=name, kind=kind, channels=model.latent_channels, size=model.latent_size,
               image=model.image_size, unet=p['unet'], vae=p['vae'], prediction=model.prediction_type,
               zsnr=tr("text2img.on" if model.zero_snr else "text2img.off"), spacing=spacing_text(model.spacing),
               factor=model.scaling_factor)

@@ -16,7 +16,7 @@ from pipelines.infotext import attach
 
 from .cfg import BUDGET as CFG_BUDGET, class_choices
 from .common import (FramesView, SettingsDrop, budget_info, check_bool, check_choice, check_cost, check_number, echo,
-                     formula, labelled, samples_image, seed_box, user_errors, write_gif)
+                     formula, labelled, md_escape, samples_image, seed_box, user_errors, write_gif)
 from .i18n import T, T_each, has, tr
 from .plots import brightness_plot, terminal_snr_plot
 
@@ -59,7 +59,7 @@ def warning(zero_snr, v_prediction, spacing, lang: str | None = None) -> str:
     try:
         spacing = resolve_spacing(spacing, zero_snr)
     except ValueError as exc:
-        return f"{tr('common.warn', lang)} {exc}"
+        return f"{tr('common.warn', lang)} {md_escape(str(exc))}"  # its message echoes the value sent
     note = tr("common.note", lang)
     if zero_snr and not v_prediction and spacing in ("trailing", "linspace"):
         return tr("zero_snr.warn_break", lang)

@@ -187,6 +187,18 @@ def test_status_lines_and_errors_do_not_echo_raw_text(client):
     assert "<i>" not in str(err.value) and len(str(err.value)) < 1000
 
 
+def test_markdown_panels_escape_the_values_they_quote(monkeypatch):
+    """The zero-SNR warning (an unknown spacing sent to its change event) and the text-to-image model card (a typed
+    Stable Diffusion name that does not load) are Markdown: what they quote can neither format nor link."""
+    from demos import text2img, zero_snr
+    evil = "**bold** [link](http://x) <i>"
+    for md in (zero_snr.warning(True, True, evil), text2img.model_info(text2img.SD, evil)):
+        assert "**bold**" not in md and "[link](" not in md and "<i>" not in md and "&amp;lt;" not in md, md
+    monkeypatch.setenv(text2img.ALLOW_SD_ENV, "1")
+    md = text2img.model_info(text2img.SD, evil)
+    assert "**bold**" not in md and "[link](" not in md and "<i>" not in md and "&amp;lt;" not in md, md
+
+
 # ---------------------------------------------------------------- 4. one session cannot fill the queue
 def test_one_session_may_queue_two_main_actions(app_demo):
     from demos.queue_policy import MAX_COMPUTE_JOBS
