@@ -143,11 +143,12 @@ def greedy_request() -> tuple[str, tuple]:
 GREEDY_BURST = 6  # joins it tries at once; the per-session cap admits 2
 
 
-def abuser(url: str, go, stop, out) -> None:
-    """One greedy client (one session): while the students run, keep bursts of the costliest request queued."""
+def abuser(url: str, request: tuple[str, tuple], go, stop, out) -> None:
+    """One greedy client (one session): while the students run, keep bursts of `request` (api, args) queued. (It is
+    read in the parent: importing the app's modules here took longer than a short students' phase.)"""
     from gradio_client import Client
     client = Client(url, verbose=False, download_files=False)
-    api, args = greedy_request()
+    api, args = request
 
     def wait(job):
         """(when the job finished, on this machine's clock, None), or (None, the error) if it was refused (or, never
@@ -176,7 +177,8 @@ def students(url: str, users: int, n: int, download: bool, timeout: float, greed
     ctx = multiprocessing.get_context("spawn")
     go, stop, ready, out, greedy_out = ctx.Event(), ctx.Event(), ctx.Queue(), ctx.Queue(), ctx.Queue()
     users_p = [ctx.Process(target=user, args=(url, u, n, download, go, ready, out), daemon=True) for u in range(users)]
-    extra = [ctx.Process(target=abuser, args=(url, go, stop, greedy_out), daemon=True)] if greedy else []
+    extra = ([ctx.Process(target=abuser, args=(url, greedy_request(), go, stop, greedy_out), daemon=True)]
+             if greedy else [])
     for p in users_p + extra:
         p.start()
     for _ in users_p:
