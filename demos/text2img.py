@@ -32,7 +32,6 @@ ZERO_SNR_CHOICES = (OWN, "on", "off")
 SPACING_CHOICES = (OWN, *SPACINGS)
 MAX_FRAMES, MAX_FRAMES_SD, MAX_PROMPT_CHARS = 20, 5, 20_000
 ALLOW_SD_ENV, SD_ALLOWLIST_ENV = "DIFFUSION_LAB_ALLOW_SD", "DIFFUSION_LAB_SD_ALLOWLIST"
-SD_OFF = tr("text2img.sd_off", "en")  # English; the error is raised in the request's language
 SWEEP_SCALES, MAX_SWEEP_IMAGES = "0, 1, 3, 7", 4
 BUDGET = Budget(1_000, overhead=8)  # shapes model, per request: ≈ 5 s at 4.8 ms per guided image-step + 39 ms per call
 INTERP_MODES = ("between two prompts (token states, linear)", "between two seeds (latents, slerp)")
