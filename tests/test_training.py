@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from pipelines.training import use_channels_last
@@ -56,3 +57,19 @@ def test_command_line_leaves_out_the_machine_folders(monkeypatch):
     monkeypatch.setattr(sys, "argv", ["/srv/x/pipelines/vae/train.py", "--latent-dim", "2", "--runs", "/home/u/runs",
                                       "--output=/tmp/o", "--data-root", "data", "--epochs", "3"])
     assert training.command_line() == "python -m pipelines.vae.train --latent-dim 2 --epochs 3"
+
+
+@pytest.mark.parametrize("native, expected", [(True, "bf16"), (False, "no")])
+def test_the_trainers_take_bf16_only_where_the_cpu_has_it(monkeypatch, native, expected):
+    """Emulated bf16 is ~100× slower than fp32 (a CPU without AVX-512 BF16): auto must fall back to fp32 there."""
+    import argparse
+
+    from pipelines import precision
+    from pipelines.training import add_diffusion_args
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda cpuinfo=None: native)
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    p = argparse.ArgumentParser()
+    add_diffusion_args(p)
+    assert p.parse_args([]).mixed_precision == expected
+    assert p.parse_args(["--mixed-precision", "auto"]).mixed_precision == expected
+    assert p.parse_args(["--mixed-precision", "bf16"]).mixed_precision == "bf16"  # asked for, taken as asked

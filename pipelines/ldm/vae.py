@@ -41,8 +41,8 @@ import torch.nn.functional as F
 from ..checkpoints import load_pretrained, write_json
 from ..runtime import count_parameters, cpu_generator
 from ..shapes.data import DATA_VERSION, shapes_tensors, to_float
-from ..training import (ResumableState, add_run_args, command_line, hardware_summary, loss_summary, run_paths,
-                        warmup_cosine)
+from ..training import (ResumableState, add_run_args, command_line, hardware_summary, loss_summary,
+                        mixed_precision_for, run_paths, warmup_cosine)
 from . import NAME, VAE_COMMAND
 
 RUN_NAME = f"{NAME}-vae"
@@ -150,7 +150,8 @@ def parse_args(argv=None):
     p.add_argument("--train-images", type=int, default=TRAIN_IMAGES)
     p.add_argument("--scale-images", type=int, default=SCALE_IMAGES)
     p.add_argument("--test-images", type=int, default=TEST_IMAGES)
-    p.add_argument("--mixed-precision", default="bf16", choices=["no", "bf16", "fp16"])
+    p.add_argument("--mixed-precision", default="auto", type=mixed_precision_for, choices=["no", "bf16", "fp16"],
+                   help="auto (default): bf16 where the hardware has it natively, else no (fp32)")
     p.add_argument("--save-every", type=int, default=100)
     add_run_args(p)
     return p.parse_args(argv)
