@@ -2,6 +2,7 @@
 
     python app.py                       # http://127.0.0.1:7860, CPU (CUDA/MPS when present)
     python app.py --port 8000 --share --device cuda
+    python app.py --mcp                 # also an MCP server: every named endpoint is a tool (/gradio_api/mcp/)
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ def _limit_malloc_arenas(arenas: int = 2) -> None:
 
 _limit_malloc_arenas()
 
+import demos.zerogpu  # noqa: E402,F401 - imports `spaces` before torch touches CUDA (needed on ZeroGPU)
 import gradio as gr  # noqa: E402
 import gradio.processing_utils as gr_processing  # noqa: E402
 
@@ -47,6 +49,7 @@ TABS = [
 ]
 MAX_UPLOAD = "20mb"  # uploads are digits and photos; larger files are refused before they reach a tab
 CONCURRENCY = int(os.environ.get("DIFFUSION_LAB_CONCURRENCY", "2"))  # 2 vCPUs: two jobs at a time
+MCP_ENV = "DIFFUSION_LAB_MCP"  # "1": serve the MCP tools, as --mcp does
 COMPUTE_QUEUE = "compute"  # the one queue every tab's main action waits in (see share_one_queue)
 # MNIST-sized images are shown enlarged: keep their pixels crisp instead of blurred. gr.Image and gr.Gallery float their
 # label (top left) and toolbar (top right) over the top of the pictures, which hid the top row of every sample grid:
@@ -125,6 +128,7 @@ def build_app() -> gr.Blocks:
     _cache_images_atomically()
     # gradio's copies of the results are swept like ours (demos.common.prune_outputs)
     from demos.i18n import T, language_switch, tr
+    from demos.lessons import LessonPanel
     with gr.Blocks(title=tr("app.title", "en"), delete_cache=(PRUNE_EVERY, OUTPUT_MAX_AGE)) as demo:
         with gr.Row():
             gr.Markdown(header_note())
@@ -137,8 +141,11 @@ def build_app() -> gr.Blocks:
         with gr.Tabs(overflow_behavior="wrap"):  # every lesson's tab in view (a second row), none behind a "…" menu
             for title, module in TABS:
                 with gr.Tab(T(title)) as tab:
+                    lesson = LessonPanel.maybe(module.rsplit(".", 1)[-1])  # lessons/<tab>.toml, at the tab's top
                     hooks = importlib.import_module(module).build() or {}
                     on_load += hooks.get("load", [])
+                    if lesson:  # checked against the tab's components now: a bad lesson fails the build
+                        lesson.bind(hooks.get("lesson"))
                 tabs.append(tab)
         # gradio's frontend names the tabs once, in the locale it started with; the page's language (?lang=, which the
         # head script may set a moment later) names them again on load, from the server
@@ -206,7 +213,11 @@ def allow_sd(flag: bool | None, host: str, share: bool) -> bool:
 def launch(demo: gr.Blocks, **kwargs):
     """Launch with the app's look; used by main() and by the tests."""
     from demos.i18n import RTL_CSS, gradio_i18n, head_js
-    return demo.launch(css=CSS + RTL_CSS, head=head_js(), i18n=gradio_i18n(), max_file_size=MAX_UPLOAD, **kwargs)
+    from demos.lessons import CSS as LESSON_CSS
+    if kwargs.get("mcp_server"):
+        from demos.mcp_tools import fix_gradio_mcp
+        fix_gradio_mcp()
+    return demo.launch(css=CSS + RTL_CSS + LESSON_CSS, head=head_js(), i18n=gradio_i18n(), max_file_size=MAX_UPLOAD, **kwargs)
 
 
 def main(argv=None):
@@ -222,6 +233,9 @@ def main(argv=None):
                    help="let visitors load any Stable Diffusion folder or hub id (default: on for a loopback --host "
                         "that is not a Hugging Face Space, off otherwise; DIFFUSION_LAB_SD_ALLOWLIST lists ids that "
                         "always load)")
+    p.add_argument("--mcp", action=argparse.BooleanOptionalAction, default=os.environ.get(MCP_ENV) == "1",
+                   help="also serve every named endpoint as an MCP tool, at /gradio_api/mcp/ (default: "
+                        f"${MCP_ENV}=1)")
     args = p.parse_args(argv)
     if args.device:
         os.environ["DIFFUSION_LAB_DEVICE"] = args.device
@@ -234,7 +248,7 @@ def main(argv=None):
     from demos.common import COST_SCALE_ENV, PRIVATE_COST_SCALE
     if private_server(args.host, args.share):  # one user's own machine: requests may cost more (a DDPM grid)
         os.environ.setdefault(COST_SCALE_ENV, str(PRIVATE_COST_SCALE))
-    launch(build_app(), server_name=args.host, server_port=args.port, share=args.share)
+    launch(build_app(), server_name=args.host, server_port=args.port, share=args.share, mcp_server=args.mcp)
 
 
 if __name__ == "__main__":

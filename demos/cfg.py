@@ -14,7 +14,9 @@ from pipelines.infotext import attach
 from .common import (Budget, FramesView, SAMPLER_KEYS, SettingsDrop, budget_info, check_choice, check_cost, check_number, echo,
                      formula, labelled, samples_image, seed_box, steps_run, user_errors, write_gif)
 from .i18n import T, has, tr
+from .lessons import Exposed
 from .plots import quality_diversity_plot
+from .zerogpu import gpu_task
 
 SAMPLERS = ("DDIM", "DPM-Solver++ (multistep)", "DDPM (ancestral)")
 MAX_IMAGES, MAX_STEPS, MAX_FRAMES, SLIDER_MAX = 36, 250, 25, 15.0
@@ -64,9 +66,23 @@ def parse_scales(text) -> list[float]:
 
 
 # ---------------------------------------------------------------- callbacks
+@gpu_task()
 @user_errors
 def generate(model_name, label, scale, rescale, sampler, steps, num_images, seed, progress=gr.Progress()):
-    """Stream (x_t, x̂_0) frames of guided sampling for one class, then the gallery and the GIF."""
+    """Generate images of one class with a class-conditional DDPM and classifier-free guidance of scale w, streaming
+    the denoising: each update gives the current frame (x_t beside the predicted x̂_0), the samples so far and a status
+    line; the last gives the final grid of samples (a PNG with its settings), every frame and an animated GIF.
+
+    Args:
+        model_name: the trained model, "MNIST" (digits) or "Fashion-MNIST" (clothes).
+        label: the class to draw, a class of the chosen model: "0" … "9" for MNIST; for Fashion-MNIST one of "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot".
+        scale: the guidance scale w, a number from 0 to 30 (0 = unconditional, 1 = conditional without guidance, above 1 = guided; the page's slider shows 0 to 15).
+        rescale: the guidance rescale φ (Lin et al.), from 0 to 1; 0 turns it off, 0.7 is the paper's value.
+        sampler: "DDIM", "DPM-Solver++ (multistep)" or "DDPM (ancestral)" (the ancestral sampler always runs all 1000 training steps and ignores steps).
+        steps: the denoising steps, a whole number from 1 to 250.
+        num_images: how many images to generate, a whole number from 1 to 36; images × steps is also bounded by this server's per-request budget (a clear error when over it).
+        seed: the random seed of the starting noise, a whole number from 0 to 2147483647.
+    """
     check_choice(model_name, "cfg.model_name", MODELS)
     label = _class(model_name, label)
     check_choice(sampler, "ddpm.sampler_name", SAMPLERS)
@@ -98,9 +114,18 @@ def generate(model_name, label, scale, rescale, sampler, steps, num_images, seed
     yield frames[-1][0], final, done, *FramesView.update(frames, gif)
 
 
+@gpu_task()
 @user_errors
 def sweep(model_name, scales, steps, seed, progress=gr.Progress()):
-    """One row per class, one column per w; the same seed (same noise) for every w."""
+    """Sweep the guidance scale: an image grid with one row per class of the model and one column per guidance scale
+    w, every w starting from the same seed (the same noise), sampled with DDIM.
+
+    Args:
+        model_name: the trained model, "MNIST" (digits) or "Fashion-MNIST" (clothes).
+        scales: the guidance scales, as text: 1 to 6 numbers separated by commas (e.g. "0, 1, 3, 7"), each from 0 to 30.
+        steps: DDIM steps, a whole number from 1 to 100; (10 classes × scales) × steps is also bounded by this server's per-request budget.
+        seed: the random seed of the starting noise, a whole number from 0 to 2147483647.
+    """
     ws = parse_scales(scales)
     steps = check_number(steps, "ddpm.steps_name", 1, MAX_STEPS, integer=True)
     seed = check_number(seed, "common.seed", 0, 2**31 - 1, integer=True)
@@ -230,4 +255,8 @@ def build():
               [live, final, status, *frames.outputs], api_name="cfg_generate", preprocess=False)
     run_sweep.click(sweep, [model_name, sweep_scales, sweep_steps, sweep_seed], sweep_img, api_name="cfg_sweep",
                     preprocess=False)  # raw inputs reach our own checks, as in the other tabs
-    return {"load": [(model_summary, [model_name], [info, qd, figures])]}
+    lesson = Exposed(dict(model_name=model_name, label=label, scale=(scale, scale_slider), rescale=rescale,
+                          sampler=sampler, steps=steps, num_images=num_images, seed=seed, live=live, samples=final,
+                          status=status, sweep_scales=sweep_scales, sweep_steps=sweep_steps, sweep_seed=sweep_seed,
+                          sweep=sweep_img, qd=qd, figures=figures), dict(generate=run, sweep=run_sweep))
+    return {"load": [(model_summary, [model_name], [info, qd, figures])], "lesson": lesson}

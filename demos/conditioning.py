@@ -17,7 +17,9 @@ from .cfg import BUDGET
 from .common import (budget_text, check_choice, check_cost, check_number, formula, labelled, seed_box,
                      user_errors)
 from .i18n import T, T_each, tr
+from .lessons import Exposed
 from .plots import curves_plot, loss_plot
+from .zerogpu import gpu_task
 
 CHOICES = {TITLES[m]: m for m in CONDITIONING_MODELS}    # "cross-attention" -> "cross_attention"
 CLASSES = ["all ten", *map(str, range(10))]
@@ -49,9 +51,19 @@ def mechanism_view(title):
     return tr(f"conditioning.{m}_md"), code_of(m)
 
 
+@gpu_task()
 @user_errors
 def compare(label, scale, steps, seed, progress=gr.Progress()):
-    """One row per mechanism: the same classes, seed, steps and w."""
+    """Compare the four ways of conditioning a UNet on its label (add, concat, cross-attention, AdaLN): an image grid
+    of MNIST digits with one row per mechanism, every row with the same classes, seed, steps and guidance scale w
+    (DDIM; a mechanism whose checkpoint is missing gets a blank row).
+
+    Args:
+        label: the classes to draw: "all ten" (one image of each digit 0 … 9) or a single digit "0" … "9" (8 images of it).
+        scale: the classifier-free guidance scale w, from 0 to 10 (0 = unconditional, 1 = conditional without guidance).
+        steps: DDIM steps, a whole number from 1 to 100; 4 models × the images × steps is also bounded by this server's per-request budget (a clear error when over it).
+        seed: the random seed of the starting noise, a whole number from 0 to 2147483647.
+    """
     check_choice(label, "conditioning.class_name", CLASSES)
     scale = check_number(scale, "cfg.scale_name", 0, MAX_SCALE)
     steps = check_number(steps, "ddpm.steps_name", 1, MAX_STEPS, integer=True)
@@ -121,7 +133,9 @@ def build():
 
     mechanism.change(mechanism_view, mechanism, [about, code], api_visibility="private", show_progress="hidden")
     run.click(compare, [label, scale, steps, seed], grid_img, api_name="conditioning_compare", preprocess=False)
-    return {"load": [(plots, [], [by_w, by_step, losses, table])]}
+    lesson = Exposed(dict(mechanism=mechanism, about=about, code=code, label=label, scale=scale, steps=steps, seed=seed,
+                          grid=grid_img, by_w=by_w, by_step=by_step, losses=losses, table=table), dict(compare=run))
+    return {"load": [(plots, [], [by_w, by_step, losses, table])], "lesson": lesson}
 
 
 __all__ = ["build", "compare", "plots", "code_of"]

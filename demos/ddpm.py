@@ -14,7 +14,9 @@ from .common import (Budget, FramesView, MNIST_EXAMPLES, Player, SAMPLER_KEYS, S
                      check_choice, check_cost, check_number, digit_input, digit_tensor, formula, labelled, samples_image,
                      seed_box, steps_run, use_drawing, user_errors, write_gif)
 from .i18n import T, tr
+from .lessons import Exposed
 from .plots import SCHEDULE_KEYS, loss_plot, schedule_plot
+from .zerogpu import gpu_task
 
 STRIP_T = (0, 50, 100, 200, 300, 500, 700, 999)
 REVERSE_SAMPLERS = ("DDIM", "DDPM (ancestral)")
@@ -30,7 +32,17 @@ def _caption_t(schedule: str, zero_snr: bool, t: int) -> str:
 
 @user_errors
 def forward_process(image, schedule, zero_snr, t, seed):
-    """x_0 -> the strip of x_t at fixed timesteps, x_t at the chosen t, a GIF, the schedule plot."""
+    """Noise a digit with the closed-form forward process q(x_t | x_0) of a DDPM (no network runs): returns a
+    gallery of x_t at t = 0, 50, 100, 200, 300, 500, 700 and 999, x_t at the chosen t with its caption (t, ᾱ_t and the
+    SNR), an animated GIF of x_t from t = 0 to 999 and a plot of the noise schedule.
+
+    Args:
+        image: the clean digit x_0, an image file (PNG or JPEG, at most 4096×4096 pixels; over MCP send it as a data:image/png;base64,… URL, since http(s) URLs are never fetched); it is turned grey, inverted if its background is light, and unless it is 28×28 already its ink is cropped, scaled to fit 20×20 and centred in 28×28 as MNIST is; a blank image is refused.
+        schedule: the noise schedule: "linear (DDPM)", "scaled-linear (Stable Diffusion)" or "cosine (improved DDPM)".
+        zero_snr: true to rescale the schedule to zero terminal SNR (x_999 is pure noise), false to use it as is.
+        t: the timestep, a whole number from 0 to 999 (0 = the clean image).
+        seed: the random seed of the noise ε, a whole number from 0 to 2147483647.
+    """
     check_choice(schedule, "ddpm.schedule_name", SCHEDULES)
     t = check_number(t, "t", 0, 999, integer=True)
     seed = check_number(seed, "common.seed", 0, 2**31 - 1, integer=True)
@@ -48,7 +60,16 @@ def forward_process(image, schedule, zero_snr, t, seed):
 
 @user_errors
 def forward_at_t(image, schedule, zero_snr, t, seed):
-    """Only x_t at one t (the slider's live update)."""
+    """Only x_t at one timestep t of the closed-form forward process q(x_t | x_0) (no network runs): returns the
+    noised image and its caption (t, ᾱ_t and the SNR).
+
+    Args:
+        image: the clean digit x_0, an image file (PNG or JPEG, at most 4096×4096 pixels; over MCP send it as a data:image/png;base64,… URL, since http(s) URLs are never fetched); it is turned grey, inverted if its background is light, and unless it is 28×28 already its ink is cropped, scaled to fit 20×20 and centred in 28×28 as MNIST is; a blank image is refused.
+        schedule: the noise schedule: "linear (DDPM)", "scaled-linear (Stable Diffusion)" or "cosine (improved DDPM)".
+        zero_snr: true to rescale the schedule to zero terminal SNR (x_999 is pure noise), false to use it as is.
+        t: the timestep, a whole number from 0 to 999 (0 = the clean image).
+        seed: the random seed of the noise ε, a whole number from 0 to 2147483647.
+    """
     check_choice(schedule, "ddpm.schedule_name", SCHEDULES)
     t = check_number(t, "t", 0, 999, integer=True)
     zero_snr = check_bool(zero_snr, "ddpm.zero_snr_name")
@@ -78,9 +99,20 @@ def model_loss_plot():
         return None
 
 
+@gpu_task()
 @user_errors
 def reverse_process(sampler, steps, num_images, eta, seed, progress=gr.Progress()):
-    """Stream (x_t, x̂_0) frames while denoising pure noise, then the gallery and the GIF."""
+    """Generate MNIST digits with the DDPM trained here, from pure noise, streaming the denoising: each update gives
+    the current frame (x_t beside the predicted x̂_0), the samples so far and a status line; the last gives the final
+    grid of samples (a PNG with its settings), every frame and an animated GIF.
+
+    Args:
+        sampler: "DDIM" or "DDPM (ancestral)" (the ancestral sampler always runs all 1000 training steps and ignores steps).
+        steps: the DDIM denoising steps, a whole number from 1 to 250.
+        num_images: how many digits to generate, a whole number from 1 to 36; images × steps is also bounded by this server's per-request budget (a clear error when over it).
+        eta: DDIM's η, from 0 to 1 (used by DDIM only): 0 = deterministic, 1 = as much fresh noise per step as DDPM.
+        seed: the random seed of the starting noise, a whole number from 0 to 2147483647.
+    """
     check_choice(sampler, "ddpm.sampler_name", REVERSE_SAMPLERS)
     steps = check_number(steps, "ddpm.steps_name", 1, MAX_STEPS, integer=True)
     num_images = check_number(num_images, "ddpm.images_name", 1, MAX_IMAGES, integer=True)
@@ -165,5 +197,8 @@ def build():
         curve = gr.Plot()
     run.click(reverse_process, [sampler, steps, num_images, eta, rev_seed],
               [live, final, status, *frames.outputs], api_name="reverse", preprocess=False)
+    lesson = Exposed(dict(schedule=schedule, zero_snr=zero_snr, t=t, x_t=x_t, t_info=t_info, strip=strip, plot=plot,
+                          sampler=sampler, steps=steps, eta=eta, num_images=num_images, seed=rev_seed, live=live,
+                          samples=final, status=status, frames=frames.gallery), dict(forward=show, reverse=run))
     return {"load": [(forward_process, fwd_inputs, fwd_outputs, {"preprocess": False}),
-                     (model_info, [], [info]), (model_loss_plot, [], [curve])]}
+                     (model_info, [], [info]), (model_loss_plot, [], [curve])], "lesson": lesson}

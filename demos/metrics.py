@@ -15,7 +15,9 @@ from pipelines.metrics.scoring import real_floor, reference_description, score_i
 
 from .common import Budget, check_choice, check_cost, check_number, formula, labelled, seed_box, user_errors
 from .i18n import T, T_each, has, tr
+from .lessons import Exposed
 from .plots import metrics_plot
+from .zerogpu import gpu_task
 
 RESULTS = PROJECT_ROOT / "results" / "metrics.json"
 QUICK_RESULTS = PROJECT_ROOT / "results" / "quick" / "metrics.json"
@@ -160,9 +162,21 @@ def generator_changed(name):
     return gr.Slider(value=gen.steps or 25, interactive=gen.steps is not None), info
 
 
+@gpu_task(120)
 @user_errors
 def compute(model, features, n, steps, seed, history, progress=gr.Progress()):
-    """Sample n images from `model`, score FID and IS, and score n real images as the floor."""
+    """Score a model of this app: sample n images, compute their FID and Inception Score (and the judge classifier's
+    accuracy for a conditional model), and score n real images the same way as the floor. Returns the result as
+    Markdown, a grid of the first 64 samples, and the session's table of every score computed so far.
+
+    Args:
+        model: the model to score, one of the names the schema lists (e.g. "MNIST DDPM · DDIM (η=0)", "MNIST CFG · w = 3", "Real MNIST training images (the floor)").
+        features: the feature network of FID and IS: "classifier" (the judge classifier of the model's dataset, trained here) or "inception-v3" (needs its cached weights).
+        n: how many images to sample and score, a whole number from 16 to 1000; n × steps is also bounded by this server's per-request budget (a clear error when over it).
+        steps: the sampling steps, a whole number from 1 to 100 (ignored by a model that has no steps: the VAEs, the GANs, real images).
+        seed: the random seed of the samples, a whole number from 0 to 2147483647.
+        history: the table of earlier scores (kept by the page; leave empty).
+    """
     check_choice(model, "metrics.model", list(SAMPLERS))
     check_choice(features, "metrics.features", [v for _, v in FEATURE_CHOICES])
     n = check_number(n, "n", MIN_N, MAX_N, integer=True)
@@ -255,5 +269,9 @@ def build():
     run.click(compute, [model, features, n, steps, seed, history], [result, samples, history_table, history],
               api_name="metrics_compute").then(history_page, history, history_table, api_visibility="private",
                                                show_progress="hidden")
+    lesson = Exposed(dict(status=status, plot_choice=plot_choice, plot=plot, table=table, model=model, features=features,
+                          n=n, steps=steps, seed=seed, result=result, samples=samples, history=history_table),
+                     dict(compute=run), checks={"plot_choice": lambda v: check_choice(
+                         v, "metrics.plot_choice", plot_names((load_results()[0] or {}).get("rows", [])))})
     return {"load": [(results_page, [], [status, table, plot_choice, plot]),
-                     (history_page, [history], [history_table])]}
+                     (history_page, [history], [history_table])], "lesson": lesson}

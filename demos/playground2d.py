@@ -2,6 +2,7 @@
 reverse-step assumption, DD-GAN and a GAN, the trilemma measured, and classifier-free guidance in 2-D."""
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -15,14 +16,19 @@ from pipelines.checkpoints import CheckpointMissing, read_json
 from pipelines.images import open_image
 from pipelines.toy2d import checkpoint, data, metrics, score
 from pipelines.toy2d.sample import ddgan_frames, ddpm_frames, gan_frames
-from pipelines.toy2d.schedule import DEFAULT_SCHEDULE, T, TOY_SCHEDULES, ddpm_alphas_cumprod, ddpm_config, \
+from pipelines.toy2d.schedule import DEFAULT_SCHEDULE, TOY_SCHEDULES, ddpm_alphas_cumprod, ddpm_config, \
     posterior_mean_var
+from pipelines.toy2d.schedule import T as T_STEPS  # the diffusion's T (T is the translation keys' marker here)
 from pipelines.toy2d.train import TRAIN_POINTS, train
 
-from .common import (MAX_SEED, Player, check_bool, check_choice, check_number, cost_scale, formula, received_file,
-                     samples_image, seed_box, user_errors)
+from .common import (MAX_SEED, Player, check_bool, check_choice, check_number, cost_scale, formula, labelled,
+                     received_file, samples_image, seed_box, user_errors)
+from .i18n import LANGUAGES, T, _PLACEHOLDER, current_lang, language, tr
+from .lessons import Exposed
 from .playground2d_plots import (cfg_figure, data_figure, field_figure, forward_figure, gaussian_figure, to_png,
                                  trilemma_figure, training_figure)
+from .plots import SCHEDULE_KEYS as SCHEDULE_NAMES
+from .zerogpu import gpu_task
 
 DRAWN = "my drawing (canvas below)"
 DATASETS = [label for label, _ in data.DATASETS.values()] + [DRAWN]
@@ -30,6 +36,15 @@ KEY = {label: key for key, (label, _) in data.DATASETS.items()}
 PREDICTIONS = {"ε (epsilon)": "epsilon", "v (velocity)": "v_prediction"}
 GAN_MODELS = {"DD-GAN, 4 steps": ("ddgan", 4), "DD-GAN, 2 steps": ("ddgan", 2), "GAN (1 step)": ("gan", 1)}
 FIELD_SHOWN = ("ε (what the network outputs)", "score ∇ log q_t = −ε / √(1−ᾱ_t)")
+# the choices' labels in the page's language (the values, what the API takes, stay as they are; in English each label
+# is its value): tests/test_i18n.py checks that
+DATASET_KEYS = {label: f"playground2d.data_{key}" for key, (label, _) in data.DATASETS.items()} | {
+    DRAWN: "playground2d.data_drawn"}
+PREDICTION_KEYS = dict(zip(PREDICTIONS, ("playground2d.prediction_epsilon", "playground2d.prediction_v")))
+GAN_KEYS = dict(zip(GAN_MODELS, ("playground2d.gan_ddgan4", "playground2d.gan_ddgan2", "playground2d.gan_gan")))
+FIELD_KEYS = dict(zip(FIELD_SHOWN, ("playground2d.field_eps", "playground2d.field_score")))
+SCHEDULE_KEYS = {s: f"schedule.{SCHEDULE_NAMES[s]}" for s in TOY_SCHEDULES}
+CLASS_KEYS = {name: f"playground2d.class_{name}" for name in data.CLASS_NAMES}
 STEP_CHOICES = (1000, 100, 50, 10, 4, 2)
 ROW_STEPS = (2, 4, 10, 50, 1000)
 FIELD_DEFAULTS = (100, "ε (what the network outputs)", 12, 0)   # t, field, particles, seed: what the page opens on
@@ -50,7 +65,9 @@ _memo_lock = threading.Lock()
 def _memo(key, make):
     """make() once per key (checked inputs only): a page load shows the same figures to every visitor, and computing
     them for each (sampling, matplotlib) held the server for seconds while a class opened the page. A caller that
-    asks while another computes the same key waits for that result instead of computing it again."""
+    asks while another computes the same key waits for that result instead of computing it again. The figures and
+    notes are written in the request's language, so the language is part of the key."""
+    key = (current_lang(), *key)
     with _memo_lock:
         entry = _memo_store.get(key)
         if entry is None:
@@ -78,60 +95,40 @@ def _memo(key, make):
     return entry["value"]
 
 
-INTRO_MD = r"""
-Everything here is **2-D**, so each model is a small MLP that trains in seconds on this CPU, and what images hide can
-be drawn exactly: the score field, the true reverse step, the modes a sampler misses. Pick a dataset (or draw one);
-every section below uses it. Code: `pipelines/toy2d/`.
-"""
+# ---------------------------------------------------------------- texts in the page's language
+def label_text(value, keys: dict, lang: str | None = None) -> str:
+    """A choice as its control labels it (in English, the value itself); anything else as it is."""
+    return tr(keys[value], lang) if isinstance(value, str) and value in keys else str(value)
 
-FORWARD_MD = r"""
-**Forward process.** $x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon$, $\varepsilon\sim\mathcal N(0,I)$: the cloud shrinks
-by $\sqrt{\bar\alpha_t}$ and blurs until, at $t = T$, it is $\mathcal N(0, I)$ (the dotted circle). Its density is the data density
-convolved with a Gaussian: for a mixture, $q_t = \sum_k \pi_k\,\mathcal N(\sqrt{\bar\alpha_t}\mu_k,\ \bar\alpha_t\Sigma_k + (1-\bar\alpha_t)I)$.
-The schedules are diffusers' `DDPMScheduler` configs of the first tab.
-"""
 
-TRAIN_MD = r"""
-**DDPM, trained live.** $\mathcal L = \mathbb E_{x_0,t,\varepsilon}\,\lVert \varepsilon - \varepsilon_\theta(\sqrt{\bar\alpha_t}x_0 + \sqrt{1-\bar\alpha_t}\varepsilon,\ t)\rVert^2$
-(or the v target $v = \sqrt{\bar\alpha_t}\varepsilon - \sqrt{1-\bar\alpha_t}x_0$), an MLP of three residual blocks (64 wide) with a
-sinusoidal embedding of $t$, Adam, seeded. The shipped model of each dataset is shown at once; **Train live** retrains
-it from scratch here, streaming the loss and 1000 samples (50 ancestral steps) every 250 steps, and stops at its step
-cap or after 30 s. The score field and the Gaussian panel then use your model.
-"""
+def dataset_text(dataset, lang: str | None = None) -> str:
+    return label_text(dataset, DATASET_KEYS, lang)
 
-FIELD_MD = r"""
-**What the network learns.** A perfect ε-network outputs $\varepsilon^*(x,t) = -\sqrt{1-\bar\alpha_t}\,\nabla_x\log q_t(x)$, so it *is* the
-score field up to a scale. The **true** score is exact: $\nabla\log q_t(x) = \sum_k r_k(x)\,\big(-C_k^{-1}(x - m_k)\big)$ with the
-responsibilities $r_k$ of the noised components $\mathcal N(m_k, C_k)$ — analytic for 8 Gaussians, and for the other datasets
-the empirical measure of 2,000 data points (a mixture of $\mathcal N(\sqrt{\bar\alpha_t}x_i, (1-\bar\alpha_t)I)$, exact for those points).
-Red: reverse trajectories of a few particles (DDIM, 50 steps) from $x_T$ to $x_0$.
-"""
 
-GAUSS_MD = r"""
-**Why is the reverse step Gaussian?** DDPM samples $x_{t-\Delta} \sim \mathcal N(\tilde\mu(x_t,\hat x_0),\ \tilde\beta I)$. The true reverse step is
-$q(x_s\mid x_t) \propto q_s(x_s)\,\mathcal N(x_t;\ a\,x_s,\ b\,I)$ with $a = \sqrt{\bar\alpha_t/\bar\alpha_s}$, $b = 1-\bar\alpha_t/\bar\alpha_s$:
-for a mixture, again a mixture, with weights $w_k\propto\pi_k\,\mathcal N(x_t;\ a\,m_k,\ a^2C_k + bI)$.
-For a **small** step ($b\to 0$) the likelihood is far sharper than $q_s$ and one Gaussian is right; for a **large** one
-($N = 2$ to $4$ steps) the true posterior is multimodal and the Gaussian — even with a perfect network, whose mean
-$\tilde\mu(x_t, \mathbb E[x_0\mid x_t])$ is exactly the true mean — puts its mass *between* the modes.
-Type $x_t$'s coordinates below, pick $t$ and $N$ ($\Delta = 1000/N$).
-"""
+def _english_pattern(key: str) -> re.Pattern:
+    """The English text of `key` as a pattern that matches any text made from it, its placeholders as groups."""
+    text, parts, last, seen = tr(key, "en"), [], 0, set()
+    for m in _PLACEHOLDER.finditer(text):
+        name = m.group(1)
+        parts += [re.escape(text[last:m.start()]), f"(?P={name})" if name in seen else f"(?P<{name}>.+?)"]
+        seen.add(name)
+        last = m.end()
+    return re.compile("".join(parts) + re.escape(text[last:]))
 
-GAN_MD = r"""
-**DD-GAN** (Xiao et al. 2022) keeps the few large steps but drops the Gaussian: a generator $G(x_t, z, t)\to\hat x_0$, then
-$x_{t-1}\sim q(x_{t-1}\mid x_t,\hat x_0)$ (the DDPM posterior), can be multimodal through $z$. A discriminator
-$D(x_{t-1}, x_t, t)$ judges real pairs against generated ones: $\min_G\max_D\ \mathbb E[\log D(x_{t-1},x_t,t)] + \mathbb E[\log(1-D(x'_{t-1},x_t,t))]$
-(non-saturating, with an R1 penalty), on a chain of $T = 2$ or $4$ steps. A **plain GAN** $G(z)\to x$ is the one-step
-extreme: fast, and prone to dropping modes. Train them live here (the shipped 8-Gaussian models are in the table).
-"""
 
-CFG_MD = r"""
-**Classifier-free guidance in 2-D.** Three overlapping classes, each a mixture of two Gaussians, with exact scores.
-The guided score $\tilde s = \nabla\log q_t(x) + w\,\big(\nabla\log q_t(x\mid y) - \nabla\log q_t(x)\big) = \nabla\log q_t(x) + w\,\nabla\log q_t(y\mid x)$
-is the app's $\tilde\varepsilon = \varepsilon_\varnothing + w(\varepsilon_y - \varepsilon_\varnothing)$. $w = 0$: all classes; $w = 1$: class $y$
-exactly; $w > 1$ samples $\propto q(x)\,q(y\mid x)^w$: pulled to where the classifier is surest, the class's far side, and
-off the data — the picture behind the CFG tab's accuracy-up, diversity-down plot. 100 DDPM steps, 400 samples.
-"""
+def match_english(text: str, keys) -> tuple[str, dict] | None:
+    """(key, placeholder values) of the key among `keys` whose English text `text` was made from, else None: for
+    the English texts the pipelines write (the drawing's errors, the measured bars of results/toy2d.json)."""
+    for key in keys:
+        m = _english_pattern(key).fullmatch(text)
+        if m:
+            return key, m.groupdict()
+    return None
+
+
+# data.points_from_strokes' messages, as locales/en.toml has them (tests/test_i18n.py checks they still match)
+DRAWING_ERRORS = ("playground2d.drawing_small", "playground2d.drawing_few", "playground2d.drawing_spot",
+                  "playground2d.drawing_line")
 
 
 # ---------------------------------------------------------------- inputs
@@ -139,13 +136,16 @@ def _drawing_points(drawing, n: int, seed: int, split: str = "train") -> torch.T
     """The sketch pad's strokes -> n points (pipelines/toy2d/data.points_from_strokes); clear errors otherwise."""
     img = drawing.get("composite") if isinstance(drawing, dict) else drawing
     if img is None or img == "":
-        raise ValueError("The canvas is empty: draw a distribution (strokes, a filled shape) on the canvas, then "
-                         "press the button again.")
+        raise ValueError(tr("playground2d.canvas_empty"))
     if not isinstance(img, Image.Image):
         img = open_image(received_file(img))  # an upload only; size-checked before decoding; 16-bit and float read
     rgba = np.asarray(img.convert("RGBA").resize((128, 128)), dtype=np.float32)
     ink = (rgba[..., 3] > 100) & (rgba[..., :3].min(-1) < 200)   # opaque strokes that are not white
-    return data.points_from_strokes(ink, n, seed, split)
+    try:
+        return data.points_from_strokes(ink, n, seed, split)
+    except ValueError as exc:  # its messages are English: in the page's language
+        found = match_english(str(exc), DRAWING_ERRORS)
+        raise (ValueError(tr(found[0], **found[1])) if found else exc) from None
 
 
 @user_errors
@@ -157,7 +157,7 @@ def use_drawing(drawing):
 
 
 def dataset_points(dataset, drawing, n: int, seed: int = 0, split: str = "train") -> torch.Tensor:
-    check_choice(dataset, "Dataset", DATASETS)
+    check_choice(dataset, "playground2d.dataset", DATASETS)
     if dataset == DRAWN:
         return _drawing_points(drawing, n, seed, split)
     return data.sample(KEY[dataset], n, seed, split)
@@ -172,25 +172,38 @@ def truth(dataset, drawing):
 
 
 def _seed(seed) -> int:
-    return check_number(seed, "Seed", 0, MAX_SEED, integer=True)
+    return check_number(seed, "common.seed", 0, MAX_SEED, integer=True)
+
+
+def is_live(dataset, live_model) -> bool:
+    """Whether this session's live-trained model (the State) was trained on this dataset."""
+    return isinstance(live_model, dict) and live_model.get("dataset") == dataset and live_model.get("model") == "ddpm"
 
 
 def current_ddpm(dataset, live_model):
     """(Denoiser, scheduler config, where it came from): this session's live-trained model when it was trained on
     this dataset, else the shipped checkpoint."""
-    if isinstance(live_model, dict) and live_model.get("dataset") == dataset and live_model.get("model") == "ddpm":
-        return live_model["net"], live_model["config"], f"your live-trained model ({live_model['steps']:,} steps)"
+    if is_live(dataset, live_model):
+        return live_model["net"], live_model["config"], tr("playground2d.source_live", steps=live_model["steps"])
     if dataset == DRAWN:
-        raise ValueError("Your drawing has no trained model yet: press **Train live** in the DDPM section first.")
+        raise ValueError(tr("playground2d.drawing_untrained"))
     net, config, record, _ = checkpoint.load(KEY[dataset], "ddpm")
-    return net, config["scheduler"], f"the shipped model ({record.get('steps', 0):,} steps)"
+    return net, config["scheduler"], tr("playground2d.source_shipped", steps=record.get("steps", 0))
 
 
 # ---------------------------------------------------------------- data and forward process
 @user_errors
 def show_data(dataset, drawing, seed):
+    """Plot a 2-D toy dataset (no network runs): 1,500 of its training points and 500 held-out points, as an image,
+    and a note (Markdown) on the data, with the exact mixture parameters of the 8 Gaussians.
+
+    Args:
+        dataset: the 2-D data: "8 Gaussians on a ring", "two moons", "Swiss roll", "concentric circles", "checkerboard", or "my drawing (canvas below)" (points sampled from drawing).
+        drawing: the drawn distribution, used only with "my drawing (canvas below)": an image-editor value whose composite is an image file of dark, opaque strokes or shapes on a white or transparent canvas; else leave empty.
+        seed: the random seed of the points, a whole number from 0 to 2147483647.
+    """
     seed = _seed(seed)
-    if check_choice(dataset, "Dataset", DATASETS) != DRAWN:
+    if check_choice(dataset, "playground2d.dataset", DATASETS) != DRAWN:
         return _memo(("data", dataset, seed), lambda: _show_data(dataset, None, seed))
     return _show_data(dataset, drawing, seed)
 
@@ -198,22 +211,32 @@ def show_data(dataset, drawing, seed):
 def _show_data(dataset, drawing, seed):
     train_pts = dataset_points(dataset, drawing, SHOWN_POINTS, seed)
     held = dataset_points(dataset, drawing, 500, seed, "heldout")
-    fig = data_figure(train_pts, held, dataset)
-    note = f"**{dataset}**: {SHOWN_POINTS:,} training points shown (the models train on {TRAIN_POINTS:,}), 500 held-out."
+    fig = data_figure(train_pts, held, dataset_text(dataset))
+    note = tr("playground2d.data_note", dataset=dataset_text(dataset), shown=SHOWN_POINTS, train=TRAIN_POINTS, held=500)
     if dataset != DRAWN and data.mixture(KEY[dataset]) is not None:
         m = data.mixture(KEY[dataset])
-        note += (f" Exact parameters: {m.k} components, weights {m.weights[0]:.3f} each, σ = {data.RING_STD}, means on a "
-                 f"circle of radius {data.RING_RADIUS}.")
+        note += tr("playground2d.data_exact", k=m.k, weight=m.weights[0], std=data.RING_STD, radius=data.RING_RADIUS)
     return to_png(fig, dataset=dataset, seed=seed), note
 
 
 @user_errors
 def forward(dataset, drawing, schedule, zero_snr, t, seed):
-    check_choice(schedule, "Schedule", TOY_SCHEDULES)
-    zero_snr = check_bool(zero_snr, "Zero terminal SNR")
-    t = check_number(t, "t", 0, T - 1, integer=True)
+    """Noise a 2-D toy dataset with the closed-form forward process q(x_t | x_0) (no network runs): returns one image
+    of the points x_0, the noised points x_t at timestep t, and the schedule's ᾱ_t.
+
+    Args:
+        dataset: the 2-D data: "8 Gaussians on a ring", "two moons", "Swiss roll", "concentric circles", "checkerboard", or "my drawing (canvas below)" (points sampled from drawing).
+        drawing: the drawn distribution, used only with "my drawing (canvas below)": an image-editor value whose composite is an image file of dark, opaque strokes or shapes on a white or transparent canvas; else leave empty.
+        schedule: the noise schedule: "linear (DDPM)" or "cosine (improved DDPM)".
+        zero_snr: true to rescale the schedule to zero terminal SNR (x_999 is pure noise), false to use it as is.
+        t: the timestep, a whole number from 0 to 999 (0 = the data itself).
+        seed: the random seed of the points and of the noise, a whole number from 0 to 2147483647.
+    """
+    check_choice(schedule, "ddpm.schedule_name", TOY_SCHEDULES)
+    zero_snr = check_bool(zero_snr, "ddpm.zero_snr_name")
+    t = check_number(t, "t", 0, T_STEPS - 1, integer=True)
     seed = _seed(seed)
-    if check_choice(dataset, "Dataset", DATASETS) != DRAWN:
+    if check_choice(dataset, "playground2d.dataset", DATASETS) != DRAWN:
         return _memo(("forward", dataset, schedule, zero_snr, t, seed),
                      lambda: _forward(dataset, None, schedule, zero_snr, t, seed))
     return _forward(dataset, drawing, schedule, zero_snr, t, seed)
@@ -225,14 +248,15 @@ def _forward(dataset, drawing, schedule, zero_snr, t, seed):
     abar = float(abars[t])
     eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed))
     x_t = abar ** 0.5 * x0 + (1 - abar) ** 0.5 * eps
-    fig = forward_figure(x0, x_t, t, abar, abars.numpy(), schedule.split(" (")[0] + (" + zero SNR" if zero_snr else ""))
+    name = tr(f"schedule.{SCHEDULE_NAMES[schedule]}_short") + (tr("plots.schedule_zero") if zero_snr else "")
+    fig = forward_figure(x0, x_t, t, abar, abars.numpy(), name)   # in English: "linear", "cosine + zero SNR"
     return to_png(fig, dataset=dataset, schedule=schedule, zero_snr=zero_snr, t=t, seed=seed)
 
 
 # ---------------------------------------------------------------- training live
 def _train_live(kind: str, dataset, drawing, steps, seed, **kwargs):
     seed = _seed(seed)
-    steps = check_number(steps, "Training steps", 100, LIVE_MAX_STEPS[kind], integer=True)
+    steps = check_number(steps, "playground2d.train_steps", 100, LIVE_MAX_STEPS[kind], integer=True)
     points = dataset_points(dataset, drawing, TRAIN_POINTS, seed)
     held = dataset_points(dataset, drawing, metrics.N_EVAL, seed, "heldout")
     budget = LIVE_SECONDS * cost_scale()
@@ -242,48 +266,78 @@ def _train_live(kind: str, dataset, drawing, steps, seed, **kwargs):
         m = metrics.mmd(progress.samples, held)
         cover = metrics.mode_coverage(progress.samples) if dataset == data.DATASETS["8gaussians"][0] else None
         # both coverage figures: a ring of samples between the modes touches all 8 but lies within 3σ of none
-        status = (f"step {progress.step:,}/{steps:,}, {progress.seconds:.1f} s, MMD to held-out {m:.3f}"
-                  + (f", {cover['modes']}/8 modes, {cover['in_modes']:.0%} of samples within 3σ of one" if cover else ""))
+        status = (tr("playground2d.live_status", step=progress.step, steps=steps, seconds=progress.seconds, mmd=m)
+                  + (tr("playground2d.live_cover", modes=cover["modes"], share=cover["in_modes"]) if cover else ""))
         if over:
-            status += f" (stopped: this server's {budget:.0f} s limit per live run)"
+            status += tr("playground2d.live_stopped", budget=budget)
         yield progress, status, over or progress.done
         if over:
             break
 
 
+@gpu_task()
 @user_errors
 def train_ddpm_live(dataset, drawing, prediction, steps, seed):
-    """Stream DDPM training: (figure, status, the trained model for this session)."""
-    prediction_type = PREDICTIONS[check_choice(prediction, "Prediction", list(PREDICTIONS))]
+    """Train a small DDPM on a 2-D toy dataset live, streaming an update every 250 steps: an image of the loss curve
+    and of samples (50 ancestral steps) over the held-out points, and a status line (step, seconds, MMD to the held-out
+    points, and for the 8 Gaussians the modes covered). A run stops after steps, or after this server's limit of
+    30 seconds (× its cost scale). The trained model is kept for the page's session (for the score field).
+
+    Args:
+        dataset: the 2-D data: "8 Gaussians on a ring", "two moons", "Swiss roll", "concentric circles", "checkerboard", or "my drawing (canvas below)" (points sampled from drawing).
+        drawing: the drawn distribution, used only with "my drawing (canvas below)": an image-editor value whose composite is an image file of dark, opaque strokes or shapes on a white or transparent canvas; else leave empty.
+        prediction: what the network predicts: "ε (epsilon)" (the noise) or "v (velocity)".
+        steps: optimiser steps, a whole number from 100 to 6000 (in steps of 100 on the page); the run also stops at this server's time limit.
+        seed: the random seed of the training points, the initial weights and the batches, a whole number from 0 to 2147483647.
+    """
+    prediction_type = PREDICTIONS[check_choice(prediction, "playground2d.prediction_name", list(PREDICTIONS))]
     held = dataset_points(dataset, drawing, 600, 0, "heldout")
     for p, status, done in _train_live("ddpm", dataset, drawing, steps, seed, prediction_type=prediction_type,
                                        preview_steps=50):
-        fig = training_figure(p.curves, p.samples, held, "samples (50 ancestral steps)", status)
+        fig = training_figure(p.curves, p.samples, held, tr("playground2d.samples_ancestral", steps=50), status)
         live = None
         if done:
             live = dict(dataset=dataset, model="ddpm", net=p.model["denoiser"].eval().requires_grad_(False),
                         config=p.model["config"], steps=p.step)
         yield (to_png(fig, dataset=dataset, model="ddpm", prediction=prediction, steps=int(steps), seed=int(seed)),
-               ("done: " if done else "training: ") + status, live if done else gr.update())
+               _live_line(status, done), live if done else gr.update())
 
 
+@gpu_task()
 @user_errors
 def train_gan_live(dataset, drawing, model, steps, seed):
-    kind, t_steps = GAN_MODELS[check_choice(model, "Model", list(GAN_MODELS))]
+    """Train a DD-GAN (a denoising diffusion GAN of 4 or 2 steps) or a plain GAN on a 2-D toy dataset live, streaming
+    an update every 250 steps: an image of the generator and discriminator losses and of samples over the held-out
+    points, and a status line (step, seconds, MMD to the held-out points, and for the 8 Gaussians the modes covered).
+    A run stops after steps, or after this server's limit of 30 seconds (× its cost scale).
+
+    Args:
+        dataset: the 2-D data: "8 Gaussians on a ring", "two moons", "Swiss roll", "concentric circles", "checkerboard", or "my drawing (canvas below)" (points sampled from drawing).
+        drawing: the drawn distribution, used only with "my drawing (canvas below)": an image-editor value whose composite is an image file of dark, opaque strokes or shapes on a white or transparent canvas; else leave empty.
+        model: "DD-GAN, 4 steps", "DD-GAN, 2 steps" or "GAN (1 step)".
+        steps: optimiser steps, a whole number from 100 to 3000 (in steps of 100 on the page); the run also stops at this server's time limit.
+        seed: the random seed of the training points, the initial weights and the batches, a whole number from 0 to 2147483647.
+    """
+    kind, t_steps = GAN_MODELS[check_choice(model, "playground2d.gan_model", list(GAN_MODELS))]
     kwargs = dict(denoising_steps=t_steps, hidden=64) if kind == "ddgan" else {}
     held = dataset_points(dataset, drawing, 600, 0, "heldout")
     for p, status, done in _train_live(kind, dataset, drawing, steps, seed, **kwargs):
-        fig = training_figure(p.curves, p.samples, held, f"{model} samples", status)
-        yield (to_png(fig, dataset=dataset, model=model, steps=int(steps), seed=int(seed)),
-               ("done: " if done else "training: ") + status)
+        title = tr("playground2d.model_samples", model=label_text(model, GAN_KEYS))
+        fig = training_figure(p.curves, p.samples, held, title, status)
+        yield to_png(fig, dataset=dataset, model=model, steps=int(steps), seed=int(seed)), _live_line(status, done)
+
+
+def _live_line(status: str, done: bool) -> str:
+    """The status box's line: 'training: …' while it runs, 'done: …' at the end."""
+    return tr("playground2d.live_done" if done else "playground2d.live_training", status=status)
 
 
 def shipped(dataset):
     """The shipped DDPM of a dataset at once: its loss curve and 1000 samples (private: on load and on change)."""
     try:
-        check_choice(dataset, "Dataset", DATASETS)
+        check_choice(dataset, "playground2d.dataset", DATASETS)
         if dataset == DRAWN:
-            return None, "Draw a distribution on the canvas above, then press **Train live**.", None
+            return None, tr("playground2d.shipped_drawn"), None
         net, config, record, weights = checkpoint.load(KEY[dataset], "ddpm")
     except (ValueError, CheckpointMissing) as exc:
         return None, str(exc), None
@@ -293,24 +347,27 @@ def shipped(dataset):
 def _shipped(dataset, net, config, record):
     x = ddpm_frames(net, config["scheduler"], steps=100, num_points=metrics.N_EVAL, seed=0).last().x
     held = data.sample(KEY[dataset], metrics.N_EVAL, split="heldout")
-    status = (f"shipped model: {record['steps']:,} steps in {record['wall_seconds']:.0f} s "
-              f"(`{record['command']}`); MMD to held-out {metrics.mmd(x, held):.3f}")
-    fig = training_figure({"loss": record.get("loss_curve", [])}, x, held[:600], "samples (100 ancestral steps)",
-                          f"shipped model, {record['steps']:,} steps: MMD to held-out {metrics.mmd(x, held):.3f}")
+    mmd = metrics.mmd(x, held)
+    status = tr("playground2d.shipped_status", steps=record["steps"], seconds=record["wall_seconds"],
+                command=record["command"], mmd=mmd)
+    fig = training_figure({"loss": record.get("loss_curve", [])}, x, held[:600],
+                          tr("playground2d.samples_ancestral", steps=100),
+                          tr("playground2d.shipped_title", steps=record["steps"], mmd=mmd))
     return to_png(fig, dataset=dataset, model="ddpm", checkpoint=checkpoint.name(KEY[dataset], "ddpm")), status
 
 
 def shipped_gan(dataset, model):
     """The shipped DD-GAN / GAN of 8 Gaussians at once (private: on load and on change); other data: train live."""
     try:
-        kind, t_steps = GAN_MODELS[check_choice(model, "Model", list(GAN_MODELS))]
-        check_choice(dataset, "Dataset", DATASETS)
+        kind, t_steps = GAN_MODELS[check_choice(model, "playground2d.gan_model", list(GAN_MODELS))]
+        check_choice(dataset, "playground2d.dataset", DATASETS)
         key = KEY.get(dataset)
         net, _, record, weights = checkpoint.load(key, kind, t_steps) if key else (None, None, None, None)
     except (ValueError, CheckpointMissing):
         net = None
     if net is None:
-        return None, f"No shipped {model} for {dataset}: press **Train DD-GAN / GAN live**."
+        return None, tr("playground2d.no_shipped_gan", model=label_text(model, GAN_KEYS),
+                        dataset=dataset_text(dataset))
     return _memo(("shipped_gan", dataset, model, weights), lambda: _shipped_gan(dataset, model, net, record))
 
 
@@ -321,10 +378,13 @@ def _shipped_gan(dataset, model, net, record):
     x = run.last().x
     held = data.sample(key, metrics.N_EVAL, split="heldout")
     cov = metrics.mode_coverage(x) if key == "8gaussians" else None
-    measured = f"MMD to held-out {metrics.mmd(x, held):.3f}" + (f", {cov['modes']}/8 modes" if cov else "")
-    status = f"shipped {model}: {record['steps']:,} steps in {record['wall_seconds']:.0f} s ({record['command']}); {measured}"
-    fig = training_figure(record.get("curves", {}), x, held[:600], f"{model} samples",
-                          f"shipped {model}, {record['steps']:,} steps: {measured}")
+    measured = (tr("playground2d.gan_measured", mmd=metrics.mmd(x, held))
+                + (tr("playground2d.gan_modes", modes=cov["modes"]) if cov else ""))
+    name = label_text(model, GAN_KEYS)
+    status = tr("playground2d.shipped_gan_status", model=name, steps=record["steps"], seconds=record["wall_seconds"],
+                command=record["command"], measured=measured)
+    fig = training_figure(record.get("curves", {}), x, held[:600], tr("playground2d.model_samples", model=name),
+                          tr("playground2d.shipped_gan_title", model=name, steps=record["steps"], measured=measured))
     return to_png(fig, dataset=dataset, model=model, checkpoint=checkpoint.name(key, kind, t_steps)), status
 
 
@@ -332,14 +392,29 @@ def _shipped_gan(dataset, model, net, record):
 FIELD_GRID = 17
 
 
+@gpu_task()
 @user_errors
 def score_field(dataset, drawing, t, shown, particles, seed, live_model=None):
-    t = check_number(t, "t", 1, T - 1, integer=True)
-    check_choice(shown, "Field", FIELD_SHOWN)
-    particles = check_number(particles, "Particles", 0, 32, integer=True)
+    """Compare a trained 2-D DDPM's field at timestep t with the true one (exact for the data): an image of the
+    learned (left) and true (right) field on a 17×17 grid, with particles following DDIM (50 steps) from noise, and a
+    note (Markdown) on their agreement (mean cosine, median relative error). The model is the dataset's shipped one,
+    or the page session's model trained live on this dataset (a drawing has no shipped model).
+
+    Args:
+        dataset: the 2-D data: "8 Gaussians on a ring", "two moons", "Swiss roll", "concentric circles", "checkerboard", or "my drawing (canvas below)" (points sampled from drawing).
+        drawing: the drawn distribution, used only with "my drawing (canvas below)": an image-editor value whose composite is an image file of dark, opaque strokes or shapes on a white or transparent canvas; else leave empty.
+        t: the timestep of the field, a whole number from 1 to 999.
+        shown: what to draw: "ε (what the network outputs)" or "score ∇ log q_t = −ε / √(1−ᾱ_t)".
+        particles: how many particles to follow, a whole number from 0 to 32 (0 = none).
+        seed: the random seed of the particles' starting noise, a whole number from 0 to 2147483647.
+        live_model: the model trained live in this session (kept by the page; leave empty).
+    """
+    t = check_number(t, "t", 1, T_STEPS - 1, integer=True)
+    check_choice(shown, "playground2d.field_name", FIELD_SHOWN)
+    particles = check_number(particles, "playground2d.particles_name", 0, 32, integer=True)
     seed = _seed(seed)
     net, config, source = current_ddpm(dataset, live_model)
-    if dataset != DRAWN and source.startswith("the shipped"):
+    if dataset != DRAWN and not is_live(dataset, live_model):  # the shipped model
         return _memo(("field", dataset, t, shown, particles, seed, id(net)),
                      lambda: _score_field(dataset, None, t, shown, particles, seed, net, config, source))
     return _score_field(dataset, drawing, t, shown, particles, seed, net, config, source)
@@ -367,22 +442,36 @@ def _score_field(dataset, drawing, t, shown, particles, seed, net, config, sourc
         x_T = torch.randn(particles, 2, generator=torch.Generator().manual_seed(seed))
         run = ddpm_frames(net, config, sampler="DDIM", steps=50, num_points=particles, seed=seed, x_T=x_T)
         traj = torch.stack([x_T] + [s.x for s in run])
-    agreement = (f"{source}: mean cosine(learned ε, true ε) = {cos.mean():.3f}, median relative error "
-                 f"{rel:.2f} over the grid")
+    agreement = tr("playground2d.agreement", source=source, cos=cos.mean(), rel=rel)
     pts = dataset_points(dataset, drawing, 800, 0)
     fig = field_figure(grid, learned, true, pts, traj, t, what, agreement)
     return to_png(fig, dataset=dataset, t=t, field=what, particles=particles, seed=seed), agreement
 
 
 # ---------------------------------------------------------------- the Gaussian assumption
+@gpu_task()
 @user_errors
 def gaussian_step(dataset, drawing, x, y, t, n_steps, seed):
-    x = check_number(x, "x_t (x)", -4, 4)
-    y = check_number(y, "x_t (y)", -4, 4)
-    t = check_number(t, "t", 1, T - 1, integer=True)
+    """Test DDPM's Gaussian assumption for one reverse step (exact, no trained network): from the point x_t = (x, y)
+    at timestep t, a step of a sampler with N steps goes to s = t − 1000 / N. Returns an image of samples of the true
+    posterior q(x_s | x_t) beside DDPM's Gaussian of the same mean, and of samples drawn with the exact ε at several
+    N, and a note (Markdown) with both means and spreads.
+
+    Args:
+        dataset: the 2-D data: "8 Gaussians on a ring", "two moons", "Swiss roll", "concentric circles", "checkerboard", or "my drawing (canvas below)" (points sampled from drawing).
+        drawing: the drawn distribution, used only with "my drawing (canvas below)": an image-editor value whose composite is an image file of dark, opaque strokes or shapes on a white or transparent canvas; else leave empty.
+        x: the first coordinate of x_t, a number from -4 to 4.
+        y: the second coordinate of x_t, a number from -4 to 4.
+        t: the timestep the step starts at, a whole number from 1 to 999.
+        n_steps: the sampler's number of steps N, one of "1000", "100", "50", "10", "4", "2" (fewer steps = a bigger step).
+        seed: the random seed of the samples, a whole number from 0 to 2147483647.
+    """
+    x = check_number(x, "playground2d.x_name", -4, 4)
+    y = check_number(y, "playground2d.y_name", -4, 4)
+    t = check_number(t, "t", 1, T_STEPS - 1, integer=True)
     n_steps = int(check_choice(int(check_number(n_steps, "N", 1, 1000, integer=True)), "N", STEP_CHOICES))
     seed = _seed(seed)
-    if check_choice(dataset, "Dataset", DATASETS) != DRAWN:
+    if check_choice(dataset, "playground2d.dataset", DATASETS) != DRAWN:
         return _memo(("gauss", dataset, x, y, t, n_steps, seed), lambda: _gaussian_step(dataset, None, x, y, t, n_steps, seed))
     return _gaussian_step(dataset, drawing, x, y, t, n_steps, seed)
 
@@ -391,7 +480,7 @@ def _gaussian_step(dataset, drawing, x, y, t, n_steps, seed):
     mix = truth(dataset, drawing)
     config = ddpm_config()
     abars = ddpm_alphas_cumprod(config)
-    s = t - T // n_steps
+    s = t - T_STEPS // n_steps
     abar_t, abar_s = float(abars[t]), (float(abars[s]) if s >= 0 else 1.0)
     x_t = torch.tensor([x, y], dtype=torch.float64)
     post = score.true_posterior(mix, x_t, abar_t, abar_s)
@@ -411,11 +500,10 @@ def _gaussian_step(dataset, drawing, x, y, t, n_steps, seed):
     true_mean = (post.weights[:, None] * post.means).sum(0)
     spread = (post.weights[:, None, None] * (post.covs + torch.einsum("ki,kj->kij", post.means - true_mean,
                                                                        post.means - true_mean))).sum(0)
-    note = (f"Step t = {t} → {'x_0' if s < 0 else s} (N = {n_steps}): the true posterior's mean is "
-            f"({float(true_mean[0]):.2f}, {float(true_mean[1]):.2f}) and its std {float(spread.trace() / 2) ** 0.5:.3f}; "
-            f"DDPM's Gaussian has the same mean ({float(mean[0, 0]):.2f}, {float(mean[0, 1]):.2f}) and std "
-            f"{float(var) ** 0.5:.3f}" + ("" if exact else "; the sampled rows use 300 data points and N ≤ 200 (cost)")
-            + ".")
+    note = tr("playground2d.gauss_note", t=t, target=tr("playground2d.gauss_x0") if s < 0 else s, n=n_steps,
+              mean_x=float(true_mean[0]), mean_y=float(true_mean[1]), std=float(spread.trace() / 2) ** 0.5,
+              gauss_x=float(mean[0, 0]), gauss_y=float(mean[0, 1]), gauss_std=float(var) ** 0.5,
+              cost="" if exact else tr("playground2d.gauss_cost"))
     pts = dataset_points(dataset, drawing, 800, 0)
     fig = gaussian_figure(x_t.numpy(), post_samples, mean[0].numpy(), float(var), gauss, pts, t, s, n_steps, rows,
                           n_steps)
@@ -430,25 +518,86 @@ def _results():
 
 @user_errors
 def trilemma():
+    """The generative learning trilemma measured on the 8 Gaussians (read from the results of
+    `python -m pipelines.measure.toy2d`; nothing is sampled): an image of sample quality (MMD to held-out points over
+    the real-vs-real floor) against network evaluations per sample for DDPM, DD-GAN and a GAN, and the measured table
+    (Markdown: MMD, modes covered, milliseconds per 1,000 samples). Takes no arguments."""
     doc = _results()
     if not doc:
-        return None, "No measurement yet: run `python -m pipelines.measure.toy2d --threads 2`."
-    from pipelines.measure.toy2d import markdown
+        return None, tr("playground2d.no_trilemma")
 
     def make():
-        return to_png(trilemma_figure(doc["rows"], doc["floor"]), measured=doc["created"]), markdown(doc)
+        return to_png(trilemma_figure(doc["rows"], doc["floor"]), measured=doc["created"]), trilemma_md(doc)
     return _memo(("trilemma", doc["created"], doc["floor"], doc["command"], str(doc["rows"])), make)
+
+
+# the English texts of the measured bars (pipelines.measure.toy2d.bars) and of their measured values
+BAR_KEYS = ("playground2d.bar_live", "playground2d.bar_ddpm_modes", "playground2d.bar_ddgan_modes",
+            "playground2d.bar_ddgan_mmd", "playground2d.bar_gan")
+BAR_VALUE_KEYS = ("playground2d.bar_live_value", "playground2d.bar_ddgan_mmd_value", "playground2d.bar_gan_value")
+
+
+def trilemma_md(doc: dict, lang: str | None = None) -> str:
+    """pipelines.measure.toy2d.markdown(doc) in the request's language: in English exactly that text (a test checks);
+    in Persian its words translated around the measured figures. A bar's text that the locale tables do not know
+    (results written by another version) is shown as the results file has it."""
+    from pipelines.measure.toy2d import FLOOR_PAIRS, N
+    lang = lang or current_lang()
+
+    def cell(text: str, keys) -> str:  # a text of the results file, translated when the tables know it
+        found = match_english(text, keys) if lang != "en" else None
+        if not found:
+            return text
+        key, values = found
+        if values.get("dataset") in data.DATASETS:   # the bars name a dataset by its key
+            values["dataset"] = dataset_text(data.DATASETS[values["dataset"]][0], lang)
+        return tr(key, lang, **values)
+
+    lines = [tr("playground2d.trilemma_intro", lang, command=doc["command"], created=doc["created"],
+                hardware=doc["hardware"], n=N, bandwidths=", ".join(map(str, metrics.BANDWIDTHS)),
+                floor=doc["floor"], pairs=FLOOR_PAIRS), "",
+             tr("playground2d.trilemma_head", lang), "|---|---|---|---|---|---|---|"]
+    methods = {"DDPM": tr("sampler.ancestral", lang), "DDIM": tr("playground2d.trilemma_ddim", lang)}
+    for r in doc["rows"]:
+        lines.append(f"| {methods.get(r['method'], r['method'])} | {r['steps']} | {r['mmd']:.4f} | "
+                     f"{r['mmd_over_floor']:.2f} | {r['modes']}/8 | {r['in_modes']:.1%} | {r['ms_per_1000']:.1f} |")
+    lines += ["", tr("playground2d.trilemma_datasets", lang), "", tr("playground2d.trilemma_datasets_head", lang),
+              "|---|---|---|---|---|"]
+    by = {}
+    for r in doc.get("datasets", []):
+        by.setdefault(r["dataset"], {})[r["steps"]] = r
+    for d, r in by.items():
+        lines.append(f"| {dataset_text(data.DATASETS[d][0], lang)} | `{r[1000]['model']}` | {r[1000]['mmd']:.4f} "
+                     f"({r[1000]['mmd_over_floor']:.2f}) | {r[50]['mmd']:.4f} ({r[50]['mmd_over_floor']:.2f}) | "
+                     f"{r[1000]['floor']:.4f} |")
+    lines += ["", tr("playground2d.trilemma_bars_head", lang), "|---|---|---|"]
+    met = {None: "—", True: tr("playground2d.yes", lang), False: tr("playground2d.no", lang)}
+    lines += [f"| {cell(b['bar'], BAR_KEYS)} | {cell(str(b['value']), BAR_VALUE_KEYS)} | "
+              f"{met[None if b['met'] is None else bool(b['met'])]} |" for b in doc["bars"]]
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- CFG
 CFG_CLASSES = list(data.CLASS_NAMES)
 
 
+@gpu_task()
 @user_errors
 def cfg_2d(label, w, t, seed):
-    y = CFG_CLASSES.index(check_choice(label, "Class", CFG_CLASSES))
+    """Classifier-free guidance in 2-D with the exact guided score of three overlapping classes (no trained network):
+    400 samples of 100 DDPM steps guided towards one class at scale w, drawn as an image over the three classes' points
+    with the guided field at timestep t, and a note (Markdown: the share of samples in the class, the median data
+    density at the samples).
+
+    Args:
+        label: the class y to guide towards: "red", "green" or "blue".
+        w: the guidance scale, from 0 to 10 (0 = unconditional, 1 = conditional without guidance, above 1 = guided).
+        t: the timestep of the drawn field, a whole number from 1 to 999.
+        seed: the random seed of the samples, a whole number from 0 to 2147483647.
+    """
+    y = CFG_CLASSES.index(check_choice(label, "playground2d.class_name", CFG_CLASSES))
     w = check_number(w, "w", 0, 10)
-    t = check_number(t, "t", 1, T - 1, integer=True)
+    t = check_number(t, "t", 1, T_STEPS - 1, integer=True)
     seed = _seed(seed)
     return _memo(("cfg", label, y, w, t, seed), lambda: _cfg_2d(label, y, w, t, seed))
 
@@ -470,118 +619,123 @@ def _cfg_2d(label, y, w, t, seed):
     labels = mix.labels[torch.cdist(pts.double(), mix.means).argmin(1)]
     on_data = float(torch.exp(mix.log_prob(samples)).median())
     share = float((mix.labels[score.responsibilities(mix, samples.double()).argmax(1)] == y).float().mean())
-    note = (f"w = {w:g}: {share:.0%} of samples lie where class '{label}' is the most likely component's; median data "
-            f"density at the samples {on_data:.3f} (lower = further off the data).")
-    fig = cfg_figure(samples, grid, field, pts, labels, w, y, t, CFG_CLASSES)
+    note = tr("playground2d.cfg_note", w=w, share=share, label=label_text(label, CLASS_KEYS), density=on_data)
+    fig = cfg_figure(samples, grid, field, pts, labels, w, y, t, [label_text(c, CLASS_KEYS) for c in CFG_CLASSES])
     return to_png(fig, label=label, w=w, t=t, seed=seed), note
 
 
 # ---------------------------------------------------------------- layout
 def warm() -> None:
-    """Fill the memo with what every page load shows (a daemon thread from build(): the server starts at once)."""
-    try:
-        show_data(DATASETS[0], None, 0)
-        forward(DATASETS[0], None, DEFAULT_SCHEDULE, False, 200, 0)
-        shipped(DATASETS[0])
-        shipped_gan(DATASETS[0], list(GAN_MODELS)[0])
-        trilemma()
-        score_field(DATASETS[0], None, *FIELD_DEFAULTS)
-        gaussian_step(DATASETS[0], None, *GAUSS_DEFAULTS)
-        cfg_2d(*CFG_DEFAULTS)
-    except Exception:  # a missing checkpoint or result: the page load reports it itself
-        pass
+    """Fill the memo with what every page load shows (a daemon thread from build(): the server starts at once), in
+    each language, English first: the figures and notes are written in the page's language."""
+    for lang in LANGUAGES:
+        with language(lang):
+            try:
+                show_data(DATASETS[0], None, 0)
+                forward(DATASETS[0], None, DEFAULT_SCHEDULE, False, 200, 0)
+                shipped(DATASETS[0])
+                shipped_gan(DATASETS[0], list(GAN_MODELS)[0])
+                trilemma()
+                score_field(DATASETS[0], None, *FIELD_DEFAULTS)
+                gaussian_step(DATASETS[0], None, *GAUSS_DEFAULTS)
+                cfg_2d(*CFG_DEFAULTS)
+            except Exception:  # a missing checkpoint or result: the page load reports it itself
+                pass
 
 
 def build():
     threading.Thread(target=warm, daemon=True, name="playground2d-warm").start()
-    formula(INTRO_MD)
+    formula(T("playground2d.intro_md"))
     with gr.Row():
         with gr.Column(scale=1):
-            dataset = gr.Dropdown(DATASETS, value=DATASETS[0], label="Dataset")
+            dataset = gr.Dropdown(labelled(DATASETS, DATASET_KEYS), value=DATASETS[0], label=T("playground2d.dataset"))
             data_seed = seed_box(0)
-            with gr.Accordion("Draw a distribution", open=False):
-                drawing = gr.Sketchpad(label="Pick the brush (left), draw strokes or shapes", height=300,
+            with gr.Accordion(T("playground2d.draw"), open=False):
+                drawing = gr.Sketchpad(label=T("playground2d.sketch"), height=300,
                                        canvas_size=(300, 300), type="filepath",
                                        brush=gr.Brush(default_size=10, colors=["#000000"], default_color="#000000"))
-                use_drawing_btn = gr.Button("Use my drawing")
+                use_drawing_btn = gr.Button(T("playground2d.use_drawing"))
             data_note = gr.Markdown()
         with gr.Column(scale=1):
-            data_plot = samples_image("Training (blue) and held-out (orange) points", height=540)
-    show_btn = gr.Button("Show the data", elem_classes=["advanced"])
+            data_plot = samples_image("playground2d.data_plot", height=540)
+    show_btn = gr.Button(T("playground2d.show"), elem_classes=["advanced"])
     live_model = gr.State(None)
 
-    gr.Markdown("## Forward process")
-    formula(FORWARD_MD)
+    gr.Markdown(T("playground2d.title_forward"))
+    formula(T("playground2d.forward_md"))
     with gr.Row():
-        schedule = gr.Dropdown(TOY_SCHEDULES, value=DEFAULT_SCHEDULE, label="Noise schedule")
-        zero_snr = gr.Checkbox(False, label="Zero terminal SNR")
-        t_fwd = gr.Slider(0, T - 1, value=200, step=1, label="t")
-    fwd_player = Player(t_fwd, 0, T - 1, step=50, fps=3)
-    fwd_plot = samples_image("x_0, x_t and the schedule", height=510)
+        schedule = gr.Dropdown(labelled(TOY_SCHEDULES, SCHEDULE_KEYS), value=DEFAULT_SCHEDULE,
+                               label=T("playground2d.schedule"))
+        zero_snr = gr.Checkbox(False, label=T("playground2d.zero_snr"))
+        t_fwd = gr.Slider(0, T_STEPS - 1, value=200, step=1, label="t")
+    fwd_player = Player(t_fwd, 0, T_STEPS - 1, step=50, fps=3)
+    fwd_plot = samples_image("playground2d.forward_plot", height=510)
 
-    gr.Markdown("## DDPM, trained live")
-    formula(TRAIN_MD)
+    gr.Markdown(T("playground2d.title_train"))
+    formula(T("playground2d.train_md"))
     with gr.Row():
-        prediction = gr.Radio(list(PREDICTIONS), value=list(PREDICTIONS)[0], label="Network predicts",
-                              elem_classes=["advanced"])
-        ddpm_steps = gr.Slider(100, LIVE_MAX_STEPS["ddpm"], value=3000, step=100, label="Training steps",
-                               info=f"at most {LIVE_MAX_STEPS['ddpm']:,} steps or {LIVE_SECONDS} s per run")
+        prediction = gr.Radio(labelled(PREDICTIONS, PREDICTION_KEYS), value=list(PREDICTIONS)[0],
+                              label=T("playground2d.prediction"), elem_classes=["advanced"])
+        ddpm_steps = gr.Slider(100, LIVE_MAX_STEPS["ddpm"], value=3000, step=100, label=T("playground2d.train_steps"),
+                               info=T("playground2d.steps_info", most=LIVE_MAX_STEPS["ddpm"], seconds=LIVE_SECONDS))
         train_seed = seed_box(0)
-    train_btn = gr.Button("Train live", variant="primary")
-    train_status = gr.Textbox(label="Training status", interactive=False)
-    train_plot = samples_image("Loss and samples", height=500)
+    train_btn = gr.Button(T("playground2d.train"), variant="primary")
+    train_status = gr.Textbox(label=T("playground2d.train_status"), interactive=False)
+    train_plot = samples_image("playground2d.train_plot", height=500)
 
-    gr.Markdown("## The score field: learned against true")
-    formula(FIELD_MD)
+    gr.Markdown(T("playground2d.title_field"))
+    formula(T("playground2d.field_md"))
     with gr.Row():
-        t_field = gr.Slider(1, T - 1, value=FIELD_DEFAULTS[0], step=1, label="t of the field")
-        shown = gr.Radio(list(FIELD_SHOWN), value=FIELD_DEFAULTS[1], label="Draw")
-        particles = gr.Slider(0, 32, value=FIELD_DEFAULTS[2], step=1, label="Particles to follow",
+        t_field = gr.Slider(1, T_STEPS - 1, value=FIELD_DEFAULTS[0], step=1, label=T("playground2d.t_field"))
+        shown = gr.Radio(labelled(FIELD_SHOWN, FIELD_KEYS), value=FIELD_DEFAULTS[1], label=T("playground2d.shown"))
+        particles = gr.Slider(0, 32, value=FIELD_DEFAULTS[2], step=1, label=T("playground2d.particles"),
                               elem_classes=["advanced"])
         field_seed = seed_box(0)
-    field_btn = gr.Button("Draw the fields", variant="primary")
+    field_btn = gr.Button(T("playground2d.field_run"), variant="primary")
     field_note = gr.Markdown()
-    field_plot = samples_image("Learned (left) and true (right) field", height=590)
+    field_plot = samples_image("playground2d.field_plot", height=590)
 
-    gr.Markdown("## The Gaussian assumption of the reverse step")
-    formula(GAUSS_MD)
+    gr.Markdown(T("playground2d.title_gauss"))
+    formula(T("playground2d.gauss_md"))
     with gr.Row():
-        gx = gr.Number(GAUSS_DEFAULTS[0], label="x_t: x", minimum=-4, maximum=4)
-        gy = gr.Number(GAUSS_DEFAULTS[1], label="x_t: y", minimum=-4, maximum=4)
-        t_gauss = gr.Slider(1, T - 1, value=GAUSS_DEFAULTS[2], step=1, label="t (the step starts here)")
-        n_steps = gr.Radio([str(n) for n in STEP_CHOICES], value=GAUSS_DEFAULTS[3], label="sampling steps N")
+        gx = gr.Number(GAUSS_DEFAULTS[0], label=T("playground2d.gauss_x"), minimum=-4, maximum=4)
+        gy = gr.Number(GAUSS_DEFAULTS[1], label=T("playground2d.gauss_y"), minimum=-4, maximum=4)
+        t_gauss = gr.Slider(1, T_STEPS - 1, value=GAUSS_DEFAULTS[2], step=1, label=T("playground2d.t_gauss"))
+        n_steps = gr.Radio([str(n) for n in STEP_CHOICES], value=GAUSS_DEFAULTS[3], label=T("playground2d.n_steps"))
         gauss_seed = seed_box(0)
-    gauss_btn = gr.Button("Compare the true step with the Gaussian", variant="primary")
+    gauss_btn = gr.Button(T("playground2d.gauss_run"), variant="primary")
     gauss_note = gr.Markdown()
-    gauss_plot = samples_image("True posterior vs DDPM's Gaussian; samples at each N", height=850)
+    gauss_plot = samples_image("playground2d.gauss_plot", height=850)
 
-    gr.Markdown("## DD-GAN and a plain GAN, trained live")
-    formula(GAN_MD)
+    gr.Markdown(T("playground2d.title_gan"))
+    formula(T("playground2d.gan_md"))
     with gr.Row():
-        gan_model = gr.Radio(list(GAN_MODELS), value=list(GAN_MODELS)[0], label="Model")
-        gan_steps = gr.Slider(100, LIVE_MAX_STEPS["ddgan"], value=2000, step=100, label="Training steps",
-                              info=f"at most {LIVE_MAX_STEPS['ddgan']:,} steps or {LIVE_SECONDS} s per run")
+        gan_model = gr.Radio(labelled(GAN_MODELS, GAN_KEYS), value=list(GAN_MODELS)[0],
+                             label=T("playground2d.gan_model"))
+        gan_steps = gr.Slider(100, LIVE_MAX_STEPS["ddgan"], value=2000, step=100, label=T("playground2d.train_steps"),
+                              info=T("playground2d.steps_info", most=LIVE_MAX_STEPS["ddgan"], seconds=LIVE_SECONDS))
         gan_seed = seed_box(0)
-    gan_btn = gr.Button("Train DD-GAN / GAN live", variant="primary")
-    gan_status = gr.Textbox(label="DD-GAN / GAN training status", interactive=False)
-    gan_plot = samples_image("Generator and discriminator loss; samples", height=500)
+    gan_btn = gr.Button(T("playground2d.gan_run"), variant="primary")
+    gan_status = gr.Textbox(label=T("playground2d.gan_status"), interactive=False)
+    gan_plot = samples_image("playground2d.gan_plot", height=500)
 
-    gr.Markdown("## The trilemma, measured: quality, mode coverage, speed")
-    tri_plot = samples_image("MMD / floor against network evaluations", height=540)
+    gr.Markdown(T("playground2d.title_trilemma"))
+    tri_plot = samples_image("playground2d.trilemma_plot", height=540)
     tri_table = gr.Markdown()
-    tri_btn = gr.Button("Reload the measured table", elem_classes=["advanced"])
+    tri_btn = gr.Button(T("playground2d.trilemma_reload"), elem_classes=["advanced"])
 
-    gr.Markdown("## Classifier-free guidance in 2-D")
-    formula(CFG_MD)
+    gr.Markdown(T("playground2d.title_cfg"))
+    formula(T("playground2d.cfg_md"))
     with gr.Row():
-        cfg_class = gr.Radio(CFG_CLASSES, value=CFG_DEFAULTS[0], label="Class y")
-        cfg_w = gr.Slider(0, 10, value=CFG_DEFAULTS[1], step=0.5, label="Guidance scale w")
-        cfg_t = gr.Slider(1, T - 1, value=CFG_DEFAULTS[2], step=1, label="t of the drawn field",
+        cfg_class = gr.Radio(labelled(CFG_CLASSES, CLASS_KEYS), value=CFG_DEFAULTS[0],
+                             label=T("playground2d.cfg_class"))
+        cfg_w = gr.Slider(0, 10, value=CFG_DEFAULTS[1], step=0.5, label=T("playground2d.cfg_w"))
+        cfg_t = gr.Slider(1, T_STEPS - 1, value=CFG_DEFAULTS[2], step=1, label=T("playground2d.cfg_t"),
                           elem_classes=["advanced"])
         cfg_seed = seed_box(0)
-    cfg_btn = gr.Button("Sample with guidance", variant="primary")
+    cfg_btn = gr.Button(T("playground2d.cfg_run"), variant="primary")
     cfg_note = gr.Markdown()
-    cfg_plot = samples_image("Guided samples (black) over the three classes; the guided field", height=590)
+    cfg_plot = samples_image("playground2d.cfg_plot", height=590)
 
     raw = dict(preprocess=False)
     data_in = [dataset, drawing, data_seed]
@@ -613,6 +767,22 @@ def build():
         ctl.change(shipped_gan, [dataset, gan_model], [gan_plot, gan_status], **private)
     tri_btn.click(trilemma, None, [tri_plot, tri_table], api_name="toy2d_trilemma")
     cfg_btn.click(cfg_2d, [cfg_class, cfg_w, cfg_t, cfg_seed], [cfg_plot, cfg_note], api_name="toy2d_cfg", **raw)
+    # the t slider redraws on release and the player's ticks, which a lesson step cannot press: "Show the data"
+    # redraws x_t too (as changing the dataset does), so a step that moves t can show it
+    show_btn.click(forward, fwd_in, fwd_plot, **private)
+    lesson = Exposed(dict(dataset=dataset, data_seed=data_seed, data=data_plot, data_note=data_note,
+                          schedule=schedule, zero_snr=zero_snr, t=t_fwd, forward=fwd_plot,
+                          prediction=prediction, train_steps=ddpm_steps, train_seed=train_seed,
+                          train_status=train_status, training=train_plot,
+                          field_t=t_field, shown=shown, particles=particles, field_seed=field_seed, field=field_plot,
+                          field_note=field_note,
+                          x=gx, y=gy, gauss_t=t_gauss, n_steps=n_steps, gauss_seed=gauss_seed, gaussian=gauss_plot,
+                          gaussian_note=gauss_note,
+                          gan_model=gan_model, gan_steps=gan_steps, gan_seed=gan_seed, gan_status=gan_status,
+                          gan=gan_plot, trilemma=tri_plot, trilemma_table=tri_table,
+                          cfg_class=cfg_class, w=cfg_w, cfg_t=cfg_t, cfg_seed=cfg_seed, cfg=cfg_plot, cfg_note=cfg_note),
+                     dict(show=show_btn, train=train_btn, draw_field=field_btn, compare=gauss_btn, train_gan=gan_btn,
+                          reload_trilemma=tri_btn, sample_cfg=cfg_btn))
     return {"load": [(show_data, data_in, [data_plot, data_note], raw), (forward, fwd_in, fwd_plot, raw),
                      (shipped, [dataset], [train_plot, train_status, live_model], raw),
                      (shipped_gan, [dataset, gan_model], [gan_plot, gan_status], raw),
@@ -621,4 +791,4 @@ def build():
                       [field_plot, field_note], raw),
                      (gaussian_step, [dataset, drawing, gx, gy, t_gauss, n_steps, gauss_seed], [gauss_plot, gauss_note],
                       raw),
-                     (cfg_2d, [cfg_class, cfg_w, cfg_t, cfg_seed], [cfg_plot, cfg_note], raw)]}
+                     (cfg_2d, [cfg_class, cfg_w, cfg_t, cfg_seed], [cfg_plot, cfg_note], raw)], "lesson": lesson}

@@ -1,5 +1,6 @@
 """Matplotlib figures of the 2-D playground (object-oriented API: no pyplot state shared between users), returned
-as PNG images carrying their settings (pipelines/infotext.py)."""
+as PNG images carrying their settings (pipelines/infotext.py). Their words are in the request's language; a formula in
+a Persian text is written in Unicode, not in mathtext, which would draw the whole text's letters unjoined."""
 from __future__ import annotations
 
 import io
@@ -15,8 +16,23 @@ from PIL import Image  # noqa: E402
 from pipelines.infotext import attach  # noqa: E402
 from pipelines.toy2d.data import EXTENT  # noqa: E402
 
+from .i18n import is_rtl, tr  # noqa: E402
+
 LIM = (-EXTENT - 0.3, EXTENT + 0.3)
 CLASS_COLOURS = ("#d62728", "#2ca02c", "#1f77b4")
+
+
+_SUBSCRIPT = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
+
+
+def math(latex: str, plain: str) -> str:
+    """A formula inside a figure's text: matplotlib's mathtext (`latex`), or on a right-to-left page the `plain`
+    Unicode one (mathtext draws every glyph of the text it is in on its own: Persian letters would come apart)."""
+    return plain if is_rtl() else latex
+
+
+def subscript(n: int) -> str:
+    return str(n).translate(_SUBSCRIPT)
 
 
 def to_png(fig: Figure, **settings) -> Image.Image:
@@ -53,8 +69,8 @@ def scatter(ax, pts, title: str = "", colour: str = "C0", s: float = 3, alpha: f
 def data_figure(train, held, title: str) -> Figure:
     fig = Figure(figsize=(4.6, 4.6), layout="constrained")
     ax = fig.subplots()
-    scatter(ax, train, title, "C0", label=f"training ({len(train):,} shown)")
-    scatter(ax, held, title, "C1", alpha=0.6, label=f"held-out ({len(held):,})")
+    scatter(ax, train, title, "C0", label=tr("playground2d.plot_training_shown", n=len(train)))
+    scatter(ax, held, title, "C1", alpha=0.6, label=tr("playground2d.plot_heldout_n", n=len(held)))
     ax.legend(fontsize=8, loc="upper right", markerscale=4)
     return fig
 
@@ -62,17 +78,20 @@ def data_figure(train, held, title: str) -> Figure:
 def forward_figure(x0, x_t, t: int, abar: float, abars, schedule: str) -> Figure:
     fig = Figure(figsize=(9.5, 4.3), layout="constrained")
     ax_x0, ax_xt, ax_a = fig.subplots(1, 3, gridspec_kw=dict(width_ratios=[1, 1, 0.9]))
-    scatter(ax_x0, x0, "$x_0$ (data)")
+    scatter(ax_x0, x0, tr("playground2d.plot_x0_data", x0=math("$x_0$", "x₀")))
     lim = max(3.5, float(np.abs(np.asarray(x_t)).max()) * 1.05)
-    scatter(ax_xt, x_t, f"$x_t$ at t = {t}: " + r"$\sqrt{\bar\alpha_t}\,x_0+\sqrt{1-\bar\alpha_t}\,\varepsilon$", "C3")
+    formula = math(r"$\sqrt{\bar\alpha_t}\,x_0+\sqrt{1-\bar\alpha_t}\,\varepsilon$", "√ᾱₜ x₀ + √(1−ᾱₜ) ε")
+    scatter(ax_xt, x_t, tr("playground2d.plot_xt_at", xt=math("$x_t$", "xₜ"), t=t, formula=formula), "C3")
     ax_xt.set(xlim=(-lim, lim), ylim=(-lim, lim))
     circle = np.linspace(0, 2 * np.pi, 100)
-    ax_xt.plot(2 * np.cos(circle), 2 * np.sin(circle), "k:", lw=0.8, label="2σ of N(0, I)")
+    ax_xt.plot(2 * np.cos(circle), 2 * np.sin(circle), "k:", lw=0.8, label=tr("playground2d.plot_prior_circle"))
     ax_xt.legend(fontsize=7, loc="upper right")
     ax_a.plot(np.asarray(abars), label=r"$\bar\alpha_t$")
     ax_a.plot(1 - np.asarray(abars), label=r"$1-\bar\alpha_t$")
     ax_a.axvline(t, color="k", ls=":", lw=1)
-    ax_a.set(title=f"{schedule}: " + r"$\bar\alpha_t$" + f" = {abar:.4f}", xlabel="t", ylim=(-0.02, 1.02))
+    abar_symbol = math(r"$\bar\alpha_t$", "ᾱₜ")
+    ax_a.set(title=tr("playground2d.plot_schedule_abar", schedule=schedule, abar=abar_symbol, value=abar), xlabel="t",
+             ylim=(-0.02, 1.02))
     ax_a.legend(fontsize=8)
     ax_a.grid(alpha=0.3)
     return fig
@@ -84,15 +103,15 @@ def training_figure(curves: dict, samples, held, title: str, status: str) -> Fig
     for name, curve in curves.items():
         if curve:
             c = np.asarray(curve)
-            ax_l.plot(c[:, 0], c[:, 1], label=name)
-    ax_l.set(title="training loss (running mean)", xlabel="optimiser step")
+            ax_l.plot(c[:, 0], c[:, 1], label=tr("plots.loss") if name == "loss" else name)   # or G, D
+    ax_l.set(title=tr("playground2d.plot_loss_title"), xlabel=tr("playground2d.plot_optimiser_step"))
     if any(curves.values()):
         ax_l.legend(fontsize=8)
         if "loss" in curves:
             ax_l.set_yscale("log")
     ax_l.grid(alpha=0.3)
-    scatter(ax_s, held, "", "0.75", alpha=0.35, label="held-out data")
-    scatter(ax_s, samples, title, "C3", alpha=0.6, label="samples now")
+    scatter(ax_s, held, "", "0.75", alpha=0.35, label=tr("playground2d.plot_heldout_data"))
+    scatter(ax_s, samples, title, "C3", alpha=0.6, label=tr("playground2d.plot_samples_now"))
     ax_s.legend(fontsize=8, loc="upper right", markerscale=4)
     fig.suptitle(status, fontsize=10)
     return fig
@@ -112,13 +131,15 @@ def field_figure(grid, learned, true, data_pts, trajectories, t: int, what: str,
         v = vec / cap * 0.3 * np.minimum(1.0, cap / np.maximum(norm, 1e-12))
         ax.quiver(g[:, 0], g[:, 1], v[:, 0], v[:, 1], angles="xy", scale_units="xy", scale=1, width=0.004,
                   color="C0" if name == "learned" else "C2")
-        _square(ax, f"{name} {what} at t = {t}")
+        shown = tr("playground2d.plot_score") if what == "score" else what   # ε is a symbol
+        _square(ax, tr(f"playground2d.plot_field_{name}", what=shown, t=t))
     if trajectories is not None:
-        tr = np.asarray(trajectories)
-        for k in range(tr.shape[1]):
-            axes[0].plot(tr[:, k, 0], tr[:, k, 1], "-", color="C3", lw=1, alpha=0.8)
-            axes[0].plot(tr[-1, k, 0], tr[-1, k, 1], "o", color="C3", ms=3)
-        axes[0].plot([], [], "-", color="C3", label="reverse trajectories $x_T\\to x_0$ (learned)")
+        path = np.asarray(trajectories)
+        for k in range(path.shape[1]):
+            axes[0].plot(path[:, k, 0], path[:, k, 1], "-", color="C3", lw=1, alpha=0.8)
+            axes[0].plot(path[-1, k, 0], path[-1, k, 1], "o", color="C3", ms=3)
+        axes[0].plot([], [], "-", color="C3",
+                     label=tr("playground2d.plot_trajectories", path=math("$x_T\\to x_0$", "x_T → x₀")))
         axes[0].legend(fontsize=7, loc="lower right")
     fig.suptitle(agreement, fontsize=10)
     return fig
@@ -138,25 +159,29 @@ def gaussian_figure(x_t, post_samples, ddpm_mean, ddpm_var, gauss_samples, data_
     top, bottom = fig.subfigures(2, 1, height_ratios=[1.25, 1])
     ax_true, ax_gauss = top.subplots(1, 2)
     where = "x_0" if s < 0 else f"x_{{{s}}}"
-    for ax, pts, colour, name in ((ax_true, post_samples, "C2", f"true $q({where}\\mid x_{{{t}}})$"),
-                                  (ax_gauss, gauss_samples, "C1", f"DDPM's Gaussian $\\mathcal{{N}}(\\tilde\\mu, \\tilde\\beta I)$")):
+    q = math(f"$q({where}\\mid x_{{{t}}})$", f"q({'x₀' if s < 0 else 'x' + subscript(s)} | x{subscript(t)})")
+    normal = math("$\\mathcal{N}(\\tilde\\mu, \\tilde\\beta I)$", "N(μ̃, β̃ I)")
+    for ax, pts, colour, name in ((ax_true, post_samples, "C2", tr("playground2d.plot_true_posterior", q=q)),
+                                  (ax_gauss, gauss_samples, "C1", tr("playground2d.plot_ddpm_gaussian", n=normal))):
         scatter(ax, data_pts, "", "0.82", s=2, alpha=0.4)
-        scatter(ax, pts, f"{name}  ({n_steps} steps: Δ = {1000 // n_steps})", colour, s=4, alpha=0.5)
-        ax.plot(*np.asarray(x_t), marker="X", ms=11, color="k", ls="", label="$x_t$ (picked)")
+        scatter(ax, pts, tr("playground2d.plot_steps_delta", name=name, n=n_steps, delta=1000 // n_steps), colour, s=4,
+                alpha=0.5)
+        ax.plot(*np.asarray(x_t), marker="X", ms=11, color="k", ls="",
+                label=tr("playground2d.plot_picked", xt=math("$x_t$", "xₜ")))
     for ax in (ax_true, ax_gauss):
         ax.plot(*np.asarray(ddpm_mean), marker="*", ms=14, color="C1", mec="k", ls="",
-                label="DDPM's mean $\\tilde\\mu$ (= the true mean)")
-    _ellipse(ax_gauss, np.asarray(ddpm_mean), ddpm_var, "k", "1σ, 2σ of the Gaussian")
-    _ellipse(ax_true, np.asarray(ddpm_mean), ddpm_var, "C1", "DDPM's Gaussian (1σ, 2σ)")
+                label=tr("playground2d.plot_ddpm_mean", mu=math("$\\tilde\\mu$", "μ̃")))
+    _ellipse(ax_gauss, np.asarray(ddpm_mean), ddpm_var, "k", tr("playground2d.plot_gaussian_circles"))
+    _ellipse(ax_true, np.asarray(ddpm_mean), ddpm_var, "C1", tr("playground2d.plot_ddpm_circles"))
     for ax in (ax_true, ax_gauss):
         ax.legend(fontsize=7, loc="best", framealpha=0.85)
     axes = bottom.subplots(1, len(rows))
     for ax, (n, pts) in zip(np.atleast_1d(axes), rows):
         scatter(ax, data_pts, "", "0.82", s=2, alpha=0.4)
-        scatter(ax, pts, f"N = {n}" + ("  (chosen)" if n == chosen else ""), "C3" if n == chosen else "C0", s=3)
+        scatter(ax, pts, tr("playground2d.plot_n_chosen", n=n) if n == chosen else f"N = {n}",
+                "C3" if n == chosen else "C0", s=3)
         ax.tick_params(labelsize=6)
-    bottom.suptitle("DDPM ancestral sampling with the exact ε (a perfect network): only the Gaussian step is assumed",
-                    fontsize=9)
+    bottom.suptitle(tr("playground2d.plot_exact_rows"), fontsize=9)
     return fig
 
 
@@ -167,12 +192,13 @@ def cfg_figure(samples_by_class, grid, field, mix_samples, labels, w: float, lab
     for y, colour in enumerate(CLASS_COLOURS):
         scatter(ax_s, pts[lab == y], "", colour, s=2, alpha=0.18)
         scatter(ax_f, pts[lab == y], "", colour, s=2, alpha=0.18)
-    scatter(ax_s, samples_by_class, f"samples asking for '{names[label]}', w = {w:g}", "k", s=4, alpha=0.7)
+    scatter(ax_s, samples_by_class, tr("playground2d.plot_cfg_samples", label=names[label], w=w), "k", s=4, alpha=0.7)
     ax_s.set(xlim=(-3, 3), ylim=(-3, 3))
     g, v = np.asarray(grid), arrows(field, 0.3)
     ax_f.quiver(g[:, 0], g[:, 1], v[:, 0], v[:, 1], angles="xy", scale_units="xy", scale=1, width=0.004,
                 color="k")
-    _square(ax_f, f"guided score " + r"$\nabla\log q_t(x) + w\,\nabla\log q_t(y\mid x)$" + f" at t = {t}")
+    guided = math(r"$\nabla\log q_t(x) + w\,\nabla\log q_t(y\mid x)$", "∇log qₜ(x) + w ∇log qₜ(y | x)")
+    _square(ax_f, tr("playground2d.plot_guided_score", score=guided, t=t))
     ax_f.set(xlim=(-3, 3), ylim=(-3, 3))
     return fig
 
@@ -194,10 +220,9 @@ def trilemma_figure(rows: list[dict], floor: float) -> Figure:
                for m, c in colours.items()]
     ax.legend(handles=handles, fontsize=8, loc="upper right")
     ax.axhline(1, color="k", ls=":", lw=1)
-    ax.text(1.05, 1.03, f"real-vs-real floor (MMD {floor:.3f})", fontsize=7)
-    ax.set(xscale="log", yscale="log", xlabel="network evaluations per sample (speed)",
-           ylabel="MMD / floor (quality; 1 = as close as real data)",
-           title="The trilemma on 8 Gaussians (marker size = modes covered)")
+    ax.text(1.05, 1.03, tr("playground2d.plot_floor", floor=floor), fontsize=7)
+    ax.set(xscale="log", yscale="log", xlabel=tr("playground2d.plot_nfe"), ylabel=tr("playground2d.plot_quality"),
+           title=tr("playground2d.plot_trilemma_title"))
     ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
     ax.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
     ax.tick_params(axis="y", which="minor", labelsize=7)

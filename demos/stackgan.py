@@ -16,8 +16,10 @@ from pipelines.stackgan.pipeline import MAX_PROMPT_CHARS, load_network, load_sta
 from .common import (MAX_SEED, SettingsDrop, check_bool, check_choice, check_number, formula, labelled, samples_image,
                      seed_box, user_errors, warn_notes)
 from .i18n import T, T_each, has, tr
+from .lessons import Exposed
 from .plots import loss_plot
 from .text2img import quoted
+from .zerogpu import gpu_task
 
 VARIANTS = {"nearest-neighbour + conv": STAGE2, "PixelShuffle (sub-pixel conv)": STAGE2_PIXELSHUFFLE}
 VARIANT_KEYS = dict(zip(VARIANTS, ("stackgan.nearest", "stackgan.pixelshuffle")))  # the choices' labels
@@ -56,9 +58,21 @@ def _pair(stage1: torch.Tensor, stage2: torch.Tensor) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------- callbacks
+@gpu_task()
 @user_errors
 def generate(caption, variant, num_z, seed, augment):
-    """Stage I and Stage II for several z (top), and several ĉ for the first z (bottom)."""
+    """Draw a caption with the two-stage StackGAN trained here on captioned shapes: returns an image with Stage I
+    (32 px) above Stage II (64 px) for several noise vectors z, one with several conditioning vectors ĉ drawn for the
+    first z, and a status line (Markdown, with the text encoder's warnings, e.g. a caption too long or with unknown
+    characters).
+
+    Args:
+        caption: the scene to draw in English, e.g. "a picture of a small green cross sitting in the centre against a navy backdrop" (a shape, colour, size, position and background); not empty, at most 2000 characters.
+        variant: Stage II's up-sampling: "nearest-neighbour + conv" or "PixelShuffle (sub-pixel conv)" (only the trained ones work).
+        num_z: how many z (and ĉ) to draw, a whole number from 1 to 8.
+        seed: the random seed of z and ĉ, a whole number from 0 to 2147483647.
+        augment: true to sample ĉ from the conditioning augmentation's Gaussian for the z row, false to use its mean.
+    """
     caption = _caption(caption)
     n = check_number(num_z, "stackgan.num_z_name", 1, MAX_Z, integer=True)
     seed = check_number(seed, "common.seed", 0, MAX_SEED, integer=True)
@@ -85,8 +99,16 @@ def random_captions(n: int, seed: int) -> list[str]:
     return [ds.scene(int(i))[1] for i in rng.choice(len(ds), n, replace=False)]
 
 
+@gpu_task()
 @user_errors
 def ten_random(variant, seed):
+    """Draw 10 captions picked at random (seeded) from the held-out test phrasings with StackGAN: returns an image of
+    Stage I above Stage II for each caption, and the numbered captions as Markdown.
+
+    Args:
+        variant: Stage II's up-sampling: "nearest-neighbour + conv" or "PixelShuffle (sub-pixel conv)" (only the trained ones work).
+        seed: the random seed of the captions and of the noise, a whole number from 0 to 2147483647.
+    """
     seed = check_number(seed, "common.seed", 0, MAX_SEED, integer=True)
     gan = _model(variant)
     captions = random_captions(N_RANDOM, seed)
@@ -247,4 +269,8 @@ def build():
                      preprocess=False)
     views = [loss_fig, d_fig, probe_fig, arch, failures, over_training]
     variant.change(user_errors(training_views), [variant], views, api_visibility="private")
-    return {"load": [(user_errors(training_views), [variant], views), (figures_md, [], [figures])]}
+    lesson = Exposed(dict(caption=caption, variant=variant, num_z=num_z, augment=augment, seed=seed, by_z=by_z, by_c=by_c,
+                          status=status, random=random_img, captions=captions_md, losses=loss_fig, d=d_fig,
+                          probes=probe_fig, failures=failures, over_training=over_training, figures=figures),
+                     dict(generate=run, random=run_random))
+    return {"load": [(user_errors(training_views), [variant], views), (figures_md, [], [figures])], "lesson": lesson}

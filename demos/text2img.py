@@ -22,7 +22,9 @@ from .common import (MAX_ECHO, SAMPLER_KEYS, Budget, FramesView, MAX_SEED, Setti
                      check_cost, check_number, echo, echo_md, formula, labelled, samples_image, seed_box, user_errors,
                      warn_notes, write_gif, write_png)
 from .i18n import T, T_each, has, maybe, tr
+from .lessons import Exposed
 from .zero_snr import SPACING_KEYS, spacing_text
+from .zerogpu import gpu_task
 
 SHAPES = "Shapes LDM (trained here)"
 SD = "Stable Diffusion (local folder or hub id)"
@@ -146,10 +148,28 @@ def _frame(model, denoised: torch.Tensor, latents: torch.Tensor, nrow: int):
 
 
 # ---------------------------------------------------------------- callbacks
+@gpu_task()
 @user_errors
 def generate(model_choice, sd_spec, prompt, negative_prompt, scale, rescale, sampler, steps, num_images, seed, zero_snr,
              spacing, progress=gr.Progress()):
-    """Stream decoded x̂₀ + latent channels at the shown steps, then the samples (PNG with settings) and the GIF."""
+    """Generate images from a text prompt with latent diffusion and classifier-free guidance, streaming the
+    denoising: each update gives the current frame (the decoded x̂_0 beside the 4 latent channels) and a status line;
+    the last gives the final grid of samples (a PNG with its settings), every frame and an animated GIF.
+
+    Args:
+        model_choice: the model: "Shapes LDM (trained here)" (a small latent diffusion model of captioned shapes, 64 px) or "Stable Diffusion (local folder or hub id)" (the checkpoint named in sd_spec).
+        sd_spec: the Stable Diffusion checkpoint, a local diffusers folder or a hub id such as "stable-diffusion-v1-5/stable-diffusion-v1-5"; used only with the Stable Diffusion model, and only where this server allows it (--allow-sd or its allowlist); else leave empty.
+        prompt: the text to draw, e.g. "a picture of a large red circle sitting in the centre against a white backdrop"; at most 20000 characters (the text encoder reads only its first tokens); empty = unconditional.
+        negative_prompt: text to steer away from (it replaces the unconditional branch of the guidance), e.g. "black background"; may be empty; at most 20000 characters.
+        scale: the guidance scale w, from 0 to 30 (0 = unconditional, 1 = conditional without guidance, above 1 = guided).
+        rescale: the guidance rescale φ (Lin et al.), from 0 to 1; 0 turns it off, 0.7 is the paper's value.
+        sampler: "DDIM" or "DPM-Solver++ (multistep)".
+        steps: the denoising steps, a whole number from 1 to 100.
+        num_images: how many images to generate, a whole number from 1 to 16 (Stable Diffusion on a CPU: at most 4); for the shapes model images × steps is also bounded by this server's per-request budget (a clear error when over it).
+        seed: the random seed of the starting noise, a whole number from 0 to 2147483647.
+        zero_snr: the noise schedule's terminal SNR: "the model's own", "on" (rescaled to zero terminal SNR) or "off".
+        spacing: how the sampler's timesteps are spaced: "the model's own", "leading", "trailing" or "linspace".
+    """
     prompt = _text(prompt, "text2img.prompt_name")
     negative_prompt = _text(negative_prompt, "text2img.negative_name")
     scale = check_number(scale, "cfg.scale_name", 0, MAX_SCALE)
@@ -188,9 +208,22 @@ def generate(model_choice, sd_spec, prompt, negative_prompt, scale, rescale, sam
     yield frames[-1][0], final, done, *FramesView.update(frames, gif)
 
 
+@gpu_task()
 @user_errors
 def sweep(model_choice, sd_spec, prompt, negative_prompt, scales, num_images, steps, seed, progress=gr.Progress()):
-    """Rows = images, columns = w; the same seed for every w."""
+    """Sweep the guidance scale for one prompt: an image grid with one row per image and one column per guidance
+    scale w, every w starting from the same seed (the same noise), sampled with DDIM; and a note (Markdown).
+
+    Args:
+        model_choice: the model: "Shapes LDM (trained here)" (a small latent diffusion model of captioned shapes, 64 px) or "Stable Diffusion (local folder or hub id)" (the checkpoint named in sd_spec).
+        sd_spec: the Stable Diffusion checkpoint, a local diffusers folder or a hub id such as "stable-diffusion-v1-5/stable-diffusion-v1-5"; used only with the Stable Diffusion model, and only where this server allows it (--allow-sd or its allowlist); else leave empty.
+        prompt: the text to draw, e.g. "a picture of a large red circle sitting in the centre against a white backdrop"; at most 20000 characters (the text encoder reads only its first tokens); empty = unconditional.
+        negative_prompt: text to steer away from (it replaces the unconditional branch of the guidance), e.g. "black background"; may be empty; at most 20000 characters.
+        scales: the guidance scales, as text: 1 to 6 numbers separated by commas (e.g. "0, 1, 3, 7"), each from 0 to 30.
+        num_images: images per scale, a whole number from 1 to 4.
+        steps: DDIM steps, a whole number from 1 to 100; for the shapes model images × scales × steps is also bounded by this server's per-request budget (a clear error when over it).
+        seed: the random seed of the starting noise, a whole number from 0 to 2147483647.
+    """
     prompt = _text(prompt, "text2img.prompt_name")
     negative_prompt = _text(negative_prompt, "text2img.negative_name")
     ws = parse_scales(scales)
@@ -208,10 +241,27 @@ def sweep(model_choice, sd_spec, prompt, negative_prompt, scales, num_images, st
     return img, tr("text2img.sweep_note", prompt=quoted(prompt), steps=steps, seed=seed) + notes
 
 
+@gpu_task()
 @user_errors
 def interpolate(model_choice, sd_spec, mode, prompt, prompt_b, negative_prompt, seed, seed_b, frames, scale, steps,
                 progress=gr.Progress()):
-    """A strip of `frames` images between two prompts (same seed) or two seeds (same prompt)."""
+    """Interpolate with latent diffusion: a strip of images from prompt to prompt_b (linearly between their text
+    encoder states, the same seed), or from seed to seed_b (spherically between their starting latents, the same
+    prompt), sampled with DDIM; and a note (Markdown).
+
+    Args:
+        model_choice: the model: "Shapes LDM (trained here)" (a small latent diffusion model of captioned shapes, 64 px) or "Stable Diffusion (local folder or hub id)" (the checkpoint named in sd_spec).
+        sd_spec: the Stable Diffusion checkpoint, a local diffusers folder or a hub id such as "stable-diffusion-v1-5/stable-diffusion-v1-5"; used only with the Stable Diffusion model, and only where this server allows it (--allow-sd or its allowlist); else leave empty.
+        mode: "between two prompts (token states, linear)" or "between two seeds (latents, slerp)".
+        prompt: the text to draw (the strip's start when interpolating prompts), e.g. "a picture of a large red circle sitting in the centre against a white backdrop"; at most 20000 characters (the text encoder reads only its first tokens); empty = unconditional.
+        prompt_b: the strip's last prompt when interpolating prompts (ignored between seeds); at most 20000 characters.
+        negative_prompt: text to steer away from (it replaces the unconditional branch of the guidance), e.g. "black background"; may be empty; at most 20000 characters.
+        seed: the random seed of the starting noise (the strip's start when interpolating seeds), a whole number from 0 to 2147483647.
+        seed_b: the strip's last seed when interpolating seeds (ignored between prompts), a whole number from 0 to 2147483647.
+        frames: images in the strip, a whole number from 2 to 10; for the shapes model frames × steps is also bounded by this server's per-request budget (a clear error when over it).
+        scale: the guidance scale w, from 0 to 30 (0 = unconditional, 1 = conditional without guidance, above 1 = guided).
+        steps: DDIM steps, a whole number from 1 to 100.
+    """
     check_choice(mode, "vae.interpolation_name", INTERP_MODES)
     prompt, prompt_b = _text(prompt, "text2img.prompt_name"), _text(prompt_b, "text2img.prompt_b_name")
     negative_prompt = _text(negative_prompt, "text2img.negative_name")
@@ -331,10 +381,27 @@ def _at_step_view(result, token, step, resolution):
     return to_pil(over * 2 - 1)
 
 
+@gpu_task()
 @user_errors
 def attention(model_choice, sd_spec, prompt, seed, scale, steps, resolution, first, last, colour_scale,
               progress=gr.Progress()):
-    """Generate one image and show every token's cross-attention map over it."""
+    """Generate one image from a prompt with latent diffusion (DDIM) while recording the UNet's cross-attention, and
+    show every token's attention map over the image. Returns the image, a gallery of one overlay per token, the colour
+    legend, the tokens (Markdown), a status line, the recorded maps (for the page), and the token, the step and the
+    overlay of the page's "forming" view (the most attended word at the last step).
+
+    Args:
+        model_choice: the model: "Shapes LDM (trained here)" (a small latent diffusion model of captioned shapes, 64 px) or "Stable Diffusion (local folder or hub id)" (the checkpoint named in sd_spec).
+        sd_spec: the Stable Diffusion checkpoint, a local diffusers folder or a hub id such as "stable-diffusion-v1-5/stable-diffusion-v1-5"; used only with the Stable Diffusion model, and only where this server allows it (--allow-sd or its allowlist); else leave empty.
+        prompt: the text to draw, e.g. "a picture of a large red circle sitting in the centre against a white backdrop"; at most 20000 characters (the text encoder reads only its first tokens); empty = unconditional.
+        seed: the random seed of the starting noise, a whole number from 0 to 2147483647.
+        scale: the guidance scale w, from 0.25 to 30 (1 = conditional without guidance, above 1 = guided).
+        steps: DDIM steps, a whole number from 1 to 50 (every step's maps are recorded); for the shapes model steps is also bounded by this server's per-request budget.
+        resolution: which UNet layers' maps to average: "all layers", "4×4", "8×8", "16×16", "32×32" or "64×64" (a resolution the model has).
+        first: the first denoising step whose maps are averaged, a whole number from 1 to 50 (cut to steps).
+        last: the last denoising step whose maps are averaged, a whole number from 1 to 50 (cut to steps; not before first).
+        colour_scale: "each map to its own maximum" or "one scale for every token".
+    """
     prompt = _text(prompt, "text2img.prompt_name")
     seed = check_number(seed, "common.seed", 0, MAX_SEED, integer=True)
     scale = check_number(scale, "cfg.scale_name", 0, MAX_SCALE)
@@ -536,4 +603,9 @@ def build():
                        show_progress="hidden", api_visibility="private")
     check_sd.click(load_sd_clicked, [sd_spec], [model_choice, info], api_visibility="private")
     model_choice.change(model_info, [model_choice, sd_spec], info, api_visibility="private")
-    return {"load": [(model_info, [model_choice, sd_spec], [info]), (metrics_md, [], [figures])]}
+    lesson = Exposed(dict(model_choice=model_choice, prompt=prompt, negative=negative, scale=scale, rescale=rescale,
+                          sampler=sampler, steps=steps, num_images=num_images, seed=seed, live=live, samples=final,
+                          status=status, sweep_scales=sweep_scales, sweep_images=sweep_images, sweep_steps=sweep_steps,
+                          sweep=sweep_img, mode=mode, prompt_b=prompt_b, seed_b=seed_b, n_frames=n_frames, strip=strip,
+                          figures=figures), dict(generate=run, sweep=run_sweep, interpolate=run_interp))
+    return {"load": [(model_info, [model_choice, sd_spec], [info]), (metrics_md, [], [figures])], "lesson": lesson}

@@ -13,7 +13,9 @@ from pipelines.vae.pipeline import MAP_MODEL, MAX_STEPS, MAX_VARIATIONS, MODELS,
 from .common import (MAX_SEED, MNIST_EXAMPLES, Player, check_choice, check_number, digit_input, digit_tensor, formula,
                      labelled, seed_box, use_drawing, user_errors, write_gif)
 from .i18n import T, maybe, tr
+from .lessons import Exposed
 from .vae_plots import latent_map_plot, vae_loss_plot
+from .zerogpu import gpu_task
 
 METHODS = ("linear", "spherical")
 MAP_EXTENT, MAX_GRID = 3.0, 30
@@ -61,9 +63,21 @@ def _lams(steps: int) -> list[float]:
 
 
 # ---------------------------------------------------------------- callbacks
+@gpu_task()
 @user_errors
 def interpolate(model, image_a, image_b, method, steps, lam, progress=gr.Progress()):
-    """Strip of decoded images A → B, the image at λ, a GIF, and linear vs spherical side by side."""
+    """Interpolate between two digits in a VAE's latent space: encode A and B, decode points on the path between
+    their latent means. Returns the decoded image at λ, a gallery strip of the path A → B, an animated GIF of it, an
+    image of the linear path above the spherical one, and a note on the two codes (Markdown).
+
+    Args:
+        model: the VAE, "2-D latent" or "16-D latent" (sharper).
+        image_a: digit A (the path's start, λ = 0), an image file (PNG or JPEG, at most 4096×4096 pixels; over MCP send it as a data:image/png;base64,… URL, since http(s) URLs are never fetched); it is turned grey, inverted if its background is light, and unless it is 28×28 already its ink is cropped, scaled to fit 20×20 and centred in 28×28 as MNIST is; a blank image is refused.
+        image_b: digit B (the path's end, λ = 1), an image file (PNG or JPEG, at most 4096×4096 pixels; over MCP send it as a data:image/png;base64,… URL, since http(s) URLs are never fetched); it is turned grey, inverted if its background is light, and unless it is 28×28 already its ink is cropped, scaled to fit 20×20 and centred in 28×28 as MNIST is; a blank image is refused.
+        method: how to walk the latent space from A to B: "linear" or "spherical" (slerp).
+        steps: images in the strip, a whole number from 2 to 64.
+        lam: the point λ on the path shown on its own, from 0 to 1 (0 = A, 1 = B).
+    """
     vae = load_vae(_model_name(model))
     check_choice(method, "vae.interpolation_name", METHODS)
     steps = check_number(steps, "vae.images_name", 2, MAX_STEPS, integer=True)
@@ -90,9 +104,19 @@ def interpolate(model, image_a, image_b, method, steps, lam, progress=gr.Progres
     return to_pil(at_lam[0], 8), strip, gif, compare, info
 
 
+@gpu_task()
 @user_errors
 def at_lambda(model, image_a, image_b, method, lam):
-    """Only the decoded image at one λ (the slider's live update)."""
+    """Decode one point on the latent path between two digits (the slider's live update of the interpolation):
+    returns the decoded image at λ.
+
+    Args:
+        model: the VAE, "2-D latent" or "16-D latent" (sharper).
+        image_a: digit A (λ = 0), an image file (PNG or JPEG, at most 4096×4096 pixels; over MCP send it as a data:image/png;base64,… URL, since http(s) URLs are never fetched); it is turned grey, inverted if its background is light, and unless it is 28×28 already its ink is cropped, scaled to fit 20×20 and centred in 28×28 as MNIST is; a blank image is refused.
+        image_b: digit B (λ = 1), an image file (PNG or JPEG, at most 4096×4096 pixels; over MCP send it as a data:image/png;base64,… URL, since http(s) URLs are never fetched); it is turned grey, inverted if its background is light, and unless it is 28×28 already its ink is cropped, scaled to fit 20×20 and centred in 28×28 as MNIST is; a blank image is refused.
+        method: how to walk the latent space from A to B: "linear" or "spherical" (slerp).
+        lam: the point λ on the path, from 0 to 1 (0 = A, 1 = B).
+    """
     vae = load_vae(_model_name(model))
     check_choice(method, "vae.interpolation_name", METHODS)
     lam = check_number(lam, "λ", 0, 1)
@@ -102,9 +126,18 @@ def at_lambda(model, image_a, image_b, method, lam):
     return to_pil(img[0], 8)
 
 
+@gpu_task()
 @user_errors
 def latent_map(image_a, image_b, steps, grid_size, progress=gr.Progress()):
-    """The 2-D model's latent plane: test μ by class, decoded grid, A, B and both interpolation paths."""
+    """Plot the 2-D VAE's latent plane: the MNIST test set's latent means coloured by class over a grid of decoded
+    latents, with digits A and B and the linear and spherical interpolation paths between them (a plot).
+
+    Args:
+        image_a: digit A, an image file (PNG or JPEG, at most 4096×4096 pixels; over MCP send it as a data:image/png;base64,… URL, since http(s) URLs are never fetched); it is turned grey, inverted if its background is light, and unless it is 28×28 already its ink is cropped, scaled to fit 20×20 and centred in 28×28 as MNIST is; a blank image is refused.
+        image_b: digit B, an image file (PNG or JPEG, at most 4096×4096 pixels; over MCP send it as a data:image/png;base64,… URL, since http(s) URLs are never fetched); it is turned grey, inverted if its background is light, and unless it is 28×28 already its ink is cropped, scaled to fit 20×20 and centred in 28×28 as MNIST is; a blank image is refused.
+        steps: points on each interpolation path, a whole number from 2 to 64.
+        grid_size: decoded images per side of the background grid, a whole number from 5 to 30.
+    """
     steps = check_number(steps, "vae.images_name", 2, MAX_STEPS, integer=True)
     n = check_number(grid_size, "vae.grid_name", 5, MAX_GRID, integer=True)
     vae = load_vae(MAP_MODEL)
@@ -120,9 +153,20 @@ def latent_map(image_a, image_b, steps, grid_size, progress=gr.Progress()):
     return latent_map_plot(mu, labels, np.asarray(tiles.convert("L")), half, paths, endpoints, CLASS_NAMES["mnist"])
 
 
+@gpu_task()
 @user_errors
 def reconstruct(model, image, variations, scale, seed):
-    """Input as the model sees it, decode(μ), and decode(μ + s·σ·ε) for `variations` seeded ε."""
+    """Reconstruct a digit with a VAE and vary it: returns the input as the model sees it (28×28), its
+    reconstruction decode(μ), a gallery of variations decode(μ + s·σ·ε) for seeded noise ε, and statistics (the
+    reconstruction error, μ and σ; Markdown).
+
+    Args:
+        model: the VAE, "2-D latent" or "16-D latent" (sharper).
+        image: the digit to reconstruct, an image file (PNG or JPEG, at most 4096×4096 pixels; over MCP send it as a data:image/png;base64,… URL, since http(s) URLs are never fetched); it is turned grey, inverted if its background is light, and unless it is 28×28 already its ink is cropped, scaled to fit 20×20 and centred in 28×28 as MNIST is; a blank image is refused.
+        variations: how many variations to decode, a whole number from 1 to 64.
+        scale: the noise scale s of the variations, from 0 to 3 (0 = the reconstruction itself, 1 = the encoder's own σ).
+        seed: the random seed of ε, a whole number from 0 to 2147483647.
+    """
     vae = load_vae(_model_name(model))
     k = check_number(variations, "vae.variations_name", 1, MAX_VARIATIONS, integer=True)
     scale = check_number(scale, "vae.scale_name", 0, 3)
@@ -237,5 +281,9 @@ def build():
     to_a.click(use_drawing, sketch, image_a, api_visibility="private")
     to_b.click(use_drawing, sketch, image_b, api_visibility="private")
     to_rec.click(use_drawing, sketch, rec_in, api_visibility="private")
+    lesson = Exposed(dict(model=model, method=method, steps=steps, lam=lam, at_lam=at_lam, strip=strip, compare=compare,
+                          info=info, grid_size=grid_size, plot=plot, variations=variations, scale=scale, seed=seed,
+                          seen=seen, rec=rec, variations_out=var, rec_stats=rec_stats),
+                     dict(interpolate=go, map=draw_map, reconstruct=rec_go))
     return {"load": [(interpolate, interp_in, interp_out, raw), (latent_map, map_in, plot, raw),
-                     (reconstruct, rec_in_all, rec_out, raw), (model_card, [model], [card, curve])]}
+                     (reconstruct, rec_in_all, rec_out, raw), (model_card, [model], [card, curve])], "lesson": lesson}

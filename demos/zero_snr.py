@@ -18,7 +18,9 @@ from .cfg import BUDGET as CFG_BUDGET, class_choices
 from .common import (FramesView, SettingsDrop, budget_info, check_bool, check_choice, check_cost, check_number, echo,
                      formula, labelled, md_escape, samples_image, seed_box, user_errors, write_gif)
 from .i18n import T, T_each, has, tr
+from .lessons import Exposed
 from .plots import brightness_plot, terminal_snr_plot
+from .zerogpu import gpu_task
 
 CLASSES = CLASS_NAMES["brightness-mnist"]
 OWN = "the model's own (leading / trailing)"
@@ -100,9 +102,25 @@ def _checked(label, scale, rescale, steps, num_images, seed, max_images=MAX_IMAG
 
 
 # ---------------------------------------------------------------- callbacks
+@gpu_task()
 @user_errors
 def generate(zero_snr, v_prediction, label, scale, rescale, spacing, steps, num_images, seed, progress=gr.Progress()):
-    """Stream (x_t, x̂_0) frames of one model, then the samples with their brightness, the gallery and a GIF."""
+    """Generate brightness-varied MNIST digits with one of four models trained here (ε- or v-prediction, default or
+    zero-terminal-SNR schedule; Lin et al. 2024), sampled with DDIM and streamed: each update gives a status line
+    and the current frame (x_t beside the predicted x̂_0); the last gives the samples (a PNG with its settings),
+    their mean brightness (Markdown), every frame and an animated GIF.
+
+    Args:
+        zero_snr: true for the model trained on the zero-terminal-SNR schedule, false for the default schedule.
+        v_prediction: true for the v-prediction model, false for ε-prediction.
+        label: the class to draw: a digit "0" … "9", "all black" or "all white" (brightness-varied MNIST).
+        scale: the classifier-free guidance scale w, from 0 to 30 (0 = unconditional, 1 = conditional without guidance).
+        rescale: the guidance rescale φ (Lin et al.), from 0 to 1; 0 turns it off, 0.7 is the paper's value.
+        spacing: how DDIM's timesteps are spaced: "the model's own (leading / trailing)" (trailing with zero terminal SNR, else leading), "leading", "trailing" or "linspace".
+        steps: DDIM steps, a whole number from 1 to 200.
+        num_images: how many images to generate, a whole number from 1 to 36; images × steps is also bounded by this server's per-request budget (a clear error when over it).
+        seed: the random seed of the starting noise, a whole number from 0 to 2147483647.
+    """
     zero_snr = check_bool(zero_snr, "ddpm.zero_snr_name")
     v_prediction = check_bool(v_prediction, "zero_snr.v_prediction")
     label, scale, rescale, steps, num_images, seed = _checked(label, scale, rescale, steps, num_images, seed)
@@ -133,9 +151,21 @@ def generate(zero_snr, v_prediction, label, scale, rescale, spacing, steps, num_
     yield final, f"{title}: {_readout(x, ok)}", *FramesView.update(frames, gif)
 
 
+@gpu_task()
 @user_errors
 def compare(label, scale, rescale, spacing, steps, seed, progress=gr.Progress()):
-    """The 2×2 grid: rows ε / v, columns default / zero-SNR; every cell the same seed (same x_T)."""
+    """Compare the four models of the zero-terminal-SNR study side by side: a 2×2 grid of 4 samples each (rows ε- /
+    v-prediction, columns default / zero-terminal-SNR schedule), every cell from the same seed (the same x_T), sampled
+    with DDIM; and each model's mean brightness (Markdown).
+
+    Args:
+        label: the class to draw: a digit "0" … "9", "all black" or "all white" (brightness-varied MNIST).
+        scale: the classifier-free guidance scale w, from 0 to 30 (0 = unconditional, 1 = conditional without guidance).
+        rescale: the guidance rescale φ (Lin et al.), from 0 to 1; 0 turns it off, 0.7 is the paper's value.
+        spacing: how DDIM's timesteps are spaced: "the model's own (leading / trailing)" (trailing with zero terminal SNR, else leading), "leading", "trailing" or "linspace".
+        steps: DDIM steps, a whole number from 1 to 200; 4 models × 4 images × steps is also bounded by this server's per-request budget (a clear error when over it).
+        seed: the random seed of the starting noise, a whole number from 0 to 2147483647.
+    """
     label, scale, rescale, steps, _, seed = _checked(label, scale, rescale, steps, COMPARE_IMAGES, seed)
     check_choice(spacing, "zero_snr.spacing", SPACING_CHOICES)
     check_cost(4 * COMPARE_IMAGES, steps, BUDGET, calls=4)  # four models, one batch each
@@ -226,5 +256,9 @@ def build():
               [samples, readout, *frames.outputs], api_name="zero_snr_generate", preprocess=False)
     run_compare.click(compare, [label, scale, rescale, spacing, steps, seed], [compare_img, readout],
                       api_name="zero_snr_compare", preprocess=False)
+    lesson = Exposed(dict(zero_snr=zero_snr, v_prediction=v_pred, spacing=spacing, warning=warn, label=label,
+                          scale=scale, rescale=rescale, steps=steps, num_images=num_images, seed=seed, samples=samples,
+                          compare=compare_img, readout=readout, snr_plot=snr_plot, hist=hist, figures=figures),
+                     dict(generate=run, compare=run_compare))
     return {"load": [(lambda: terminal_snr_plot(SCHEDULE, True), [], [snr_plot]),
-                     (brightness_figure, [], [hist]), (figures_md, [], [figures])]}
+                     (brightness_figure, [], [hist]), (figures_md, [], [figures])], "lesson": lesson}

@@ -45,11 +45,13 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def app_demo():
-    """The whole app, launched once per test session on a free loopback port: (Blocks, url)."""
+    """The whole app, launched once per test session on a free loopback port, with its MCP server (as --mcp):
+    (Blocks, url)."""
     import app
     demo = app.build_app()
     port = _free_port()
-    app.launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    app.launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+               mcp_server=True)
     yield demo, f"http://127.0.0.1:{port}/"
     demo.close()
 

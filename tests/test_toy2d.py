@@ -187,7 +187,7 @@ def test_page_load_figures_are_computed_once_even_when_asked_at_once():
         raise ValueError("no")
     with pytest.raises(ValueError):
         tab._memo(("test", 2), fails)
-    assert ("test", 2) not in tab._memo_store   # errors are not kept
+    assert ("en", "test", 2) not in tab._memo_store   # errors are not kept (the key holds the page's language)
 
 
 def test_live_status_tells_a_ring_from_the_eight_modes(monkeypatch):
