@@ -14,12 +14,13 @@ from PIL import Image
 
 from pipelines.checkpoints import CheckpointMissing, read_json
 from pipelines.images import open_image
+from pipelines.runtime import in_threads
 from pipelines.toy2d import checkpoint, data, metrics, score
 from pipelines.toy2d.sample import ddgan_frames, ddpm_frames, gan_frames
 from pipelines.toy2d.schedule import DEFAULT_SCHEDULE, TOY_SCHEDULES, ddpm_alphas_cumprod, ddpm_config, \
     posterior_mean_var
 from pipelines.toy2d.schedule import T as T_STEPS  # the diffusion's T (T is the translation keys' marker here)
-from pipelines.toy2d.train import TRAIN_POINTS, train
+from pipelines.toy2d.train import THREADS, TRAIN_POINTS, train
 
 from .common import (MAX_SEED, Player, check_bool, check_choice, check_number, cost_scale, formula, labelled,
                      received_file, samples_image, seed_box, user_errors)
@@ -55,6 +56,8 @@ LIVE_SECONDS = 30          # a live training run stops here (× the server's cos
 LIVE_MAX_STEPS = {"ddpm": 6000, "ddgan": 3000, "gan": 6000}   # ... or at this many optimiser steps
 LIVE_TRAINING = frozenset({"toy2d_train_ddpm", "toy2d_train_gan"})  # run one at a time (demos/queue_policy.py)
 FRAME_EVERY = 250          # one streamed frame per this many steps
+# the sliders' defaults: runs that end inside LIVE_SECONDS on 2 cores (`python scripts/live_training.py` times them)
+LIVE_DEFAULT_STEPS = {"ddpm": 3000, "gan": 1000}
 GAUSS_POINTS = 400         # samples per N in the Gaussian-assumption panel (the exact ε costs points × data points)
 
 MEMO_SIZE = 128           # figures kept: every visitor's page load asks for the same few (data, x_t, shipped models)
@@ -261,7 +264,7 @@ def _train_live(kind: str, dataset, drawing, steps, seed, **kwargs):
     held = dataset_points(dataset, drawing, metrics.N_EVAL, seed, "heldout")
     budget = LIVE_SECONDS * cost_scale()
     progress = None
-    for progress in train(kind, points, steps=steps, seed=seed, every=FRAME_EVERY, **kwargs):
+    for progress in in_threads(train(kind, points, steps=steps, seed=seed, every=FRAME_EVERY, **kwargs), THREADS):
         over = progress.seconds > budget and not progress.done
         m = metrics.mmd(progress.samples, held)
         cover = metrics.mode_coverage(progress.samples) if dataset == data.DATASETS["8gaussians"][0] else None
@@ -676,7 +679,8 @@ def build():
     with gr.Row():
         prediction = gr.Radio(labelled(PREDICTIONS, PREDICTION_KEYS), value=list(PREDICTIONS)[0],
                               label=T("playground2d.prediction"), elem_classes=["advanced"])
-        ddpm_steps = gr.Slider(100, LIVE_MAX_STEPS["ddpm"], value=3000, step=100, label=T("playground2d.train_steps"),
+        ddpm_steps = gr.Slider(100, LIVE_MAX_STEPS["ddpm"], value=LIVE_DEFAULT_STEPS["ddpm"], step=100,
+                               label=T("playground2d.train_steps"),
                                info=T("playground2d.steps_info", most=LIVE_MAX_STEPS["ddpm"], seconds=LIVE_SECONDS))
         train_seed = seed_box(0)
     train_btn = gr.Button(T("playground2d.train"), variant="primary")
@@ -712,7 +716,8 @@ def build():
     with gr.Row():
         gan_model = gr.Radio(labelled(GAN_MODELS, GAN_KEYS), value=list(GAN_MODELS)[0],
                              label=T("playground2d.gan_model"))
-        gan_steps = gr.Slider(100, LIVE_MAX_STEPS["ddgan"], value=2000, step=100, label=T("playground2d.train_steps"),
+        gan_steps = gr.Slider(100, LIVE_MAX_STEPS["ddgan"], value=LIVE_DEFAULT_STEPS["gan"], step=100,
+                              label=T("playground2d.train_steps"),
                               info=T("playground2d.steps_info", most=LIVE_MAX_STEPS["ddgan"], seconds=LIVE_SECONDS))
         gan_seed = seed_box(0)
     gan_btn = gr.Button(T("playground2d.gan_run"), variant="primary")

@@ -98,7 +98,10 @@ def forward_figure(x0, x_t, t: int, abar: float, abars, schedule: str) -> Figure
 
 
 def training_figure(curves: dict, samples, held, title: str, status: str) -> Figure:
-    fig = Figure(figsize=(9.5, 4.2), layout="constrained")
+    """Loss curves | samples now over the held-out data. A live run draws one every few hundred steps, so its margins
+    are fixed: the constrained layout's extra drawing pass took half of each frame's 0.55 s."""
+    fig = Figure(figsize=(9.5, 4.2))
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.12, top=0.86, wspace=0.22)
     ax_l, ax_s = fig.subplots(1, 2)
     for name, curve in curves.items():
         if curve:
@@ -151,6 +154,23 @@ def _ellipse(ax, mean, var, colour, label):
                              label=label if k == 1 else None))
 
 
+ZOOM_BELOW = 0.15   # a Gaussian whose 2σ circle is smaller than this (data units) hides under the mean's star
+
+
+def _zoom(ax, samples, mean, var):
+    """An inset, ±3σ around the mean: a short step's Gaussian (σ = 0.01 at N = 4 from t = 250) is far smaller than
+    the star that marks its mean, and would not be seen at all."""
+    m, sd = np.asarray(mean), float(np.sqrt(var))
+    inset = ax.inset_axes([0.62, 0.04, 0.34, 0.34])
+    pts = np.asarray(samples)
+    inset.scatter(pts[:, 0], pts[:, 1], s=3, c="C1", alpha=0.5, linewidths=0)
+    _ellipse(inset, m, var, "k", None)
+    inset.set(xlim=(m[0] - 3 * sd, m[0] + 3 * sd), ylim=(m[1] - 3 * sd, m[1] + 3 * sd), aspect="equal",
+              xticks=[], yticks=[])
+    inset.set_title(tr("playground2d.plot_zoom", sd=sd), fontsize=7)
+    ax.indicate_inset_zoom(inset, edgecolor="0.3")
+
+
 def gaussian_figure(x_t, post_samples, ddpm_mean, ddpm_var, gauss_samples, data_pts, t: int, s: int, n_steps: int,
                     rows: list, chosen: int) -> Figure:
     """Top: q(x_s | x_t) (samples of the exact mixture) vs DDPM's N(μ̃, β̃ I) (samples + 1σ/2σ circles).
@@ -173,6 +193,8 @@ def gaussian_figure(x_t, post_samples, ddpm_mean, ddpm_var, gauss_samples, data_
                 label=tr("playground2d.plot_ddpm_mean", mu=math("$\\tilde\\mu$", "μ̃")))
     _ellipse(ax_gauss, np.asarray(ddpm_mean), ddpm_var, "k", tr("playground2d.plot_gaussian_circles"))
     _ellipse(ax_true, np.asarray(ddpm_mean), ddpm_var, "C1", tr("playground2d.plot_ddpm_circles"))
+    if 2 * np.sqrt(ddpm_var) < ZOOM_BELOW:
+        _zoom(ax_gauss, gauss_samples, ddpm_mean, ddpm_var)
     for ax in (ax_true, ax_gauss):
         ax.legend(fontsize=7, loc="best", framealpha=0.85)
     axes = bottom.subplots(1, len(rows))
@@ -211,7 +233,7 @@ def trilemma_figure(rows: list[dict], floor: float) -> Figure:
     ax = fig.subplots()
     colours = {"GAN": "C3", "DDPM": "C0", "DDIM": "C9", "DD-GAN": "C2"}
     offsets = {"GAN": (7, 4), "DDPM": (7, -16), "DDIM": (7, 6), "DD-GAN": (-62, 6)}
-    for r in rows:
+    for r in sorted(rows, key=lambda r: -r["modes"]):   # the smaller marker on top: DDPM 4 and DDIM 4 coincide
         ax.scatter(r["nfe"], r["mmd_over_floor"], s=20 + 25 * r["modes"], c=colours[r["method"]], alpha=0.8,
                    edgecolors="k")
         ax.annotate(f"{r['method']} {r['steps']}: {r['modes']}/8", (r["nfe"], r["mmd_over_floor"]),

@@ -1,7 +1,9 @@
-"""Device choice, seeded randomness and parameter counts, used by every pipeline and tab."""
+"""Device choice, seeded randomness, thread counts and parameter counts, used by every pipeline and tab."""
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
+from typing import Iterator, TypeVar
 
 import torch
 
@@ -25,6 +27,33 @@ def cpu_generator(seed: int) -> torch.Generator:
 
 def randn(shape, generator: torch.Generator, device=None, dtype=torch.float32) -> torch.Tensor:
     return torch.randn(shape, generator=generator, dtype=torch.float32).to(device=device, dtype=dtype)
+
+
+@contextmanager
+def torch_threads(n: int):
+    """Run the block with `n` intra-op threads, then restore the count it found. torch's count is process-wide:
+    whatever else runs meanwhile runs with `n` too."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+Item = TypeVar("Item")
+
+
+def in_threads(run: Iterator[Item], n: int) -> Iterator[Item]:
+    """Advance the generator `run` with `n` intra-op threads, and the caller's count between its items. A server
+    resumes a generator on whichever worker thread is free, so the count is set around each resumption, never held
+    across a yield."""
+    while True:
+        with torch_threads(n):
+            item = next(run, StopIteration)
+        if item is StopIteration:
+            return
+        yield item
 
 
 def count_parameters(module: torch.nn.Module) -> int:

@@ -130,6 +130,47 @@ def test_metrics_floor_coverage_and_a_collapsed_sample():
     assert metrics.mmd(one_mode.repeat(8, 1)[:1000], held) > 3 * floor
 
 
+def test_mmd_is_the_biased_statistic_of_the_summed_rbf_kernel():
+    """Two points against one, by hand: MMD² = mean k(X,X) + mean k(Y,Y) − 2 mean k(X,Y), k summed over bandwidths."""
+    x, y = torch.tensor([[0.0, 0.0], [0.3, 0.4]], dtype=torch.float64), torch.tensor([[0.0, 0.5]], dtype=torch.float64)
+    k = lambda d2: sum(math.exp(-d2 / (2 * h * h)) for h in metrics.BANDWIDTHS)   # noqa: E731
+    xx = (2 * k(0.0) + 2 * k(0.25)) / 4                     # ‖x₁ − x₂‖² = 0.09 + 0.16
+    xy = (k(0.25) + k(0.09 + 0.01)) / 2                     # ‖x₁ − y‖² = 0.25, ‖x₂ − y‖² = 0.09 + 0.01
+    assert metrics.mmd(x, y) == pytest.approx(math.sqrt(xx + k(0.0) - 2 * xy), rel=1e-12)
+    assert metrics.mmd(x, x) == pytest.approx(0.0, abs=1e-7)
+
+
+def test_in_threads_sets_the_count_only_while_the_generator_runs():
+    """A live run trains at 1 thread; between its frames (and after it) the server's count is back."""
+    from pipelines.runtime import in_threads
+    before, seen = torch.get_num_threads(), []
+
+    def run():
+        for i in range(3):
+            seen.append(torch.get_num_threads())
+            yield i
+    target = 1 if before > 1 else 2
+    outside = []
+    for item in in_threads(run(), target):
+        outside.append(torch.get_num_threads())
+    assert seen == [target] * 3 and outside == [before] * 3 and torch.get_num_threads() == before
+
+
+def test_live_training_runs_on_the_trainers_thread_count(monkeypatch):
+    from demos import playground2d as tab
+    from pipelines.toy2d.train import THREADS
+    counts = []
+    real_train = tab.train
+
+    def counting(kind, points, **kwargs):
+        for p in real_train(kind, points, **kwargs):
+            counts.append(torch.get_num_threads())
+            yield p
+    monkeypatch.setattr(tab, "train", counting)
+    list(tab._train_live("gan", tab.DATASETS[0], None, 100, 0))
+    assert THREADS == 1 and counts and set(counts) == {THREADS}
+
+
 def test_playground_tab_checks_its_inputs_and_says_what_is_wrong():
     """The tab's callbacks, called as the API calls them (raw values): clear messages, never a stack trace."""
     import gradio as gr

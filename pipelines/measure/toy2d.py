@@ -31,6 +31,7 @@ import torch  # noqa: E402
 from ..cards import update_metrics
 from ..checkpoints import PROJECT_ROOT, checkpoints_root, write_json
 from ..readme import replace_section
+from ..runtime import in_threads
 from ..training import command_line, hardware_summary
 from ..toy2d import checkpoint, data, metrics, sample, train
 
@@ -88,15 +89,16 @@ def trilemma(dataset: str = DATASET) -> tuple[list[dict], float]:
 
 
 def live(dataset: str) -> dict:
-    """DDPM trained live as the tab runs it (its defaults, a frame of 1000 samples from 50 ancestral steps every
-    FRAME_EVERY steps, each frame's MMD computed): the seconds to the first frame, to the first frame whose MMD is
-    ≤ 2 × the floor, and to the end; then the final model's MMD with 1000 ancestral steps."""
+    """DDPM trained live as the tab runs it (its defaults, train.THREADS threads, a frame of 1000 samples from 50
+    ancestral steps every FRAME_EVERY steps, each frame's MMD computed; drawing the frame is the tab's, and
+    `python scripts/live_training.py` times it through the tab): the seconds to the first frame, to the first frame
+    whose MMD is ≤ 2 × the floor, and to the end; then the final model's MMD with 1000 ancestral steps."""
     points = data.sample(dataset, train.TRAIN_POINTS, 0)
     held = data.sample(dataset, N, split="heldout")
     fl = floor(dataset)
     start = time.perf_counter()
     first = reached = reached_step = None
-    for p in train.train_ddpm(points, seed=0, every=FRAME_EVERY, preview_steps=50):
+    for p in in_threads(train.train_ddpm(points, seed=0, every=FRAME_EVERY, preview_steps=50), train.THREADS):
         now = time.perf_counter() - start
         first = now if first is None else first
         if reached is None and metrics.mmd(p.samples, held) <= 2 * fl:
