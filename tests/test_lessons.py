@@ -196,3 +196,18 @@ def test_the_panels_events_are_private_and_skip_the_queue():
     assert all(fn.queue is False for fn in fns)
     steps_js = [fn for fn in demo.fns.values() if fn.js == lessons.STEP_JS]
     assert len(steps_js) == 3 and all(fn.fn is None for fn in steps_js)
+
+
+def test_the_trilemma_steps_figures_are_the_measured_ones():
+    """The playground lesson quotes the trilemma table (times and × floor): each quoted figure is one that
+    `python -m pipelines.measure.toy2d` wrote to results/toy2d.json, in both languages."""
+    from pipelines.measure.toy2d import RESULTS
+    rows = json.loads(RESULTS.read_text())["rows"]
+    times = {f"{r['ms_per_1000']:.1f}" for r in rows} | {f"{r['ms_per_1000']:.0f}" for r in rows}
+    floors = {f"{r['mmd_over_floor']:.2f}" for r in rows}
+    step, = (s for s in lessons.load("playground2d").steps if "5.57" in s.text["en"])
+    for text in step.text.values():
+        quoted_times = re.findall(r"([0-9.]+) (?:ms|میلی‌ثانیه)", text)
+        quoted_floors = re.findall(r"([0-9.]+)×", text)
+        assert len(quoted_times) == 3 and len(quoted_floors) == 3
+        assert set(quoted_times) <= times and set(quoted_floors) <= floors, (quoted_times, quoted_floors)
