@@ -20,7 +20,7 @@ from pipelines.toy2d.sample import ddgan_frames, ddpm_frames, gan_frames
 from pipelines.toy2d.schedule import DEFAULT_SCHEDULE, TOY_SCHEDULES, ddpm_alphas_cumprod, ddpm_config, \
     posterior_mean_var
 from pipelines.toy2d.schedule import T as T_STEPS  # the diffusion's T (T is the translation keys' marker here)
-from pipelines.toy2d.train import THREADS, TRAIN_POINTS, train
+from pipelines.toy2d.train import DEFAULTS, THREADS, TRAIN_POINTS, train
 
 from .common import (MAX_SEED, Player, check_bool, check_choice, check_number, cost_scale, formula, labelled,
                      received_file, samples_image, seed_box, user_errors)
@@ -56,8 +56,9 @@ LIVE_SECONDS = 30          # a live training run stops here (× the server's cos
 LIVE_MAX_STEPS = {"ddpm": 6000, "ddgan": 3000, "gan": 6000}   # ... or at this many optimiser steps
 LIVE_TRAINING = frozenset({"toy2d_train_ddpm", "toy2d_train_gan"})  # run one at a time (demos/queue_policy.py)
 FRAME_EVERY = 250          # one streamed frame per this many steps
-# the sliders' defaults: runs that end inside LIVE_SECONDS on 2 cores (`python scripts/live_training.py` times them)
-LIVE_DEFAULT_STEPS = {"ddpm": 3000, "gan": 1000}
+# the sliders' defaults: runs that end inside LIVE_SECONDS on 2 cores (`python scripts/live_training.py` times them);
+# DDPM's is the trainer's own, which `python -m pipelines.measure.toy2d` times for the live bars
+LIVE_DEFAULT_STEPS = {"ddpm": DEFAULTS["ddpm"]["steps"], "gan": 1000}
 GAUSS_POINTS = 400         # samples per N in the Gaussian-assumption panel (the exact ε costs points × data points)
 
 MEMO_SIZE = 128           # figures kept: every visitor's page load asks for the same few (data, x_t, shipped models)

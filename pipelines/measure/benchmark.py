@@ -23,7 +23,7 @@ from ..cards import replace_groups
 from ..checkpoints import PROJECT_ROOT, CheckpointMissing, read_json, write_json
 from ..guidance import two_pass_predictor
 from ..readme import replace_section
-from ..runtime import cpu_generator, randn
+from ..runtime import cpu_generator, randn, torch_threads
 from ..sampling import denoise
 
 
@@ -94,9 +94,7 @@ def bench_guided(name: str = "cfg-mnist", num_images: int = 16, steps: int = 25,
 
     from ..cfg.pipeline import load_cfg
 
-    old_threads = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         model = load_cfg(name, "cpu")
         classes = [i % len(model.class_names) for i in range(num_images)]
         cond, uncond = model.labels(classes)
@@ -122,8 +120,6 @@ def bench_guided(name: str = "cfg-mnist", num_images: int = 16, steps: int = 25,
                 "reference": "DDPM ancestral, 1000 steps, 2 separate forward passes per step",
                 "reference_seconds": round(ref, 2), "reference_steps_timed": n_ref,
                 "reference_images_per_second": round(num_images / ref, 3), "speedup": round(ref / best, 1)}
-    finally:
-        torch.set_num_threads(old_threads)
 
 
 
@@ -147,9 +143,7 @@ def bench_ldm(num_images: int = 4, steps: int = 20, scale: float = 3.0, threads:
     decoding; and the same UNet loop with two separate passes per step (the reference way) as the baseline."""
     from ..ldm.pipeline import load_ldm
 
-    old = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         model = load_ldm(name, "cpu")
         model.generate(BENCH_PROMPT, scale=scale, sampler="DDIM", steps=2, num_images=num_images, seed=0)  # warm-up
         parts = {"text": [], "unet": [], "vae": [], "unet_two_pass": []}
@@ -177,8 +171,6 @@ def bench_ldm(num_images: int = 4, steps: int = 20, scale: float = 3.0, threads:
         return {"images": num_images, "steps": steps, "scale": scale, "threads": threads, "seconds": total,
                 **{f"{k}_seconds": v for k, v in med.items()}, "images_per_second": num_images / total,
                 "two_pass_seconds": med["text"] + med["unet_two_pass"] + med["vae"]}
-    finally:
-        torch.set_num_threads(old)
 
 
 def bench_ldm_rows(args) -> list[dict]:
