@@ -316,7 +316,10 @@ class Player:
     can show it at the class's pace. Every tick moves the slider by `step`; when the slider's own events
     do not already redraw (e.g. they fire on release only), chain the redraw with `then_run`.
 
-    `end` is the last value, or a callable of the `limit` component's value (e.g. a frame list's length)."""
+    `end` is the last value, or a callable of the `limit` component's value (e.g. a frame list's length).
+
+    Pause holds at once: a tick the browser sent before the pause reached the server finds `playing` cleared (a
+    gr.State is read when the event runs, not when it was sent) and moves nothing."""
 
     def __init__(self, slider: gr.Slider, start: float, end, step: float = 1, limit=None, fps: float = 4.0):
         with gr.Row(elem_classes=["player"]):
@@ -326,13 +329,15 @@ class Player:
             fwd = gr.Button(T("common.step_forward"), size="sm", min_width=60)
             speed = gr.Slider(0.5, 12, value=fps, step=0.5, label=T("common.speed"), min_width=160)
         self.timer = gr.Timer(1 / fps, active=False)
+        self.playing = gr.State(False)
         self.start, self.end, self.step = start, end, step
         inputs = [slider] + ([limit] if limit is not None else [])
         quiet = dict(api_visibility="private", show_progress="hidden", concurrency_limit=None)
-        play.click(self._play, [speed, *inputs], [self.timer, slider], **quiet)
-        pause.click(lambda: gr.Timer(active=False), None, self.timer, **quiet)
+        play.click(self._play, [speed, *inputs], [self.timer, slider, self.playing], **quiet)
+        pause.click(self._pause, None, [self.timer, self.playing], **quiet)
         speed.release(lambda fps: gr.Timer(1 / max(0.5, float(fps or 1))), speed, self.timer, **quiet)
-        self.events = [self.timer.tick(self._tick, inputs, [slider, self.timer], **quiet),
+        self.events = [self.timer.tick(self._tick, [self.playing, *inputs], [slider, self.timer, self.playing],
+                                       **quiet),
                        back.click(lambda *a: self._move(-1, *a), inputs, slider, **quiet),
                        fwd.click(lambda *a: self._move(1, *a), inputs, slider, **quiet)]
 
@@ -354,12 +359,19 @@ class Player:
     def _play(self, fps, value, limit=None):
         """Start the timer; from the end, start over."""
         at_end = self._clip(float(value or 0), limit) == self._clip(self._last(limit), limit)
-        return gr.Timer(1 / max(0.5, float(fps or 1)), active=True), (self.start if at_end else gr.update())
+        return gr.Timer(1 / max(0.5, float(fps or 1)), active=True), (self.start if at_end else gr.update()), True
 
-    def _tick(self, value, limit=None):
+    @staticmethod
+    def _pause():
+        return gr.Timer(active=False), False
+
+    def _tick(self, playing, value, limit=None):
+        """One step forward; none once paused (or at the end, where the timer stops)."""
+        if not playing:
+            return gr.update(), gr.Timer(active=False), False
         new = self._move(1, value, limit)
         done = new == self._clip(self._last(limit), limit)
-        return new, (gr.Timer(active=False) if done else gr.update())
+        return new, (gr.Timer(active=False) if done else gr.update()), not done
 
 
 def T_name(key: str, name: str):

@@ -29,6 +29,24 @@ def test_every_main_action_waits_in_one_queue_of_two():
     assert players and all(fn.concurrency_id != app.COMPUTE_QUEUE for fn in players)
 
 
+def test_a_tick_sent_before_the_pause_moves_nothing():
+    """The browser may send a tick just before the pause reaches the server: the tick runs after it and must not
+    step the slider (the player's `playing` state is read when the tick runs)."""
+    import gradio as gr
+    from demos.common import Player
+    with gr.Blocks():
+        player = Player(gr.Slider(0, 100), 0, 100, step=25)
+    timer, _, playing = player._play(4, 50)
+    assert timer.active is True and playing is True
+    assert player._tick(playing, 50)[0] == 75 and player._tick(playing, 50)[2] is True
+    timer, playing = player._pause()
+    assert timer.active is False and playing is False
+    moved, timer, still = player._tick(playing, 50)
+    assert moved == gr.update() and timer.active is False and still is False
+    last, timer, still = player._tick(True, 75)  # the last step stops the timer and the play
+    assert last == 100 and timer.active is False and still is False
+
+
 def test_old_result_files_are_swept(tmp_path, monkeypatch):
     """A Space runs for days: GIFs and frames older than OUTPUT_MAX_AGE go, recent ones stay, and gradio's own
     copies are swept on the same terms."""

@@ -4,6 +4,7 @@ toolbar and that no text needs an emoji font, and saves a screenshot, with prese
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -160,10 +161,17 @@ def test_play_walks_the_forward_process_at_the_chosen_speed(app_url, browser):
     t.wait_for(timeout=60_000)
     start = int(t.input_value())
     page.get_by_role("button", name="▶ play").first.click()
-    expect(t).not_to_have_value(str(start), timeout=20_000)
+    expect(t).not_to_have_value(str(start), timeout=45_000)
     page.get_by_role("button", name=PAUSE).first.click()
-    page.wait_for_timeout(1500)
-    paused = t.input_value()
-    page.wait_for_timeout(1500)
+    # a loaded machine may still show a step that was on its way when the pause was pressed: wait until the
+    # value holds for 2 s (it never would if the timer kept ticking, 4 steps a second), then check it stays
+    paused, held_since = t.input_value(), time.monotonic()
+    deadline = held_since + 20
+    while time.monotonic() - held_since < 2:
+        assert time.monotonic() < deadline, "the slider kept moving after pause"
+        page.wait_for_timeout(200)
+        if (now := t.input_value()) != paused:
+            paused, held_since = now, time.monotonic()
+    page.wait_for_timeout(2000)
     assert t.input_value() == paused and int(paused) > start
     page.close()
