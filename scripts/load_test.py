@@ -24,20 +24,19 @@ import argparse
 import json
 import math
 import multiprocessing
-import os
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the project's packages
+
+from pipelines.measure.launch import free_port, start_app, stop_app, wait_idle  # noqa: E402
+
+SPACE_BUDGETS = {"DIFFUSION_LAB_COST_SCALE": "1"}  # a Space's per-request budgets, though on loopback
 DIGIT = ROOT / "assets" / "mnist" / "3_1_test18.png"
 PROMPT = "a small blue square in the top left corner on a black background"
 
@@ -52,12 +51,6 @@ REQUESTS = [
                                                            "DDIM", 10, 2, 0, "the model's own", "the model's own")),
     ("stackgan_generate", "/stackgan_generate", lambda h: (PROMPT, "nearest-neighbour + conv", 4, 0, True)),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def rss_mb(pid: int) -> float:
@@ -82,31 +75,6 @@ class MemorySampler(threading.Thread):
     def at(self, t: float) -> float:
         before = [m for ts, m in self.samples if ts <= t]
         return before[-1] if before else self.samples[0][1]
-
-
-def start_app(port: int, timeout: float) -> tuple[subprocess.Popen, float]:
-    """`python app.py` on loopback; returns (process, seconds until the first page was served). The server gets
-    file folders of its own (`proc.scratch`): its shutdown sweeps them, and no other running app's files."""
-    scratch = Path(tempfile.mkdtemp(prefix="diffusion-lab-load-"))
-    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", DIFFUSION_LAB_COST_SCALE="1",
-               GRADIO_TEMP_DIR=str(scratch / "gradio"), DIFFUSION_LAB_OUTPUTS=str(scratch / "outputs"))
-    t0 = time.time()
-    proc = subprocess.Popen([sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    proc.scratch = scratch
-    while time.time() - t0 < timeout:
-        if proc.poll() is not None:
-            shutil.rmtree(scratch, ignore_errors=True)
-            raise RuntimeError(f"app.py exited: {proc.stderr.read().decode()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
-                if r.status == 200:
-                    return proc, time.time() - t0
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    shutil.rmtree(scratch, ignore_errors=True)
-    raise TimeoutError(f"no page after {timeout:.0f} s")
 
 
 def one(client, req) -> tuple[str, float, str | None]:
@@ -205,11 +173,12 @@ def run(users: int, requests: int, rounds: int, timeout: float, concurrency: int
         greedy: bool = False) -> dict:
     from gradio_client import Client
     port = free_port()
-    proc, cold = start_app(port, timeout=60)
+    proc, cold = start_app(port, timeout=60, env=SPACE_BUDGETS)
     url = f"http://127.0.0.1:{port}/"
     mem = MemorySampler(proc.pid)
     mem.start()
     try:
+        wait_idle(proc.pid)  # the server's start-up memo filling would otherwise be timed with the first requests
         # 1. service time of each request type alone (one user, after one warm-up call each)
         solo = Client(url, verbose=False)
         service = {}
@@ -268,12 +237,7 @@ def run(users: int, requests: int, rounds: int, timeout: float, concurrency: int
         }
     finally:
         mem.stop.set()
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        shutil.rmtree(proc.scratch, ignore_errors=True)
+        stop_app(proc)
 
 
 def markdown(r: dict) -> str:
@@ -329,7 +293,6 @@ def main(argv=None):
     args = p.parse_args(argv)
     if not (1 <= args.users <= 50 and 1 <= args.requests <= 20 and 1 <= args.rounds <= 4):
         p.error("bounded: 1-50 users, 1-20 requests each, 1-4 rounds")
-    sys.path.insert(0, str(ROOT))
     from app import CONCURRENCY
     r = run(args.users, args.requests, args.rounds, args.timeout, CONCURRENCY, download=not args.no_download,
             greedy=args.abuser)

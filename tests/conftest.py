@@ -36,20 +36,14 @@ def mnist_judge():
         pytest.skip(f"MNIST judge classifier not trained yet: {exc}")
 
 
-def _free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def app_demo():
     """The whole app, launched once per test session on a free loopback port, with its MCP server (as --mcp):
     (Blocks, url)."""
     import app
+    from pipelines.measure.launch import free_port
     demo = app.build_app()
-    port = _free_port()
+    port = free_port()
     app.launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
                mcp_server=True)
     yield demo, f"http://127.0.0.1:{port}/"

@@ -6,7 +6,8 @@
 
 The benchmarks are the explicit list `BENCHMARKS` below: each is `rows(args) -> list of rows`, and each
 times a model against a baseline measured in the same run (the seeds' one-image ancestral sampler, the
-reference two-pass CFG sampler).
+reference two-pass CFG sampler). `latency` times the tabs' main actions end to end, as a student waits, through
+`gradio_client` on a launched `python app.py` (pipelines/measure/latency.py), against their sampling alone.
 
 Torch threads are pinned (--threads) and each figure is the median of --repeats runs. Absolute
 times are noisy on shared machines; the ratios, measured in one run, are the figures to quote.
@@ -25,6 +26,7 @@ from ..guidance import two_pass_predictor
 from ..readme import replace_section
 from ..runtime import cpu_generator, randn, torch_threads
 from ..sampling import denoise
+from . import latency
 
 
 # ----------------------------------------------------------------------------- timing
@@ -194,7 +196,7 @@ def bench_ldm_rows(args) -> list[dict]:
 
 
 # the benchmarks, in the order of the table: group name -> rows(args)
-BENCHMARKS = {"ddpm": bench_ddpm, "cfg": bench_cfg, "ldm": bench_ldm_rows}
+BENCHMARKS = {"ddpm": bench_ddpm, "cfg": bench_cfg, "ldm": bench_ldm_rows, "latency": latency.rows}
 
 
 def markdown(rows: list[dict], header: str) -> str:
