@@ -11,8 +11,8 @@ from pipelines.images import grid, labelled_grid, side_by_side
 
 from pipelines.infotext import attach
 
-from .common import (Budget, FramesView, SAMPLER_KEYS, SettingsDrop, budget_info, check_choice, check_cost, check_number, echo,
-                     formula, labelled, samples_image, seed_box, steps_run, user_errors, write_gif)
+from .common import (Budget, FramesView, SAMPLER_KEYS, SettingsDrop, StreamedFrames, budget_info, check_choice,
+                     check_cost, check_number, echo, formula, labelled, samples_image, seed_box, steps_run, user_errors)
 from .i18n import T, has, tr
 from .lessons import Exposed
 from .plots import quality_diversity_plot
@@ -95,15 +95,15 @@ def generate(model_name, label, scale, rescale, sampler, steps, num_images, seed
     model = _model(model_name)
     c = model.class_index(label)
     nrow = max(1, int(num_images ** 0.5 + 0.999))
-    frames, step = [], None
+    frames, step = StreamedFrames(), None
     run = model.frames(c, scale=scale, rescale=rescale, sampler=sampler, steps=steps, num_images=num_images, seed=seed)
     for step in run.thinned(MAX_FRAMES):
-        img = _frame(step.x, step.denoised, nrow)
-        frames.append((img, tr("ddpm.frame_caption", i=step.i + 1, n=step.n, t=step.t)))
+        live = frames.add(_frame(step.x, step.denoised, nrow),
+                          tr("ddpm.frame_caption", i=step.i + 1, n=step.n, t=step.t))
         progress((step.i + 1, step.n), desc=tr("cfg.guided_denoising"))
         status = tr("ddpm.status_step", i=step.i + 1, n=step.n, t=step.t)
-        yield img, grid(step.x.clamp(-1, 1), nrow, scale=3), status, *FramesView.update([], None)
-    gif = write_gif([f for f, _ in frames], "cfg", duration_ms=120)
+        yield live, grid(step.x.clamp(-1, 1), nrow, scale=3), status, *FramesView.update([], None)
+    gif = frames.gif("cfg", duration_ms=120)
     final = attach(grid(step.x.clamp(-1, 1), nrow, scale=3), tab="cfg", model_name=model_name,
                    checkpoint=MODELS[model_name], weights=model.weights_hash, label=label, scale=scale, rescale=rescale,
                    sampler=sampler, steps=steps, num_images=num_images, seed=seed, schedule=model.record.get("schedule"),
@@ -111,7 +111,7 @@ def generate(model_name, label, scale, rescale, sampler, steps, num_images, seed
     name = str(model.class_names[c])
     done = tr("cfg.status_done", label=tr(f"classes.{name}") if has(f"classes.{name}") else name, scale=scale,
               n=step.n, seed=seed)
-    yield frames[-1][0], final, done, *FramesView.update(frames, gif)
+    yield frames.last, final, done, *FramesView.update(frames, gif)
 
 
 @gpu_task()

@@ -380,6 +380,29 @@ def T_name(key: str, name: str):
     return T_each(key, lambda lang: tr(key, lang, label=maybe(name, lang)))
 
 
+class StreamedFrames:
+    """A process's frames as they stream out: each is written as a PNG when it is made, and the live image is sent
+    as that file, so gradio does not encode the same picture again; at the end the gallery (FramesView.update)
+    takes the same files, and the GIF the images, kept only while the request runs."""
+
+    def __init__(self):
+        self.images: list = []
+        self.files: list[tuple[str, str]] = []
+
+    def add(self, img, caption: str) -> str:
+        """Keep one frame; returns its PNG's path, for the live image."""
+        self.images.append(img)
+        self.files.append((write_png(img, "frame"), caption))
+        return self.files[-1][0]
+
+    @property
+    def last(self) -> str:
+        return self.files[-1][0]
+
+    def gif(self, stem: str, duration_ms: int) -> str:
+        return write_gif(self.images, stem, duration_ms=duration_ms)
+
+
 class FramesView:
     """A gallery of frames + a step slider (with a Player) showing one frame + a GIF, used by every process tab."""
 
@@ -408,11 +431,13 @@ class FramesView:
         return [self.current, self.slider, self.gallery, self.gif, self.state]
 
     @staticmethod
-    def update(frames: list[tuple], gif: str | None = None, show: int | None = None):
-        """frames: [(PIL image, caption)]; returns values for `outputs`. Each frame is written once as a PNG file:
-        the gallery serves the files and the session's state keeps only their paths (kept as PIL images, every
-        student's frames of every tab stayed in server memory for as long as the session lived)."""
-        files = [(write_png(img, "frame"), caption) for img, caption in frames]
+    def update(frames, gif: str | None = None, show: int | None = None):
+        """frames: a StreamedFrames, or [(PIL image or PNG path, caption)]; returns values for `outputs`. Each frame is
+        a PNG file, written once: the gallery serves the files and the session's state keeps only their paths (kept
+        as PIL images, every student's frames of every tab stayed in server memory for as long as the session lived)."""
+        if isinstance(frames, StreamedFrames):
+            frames = frames.files
+        files = [(img if isinstance(img, str) else write_png(img, "frame"), caption) for img, caption in frames]
         last = max(len(files) - 1, 0)
         show = last if show is None else show
         return (files[show][0] if files else None,

@@ -10,9 +10,9 @@ from pipelines.images import grid, side_by_side, to_pil
 from pipelines.infotext import attach
 from pipelines.schedules import SCHEDULES
 
-from .common import (Budget, FramesView, MNIST_EXAMPLES, Player, SAMPLER_KEYS, SettingsDrop, budget_info, check_bool,
-                     check_choice, check_cost, check_number, digit_input, digit_tensor, formula, labelled, samples_image,
-                     seed_box, steps_run, use_drawing, user_errors, write_gif)
+from .common import (Budget, FramesView, MNIST_EXAMPLES, Player, SAMPLER_KEYS, SettingsDrop, StreamedFrames,
+                     budget_info, check_bool, check_choice, check_cost, check_number, digit_input, digit_tensor,
+                     formula, labelled, samples_image, seed_box, steps_run, use_drawing, user_errors, write_gif)
 from .i18n import T, tr
 from .lessons import Exposed
 from .plots import SCHEDULE_KEYS, loss_plot, schedule_plot
@@ -121,19 +121,19 @@ def reverse_process(sampler, steps, num_images, eta, seed, progress=gr.Progress(
     check_cost(num_images, steps_run(sampler, steps), BUDGET)
     model = load_ddpm()
     nrow = max(1, int(num_images ** 0.5 + 0.999))
-    frames = []
+    frames = StreamedFrames()
     run = model.frames(sampler=sampler, steps=steps, num_images=num_images, seed=seed, eta=eta)
     for step in run.thinned(MAX_FRAMES):
         img = side_by_side(grid(step.x, nrow, scale=2), grid(step.denoised, nrow, scale=2))
-        frames.append((img, tr("ddpm.frame_caption", i=step.i + 1, n=step.n, t=step.t)))
+        live = frames.add(img, tr("ddpm.frame_caption", i=step.i + 1, n=step.n, t=step.t))
         progress((step.i + 1, step.n), desc=tr("ddpm.denoising"))
         status = tr("ddpm.status_step", i=step.i + 1, n=step.n, t=step.t)
-        yield img, grid(step.x.clamp(-1, 1), nrow, scale=3), status, *FramesView.update([], None)
-    gif = write_gif([f for f, _ in frames], "reverse", duration_ms=120)
+        yield live, grid(step.x.clamp(-1, 1), nrow, scale=3), status, *FramesView.update([], None)
+    gif = frames.gif("reverse", duration_ms=120)
     final = attach(grid(step.x.clamp(-1, 1), nrow, scale=3), tab="ddpm", checkpoint="ddpm-mnist",
                    weights=model.weights_hash, sampler=sampler, steps=steps, num_images=num_images, eta=eta, seed=seed,
                    precision=model.precision.name)
-    yield frames[-1][0], final, tr("ddpm.status_done", n=step.n, seed=seed), *FramesView.update(frames, gif)
+    yield frames.last, final, tr("ddpm.status_done", n=step.n, seed=seed), *FramesView.update(frames, gif)
 
 
 # ---------------------------------------------------------------- layout

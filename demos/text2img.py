@@ -18,9 +18,9 @@ from pipelines.schedules import SPACINGS
 from pipelines.shapes.data import HELDOUT_TEMPLATES, caption_for
 
 from .cfg import parse_scales
-from .common import (MAX_ECHO, SAMPLER_KEYS, Budget, FramesView, MAX_SEED, SettingsDrop, budget_info, check_choice,
-                     check_cost, check_number, echo, echo_md, formula, labelled, samples_image, seed_box, user_errors,
-                     warn_notes, write_gif, write_png)
+from .common import (Budget, FramesView, MAX_ECHO, MAX_SEED, SAMPLER_KEYS, SettingsDrop, StreamedFrames, budget_info,
+                     check_choice, check_cost, check_number, echo, echo_md, formula, labelled, samples_image, seed_box,
+                     user_errors, warn_notes, write_png)
 from .i18n import T, T_each, has, maybe, tr
 from .lessons import Exposed
 from .zero_snr import SPACING_KEYS, spacing_text
@@ -186,13 +186,13 @@ def generate(model_choice, sd_spec, prompt, negative_prompt, scale, rescale, sam
     notes = warn_notes(run.notes)
     nrow = _nrow(num_images)
     shown = MAX_FRAMES if model.kind == "shapes" else MAX_FRAMES_SD
-    frames, step = [], None
+    frames, step = StreamedFrames(), None
     for step in run.thinned(shown):
-        img = _frame(model, step.denoised, step.x, nrow)
-        frames.append((img, tr("text2img.frame_caption", i=step.i + 1, n=step.n, t=step.t)))
+        live = frames.add(_frame(model, step.denoised, step.x, nrow),
+                          tr("text2img.frame_caption", i=step.i + 1, n=step.n, t=step.t))
         progress((step.i + 1, step.n), desc=tr("text2img.denoising"))
         status = tr("ddpm.status_step", i=step.i + 1, n=step.n, t=step.t) + notes
-        yield img, None, status, *FramesView.update([], None)
+        yield live, None, status, *FramesView.update([], None)
     x = model.decode(step.x)
     bad = int((~finite_samples(x)).sum())
     final = attach(grid(torch.nan_to_num(x), nrow, scale=_scale_for(model)), tab="text2img", model_choice=model_choice,
@@ -200,12 +200,12 @@ def generate(model_choice, sd_spec, prompt, negative_prompt, scale, rescale, sam
                    weights=model.weights_hash, prompt=prompt, negative_prompt=negative_prompt, scale=scale,
                    rescale=rescale, sampler=sampler, steps=steps, num_images=num_images, seed=seed, zero_snr=zero_snr,
                    spacing=spacing, prediction_type=model.prediction_type, precision=model.precision.name)
-    gif = write_gif([f for f, _ in frames], "text2img", duration_ms=150)
+    gif = frames.gif("text2img", duration_ms=150)
     what = quoted(prompt) if prompt.strip() else tr("text2img.empty_prompt")
     named = tr(SAMPLER_KEYS[sampler]) if sampler in SAMPLER_KEYS else sampler
     done = (tr("text2img.done", what=what, scale=scale, n=step.n, sampler=named, seed=seed)
             + (tr("text2img.non_finite", warn=tr("common.warn"), bad=bad, n=len(x)) if bad else "") + notes)
-    yield frames[-1][0], final, done, *FramesView.update(frames, gif)
+    yield frames.last, final, done, *FramesView.update(frames, gif)
 
 
 @gpu_task()

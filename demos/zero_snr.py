@@ -15,8 +15,8 @@ from pipelines.zero_snr import SCHEDULE, VARIANTS, brightness, load_variant, var
 from pipelines.infotext import attach
 
 from .cfg import BUDGET as CFG_BUDGET, class_choices
-from .common import (FramesView, SettingsDrop, budget_info, check_bool, check_choice, check_cost, check_number, echo,
-                     formula, labelled, md_escape, samples_image, seed_box, user_errors, write_gif)
+from .common import (FramesView, SettingsDrop, StreamedFrames, budget_info, check_bool, check_choice, check_cost,
+                     check_number, echo, formula, labelled, md_escape, samples_image, seed_box, user_errors)
 from .i18n import T, T_each, has, tr
 from .lessons import Exposed
 from .plots import brightness_plot, terminal_snr_plot
@@ -128,17 +128,17 @@ def generate(zero_snr, v_prediction, label, scale, rescale, spacing, steps, num_
     own_spacing = resolve_spacing(spacing, zero_snr)
     model = load_variant(variant_name(v_prediction=v_prediction, zero_snr=zero_snr))
     nrow = max(1, int(num_images ** 0.5 + 0.999))
-    frames, step, first_t = [], None, None
+    frames, step, first_t = StreamedFrames(), None, None
     run = model.frames([model.class_index(label)] * num_images, scale=scale, rescale=rescale, sampler="DDIM",
                        steps=steps, seed=seed, spacing=own_spacing)
     for step in run.thinned(MAX_FRAMES):   # the first step is always shown: its t is where sampling starts
         first_t = step.t if first_t is None else first_t
         img = side_by_side(grid(torch.nan_to_num(step.x), nrow, scale=2),
                            grid(torch.nan_to_num(step.denoised), nrow, scale=2))
-        frames.append((img, tr("ddpm.frame_caption", i=step.i + 1, n=step.n, t=step.t)))
+        live = frames.add(img, tr("ddpm.frame_caption", i=step.i + 1, n=step.n, t=step.t))
         progress((step.i + 1, step.n), desc=tr("ddpm.denoising"))
         status = tr("ddpm.status_step", i=step.i + 1, n=step.n, t=step.t)
-        yield gr.update(), status, img, *FramesView.update([], None)[1:]
+        yield gr.update(), status, live, *FramesView.update([], None)[1:]
     x = step.x.cpu()
     ok = finite_samples(x)
     title = tr("zero_snr.result_title", variant=variant_text(v_prediction=v_prediction, zero_snr=zero_snr),
@@ -147,7 +147,7 @@ def generate(zero_snr, v_prediction, label, scale, rescale, spacing, steps, num_
                    weights=model.weights_hash, zero_snr=zero_snr, v_prediction=v_prediction, label=label,
                    scale=scale, rescale=rescale, spacing=spacing, sampler="DDIM", steps=steps, num_images=num_images,
                    seed=seed, schedule=model.record.get("schedule"), precision=model.precision.name)
-    gif = write_gif([f for f, _ in frames], "zero-snr", duration_ms=120)
+    gif = frames.gif("zero-snr", duration_ms=120)
     yield final, f"{title}: {_readout(x, ok)}", *FramesView.update(frames, gif)
 
 

@@ -46,9 +46,26 @@ def grid(x: torch.Tensor, nrow: int = 8, scale: int = 1, padding: int = 2) -> Im
     return to_pil(g, scale)
 
 
+def gif_palette(frames: list[Image.Image], samples: int = 6) -> Image.Image:
+    """One 256-colour palette for a whole animation, from a strip of frames spread from first to last (the fast
+    octree quantizer). PIL's default, a median cut of every frame on its own, took ~35 ms a frame at 636x402."""
+    picks = sorted({round(i * (len(frames) - 1) / max(samples - 1, 1)) for i in range(min(samples, len(frames)))})
+    strip = Image.new("RGB", (max(frames[i].width for i in picks), sum(frames[i].height for i in picks)))
+    y = 0
+    for i in picks:
+        strip.paste(frames[i].convert("RGB"), (0, y))
+        y += frames[i].height
+    return strip.quantize(colors=256, method=Image.Quantize.FASTOCTREE)
+
+
 def save_gif(frames: list[Image.Image], path: str | Path, duration_ms: int = 80, hold_last_ms: int = 1200) -> Path:
+    """An animated GIF that loops, holding its last frame. Greyscale frames are stored as they are; colour ones are
+    mapped, without dithering, onto one palette shared by every frame (gif_palette)."""
     path = Path(path)
     durations = [duration_ms] * (len(frames) - 1) + [hold_last_ms]
+    if any(f.mode != "L" for f in frames):
+        palette = gif_palette(frames)
+        frames = [f.convert("RGB").quantize(palette=palette, dither=Image.Dither.NONE) for f in frames]
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=durations, loop=0)
     return path
 

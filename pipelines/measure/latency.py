@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 import urllib.request
@@ -76,29 +77,34 @@ def time_fetching(client, api_name: str, kwargs: dict) -> tuple[float, int, int]
 
 def sampling_alone(api_name: str, kw: dict):
     """The same request's sampling (and, for latent diffusion, the VAE's decoding), through its pipeline in this
-    process: a callable that runs it once."""
+    process, at the precision $DIFFUSION_LAB_PRECISION asks for: (a callable that runs it once, the precision the
+    model chose). The model is loaded
+    anew (past the loaders' caches), so a model another benchmark row loaded at another precision is not reused."""
     if api_name == "cfg_generate":
         from ..cfg.pipeline import load_cfg
-        model = load_cfg("cfg-mnist" if kw["model_name"] == "MNIST" else "cfg-fashion-mnist")
+        model = load_cfg.__wrapped__("cfg-mnist" if kw["model_name"] == "MNIST" else "cfg-fashion-mnist")
         c = model.class_index(str(kw["label"]))
-        return lambda: model.frames(c, scale=float(kw["scale"]), rescale=float(kw["rescale"]), sampler=kw["sampler"],
-                                    steps=int(kw["steps"]), num_images=int(kw["num_images"]),
-                                    seed=int(kw["seed"])).last()
+        return (lambda: model.frames(c, scale=float(kw["scale"]), rescale=float(kw["rescale"]), sampler=kw["sampler"],
+                                     steps=int(kw["steps"]), num_images=int(kw["num_images"]),
+                                     seed=int(kw["seed"])).last()), model.precision.name
     if api_name == "text2img_generate":
         from ..ldm.pipeline import load_ldm
-        model = load_ldm()
-        return lambda: model.decode(model.frames(
+        model = load_ldm.__wrapped__()
+        return (lambda: model.decode(model.frames(
             kw["prompt"], negative_prompt=kw["negative_prompt"], scale=float(kw["scale"]), rescale=float(kw["rescale"]),
-            sampler=kw["sampler"], steps=int(kw["steps"]), num_images=int(kw["num_images"]), seed=int(kw["seed"])).last().x)
+            sampler=kw["sampler"], steps=int(kw["steps"]), num_images=int(kw["num_images"]),
+            seed=int(kw["seed"])).last().x)), model.precision.name
     raise ValueError(api_name)
 
 
-def measure(endpoints=ENDPOINTS, repeats: int = 3, threads: int = 2) -> dict:
-    """{endpoint: {defaults, no_fetch_seconds, fetch_seconds, updates, bytes, sampling_seconds}}, medians."""
+def measure(endpoints=ENDPOINTS, repeats: int = 3, threads: int = 2, precision: str = "auto") -> dict:
+    """{endpoint: {defaults, no_fetch_seconds, fetch_seconds, updates, bytes, sampling_seconds, precision}}, medians.
+    The server and the sampling alone run at the same `precision` ("auto": what `python app.py` picks)."""
     import torch
     from gradio_client import Client
+    from ..precision import PRECISION_ENV
     out = {}
-    with launched_app(env={"OMP_NUM_THREADS": str(threads)}) as url:
+    with launched_app(env={"OMP_NUM_THREADS": str(threads), PRECISION_ENV: precision}) as url:
         client = Client(url, verbose=False, download_files=False)
         for api_name in endpoints:
             kw = page_defaults(client, api_name)
@@ -108,15 +114,20 @@ def measure(endpoints=ENDPOINTS, repeats: int = 3, threads: int = 2) -> dict:
             out[api_name] = {"defaults": kw, "no_fetch_seconds": statistics.median(no_fetch),
                              "fetch_seconds": statistics.median(f[0] for f in fetching),
                              "updates": fetching[0][1], "bytes_fetched": fetching[0][2]}
-    previous = torch.get_num_threads()
+    previous, asked = torch.get_num_threads(), os.environ.get(PRECISION_ENV)
     torch.set_num_threads(threads)
+    os.environ[PRECISION_ENV] = precision
     try:
         for api_name in endpoints:  # after the server stopped: the two never share the cores
-            run = sampling_alone(api_name, out[api_name]["defaults"])
+            run, out[api_name]["precision"] = sampling_alone(api_name, out[api_name]["defaults"])
             run()
             out[api_name]["sampling_seconds"] = statistics.median(_seconds(run) for _ in range(repeats))
     finally:
         torch.set_num_threads(previous)
+        if asked is None:
+            os.environ.pop(PRECISION_ENV, None)
+        else:
+            os.environ[PRECISION_ENV] = asked
     return out
 
 
@@ -128,11 +139,12 @@ def _seconds(run) -> float:
 
 def rows(args) -> list[dict]:
     """The benchmark's rows: each endpoint's end-to-end time with and without fetches, and its sampling alone."""
-    r = measure(repeats=args.repeats, threads=args.threads)
+    r = measure(repeats=args.repeats, threads=args.threads, precision=getattr(args, "precision", None) or "auto")
     table = []
     for api_name, m in r.items():
         d = m["defaults"]
-        what = f"{api_name}, the page's defaults ({int(d['num_images'])} images, {d['sampler']} {int(d['steps'])} steps)"
+        what = (f"{api_name}, the page's defaults ({int(d['num_images'])} images, {d['sampler']} {int(d['steps'])} steps, "
+                f"{m['precision']})")
         table += [dict(name=f"end to end: {what}, client fetches no files", seconds=m["no_fetch_seconds"]),
                   dict(name=f"end to end: {what}, client fetches every streamed file ({m['updates']} updates, "
                             f"{m['bytes_fetched'] / 1e3:.0f} kB)", seconds=m["fetch_seconds"]),
@@ -147,8 +159,10 @@ def main(argv=None) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--only", nargs="*", default=list(ENDPOINTS), choices=ENDPOINTS)
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                   help="the server's and the sampling's precision (default auto: what python app.py picks)")
     args = p.parse_args(argv)
-    print(json.dumps(measure(args.only, args.repeats, args.threads), indent=1, default=str))
+    print(json.dumps(measure(args.only, args.repeats, args.threads, args.precision), indent=1, default=str))
 
 
 if __name__ == "__main__":
