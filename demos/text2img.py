@@ -32,7 +32,9 @@ MODEL_CHOICES = (SHAPES, SD)
 OWN = "the model's own"
 ZERO_SNR_CHOICES = (OWN, "on", "off")
 SPACING_CHOICES = (OWN, *SPACINGS)
-MAX_FRAMES, MAX_FRAMES_SD, MAX_PROMPT_CHARS = 20, 5, 20_000
+# frames streamed per request: each is the VAE decoding x̂₀ (~30 ms for 4 shapes images), so the default 20 steps
+# stream every 2nd step and the last (11 frames, ~0.4 s less per request than every step, measured through the API)
+MAX_FRAMES, MAX_FRAMES_SD, MAX_PROMPT_CHARS = 10, 5, 20_000
 ALLOW_SD_ENV, SD_ALLOWLIST_ENV = "DIFFUSION_LAB_ALLOW_SD", "DIFFUSION_LAB_SD_ALLOWLIST"
 SWEEP_SCALES, MAX_SWEEP_IMAGES = "0, 1, 3, 7", 4
 BUDGET = Budget(1_000, overhead=8)  # shapes model, per request: ≈ 5 s at 4.8 ms per guided image-step + 39 ms per call
