@@ -59,10 +59,12 @@ def stop_app(proc: subprocess.Popen) -> None:
     shutil.rmtree(proc.scratch, ignore_errors=True)
 
 
-def wait_idle(pid: int, below: float = 5.0, timeout: float = 180) -> float:
+def wait_idle(pid: int, below: float = 20.0, timeout: float = 180) -> float:
     """Block until the process (with its children) uses less than `below` % of one core over a whole second: the
-    app serves its first page at once and fills its memos in a background thread (the 2-D playground's `warm`),
-    which would otherwise share the cores with what is timed. Returns the seconds waited."""
+    app serves its first page at once and fills its memos in a background thread (the 2-D playground's `warm`,
+    ~100 % of a core for ~15 s), which would otherwise share the cores with what is timed. Idle, the app still
+    uses 7-10 % of a core here (gradio's event loops; every thread idle in a py-spy dump), so the bar sits above
+    that. Returns the seconds waited."""
     import psutil
     proc, t0 = psutil.Process(pid), time.time()
 
