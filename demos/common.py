@@ -245,7 +245,7 @@ def digit_input(label: str, value: str | None = None) -> gr.Image:
     Wire its events with preprocess=False so the raw upload reaches `to_digit_tensor`'s checks."""
     img = gr.Image(label=label, type="filepath", value=value, height=200, sources=["upload", "clipboard"],
                    image_mode="RGBA", elem_classes=["digit-input"])
-    gr.Examples(MNIST_EXAMPLES, inputs=img, label=T("common.mnist_examples"), examples_per_page=20)
+    examples_table(MNIST_EXAMPLES, img, T("common.mnist_examples"), examples_per_page=20)
     return img
 
 
@@ -378,6 +378,14 @@ def T_name(key: str, name: str):
     """A build-time text `key` with the translated process name `name` (a key) put into its {label}."""
     from .i18n import T_each
     return T_each(key, lambda lang: tr(key, lang, label=maybe(name, lang)))
+
+
+def examples_table(samples, inputs, label, **kwargs) -> gr.Examples:
+    """gr.Examples without column headers: a table of several inputs takes its headers from their labels, which
+    gradio's frontend shows untranslated (raw "__i18n__{...}" markers); the table's own label says what it holds."""
+    made = gr.Examples(samples, inputs=inputs, label=label, **kwargs)
+    made.dataset.headers = []
+    return made
 
 
 class StreamedFrames:

@@ -13,8 +13,8 @@ from pipelines.shapes.data import HELDOUT_TEMPLATES, ShapesDataset, caption_for
 from pipelines.stackgan import COMMANDS, STAGE1, STAGE2, STAGE2_PIXELSHUFFLE
 from pipelines.stackgan.pipeline import MAX_PROMPT_CHARS, load_network, load_stackgan
 
-from .common import (MAX_SEED, SettingsDrop, check_bool, check_choice, check_number, formula, labelled, samples_image,
-                     seed_box, user_errors, warn_notes)
+from .common import (MAX_SEED, SettingsDrop, check_bool, check_choice, check_number, examples_table, formula, labelled,
+                     samples_image, seed_box, user_errors, warn_notes)
 from .i18n import T, T_each, has, tr
 from .lessons import Exposed
 from .plots import loss_plot
@@ -225,7 +225,7 @@ def build():
     with gr.Row():
         with gr.Column(scale=1):
             caption = gr.Textbox(EXAMPLES[0][0], label=T("stackgan.caption"), lines=2)
-            gr.Examples(EXAMPLES, inputs=[caption], label=T("stackgan.examples"))
+            examples_table(EXAMPLES, [caption], T("stackgan.examples"))
             trained = [v for v, name in VARIANTS.items() if (checkpoints_root() / name / "generator.safetensors").exists()]
             shown = trained or list(VARIANTS)
             variant = gr.Radio(labelled(shown, VARIANT_KEYS), value=shown[0], label=T("stackgan.variant"))

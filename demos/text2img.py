@@ -19,8 +19,8 @@ from pipelines.shapes.data import HELDOUT_TEMPLATES, caption_for
 
 from .cfg import parse_scales
 from .common import (Budget, FramesView, MAX_ECHO, MAX_SEED, SAMPLER_KEYS, SettingsDrop, StreamedFrames, budget_info,
-                     check_choice, check_cost, check_number, echo, echo_md, formula, labelled, samples_image, seed_box,
-                     user_errors, warn_notes, write_png)
+                     check_choice, check_cost, check_number, echo, echo_md, examples_table, formula, labelled,
+                     samples_image, seed_box, user_errors, warn_notes, write_png)
 from .i18n import T, T_each, has, maybe, tr
 from .lessons import Exposed
 from .zero_snr import SPACING_KEYS, spacing_text
@@ -495,8 +495,7 @@ def build():
                 check_sd = gr.Button(T("text2img.check_sd"), size="sm", scale=1)
             prompt = gr.Textbox(EXAMPLES[0][0], label=T("text2img.prompt"), lines=2)
             negative = gr.Textbox("", label=T("text2img.negative"))
-            gr.Examples(EXAMPLES, inputs=[prompt, negative],
-                        label=T("text2img.examples"))
+            examples_table(EXAMPLES, [prompt, negative], T("text2img.examples"))
             scale = gr.Slider(0, MAX_SCALE, value=3, step=0.25,
                               label=T("cfg.scale_slider"))
             rescale = gr.Slider(0, 1, value=0, step=0.05, label=T("text2img.rescale"))

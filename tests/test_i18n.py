@@ -396,3 +396,17 @@ def test_the_switch_changes_the_language_and_remembers_it(app_url, browser):
     page.goto(app_url, wait_until="domcontentloaded")  # the choice is remembered
     page.get_by_role("tab", name=i18n.tr("app.tab.ddpm", "en")).wait_for(timeout=90_000)
     page.close()
+
+
+def test_no_examples_table_shows_an_untranslated_header():
+    """gradio's frontend translates labels but not a Dataset's column headers; a header holding an I18n key showed
+    as a raw "__i18n__{...}" marker above the text-to-image prompts."""
+    import json
+
+    import app
+    config = app.build_app().get_config_file()
+    datasets = [c["props"] for c in config["components"] if c.get("type") == "dataset"]
+    assert datasets, "the app has example tables"
+    for props in datasets:
+        assert "__i18n__" not in json.dumps(props.get("headers"), default=str), props.get("label")
+        assert all(isinstance(h, str) for h in props.get("headers") or []), props.get("headers")
