@@ -439,13 +439,11 @@ class FramesView:
         return [self.current, self.slider, self.gallery, self.gif, self.state]
 
     @staticmethod
-    def update(frames, gif: str | None = None, show: int | None = None):
-        """frames: a StreamedFrames, or [(PIL image or PNG path, caption)]; returns values for `outputs`. Each frame is
-        a PNG file, written once: the gallery serves the files and the session's state keeps only their paths (kept
-        as PIL images, every student's frames of every tab stayed in server memory for as long as the session lived)."""
-        if isinstance(frames, StreamedFrames):
-            frames = frames.files
-        files = [(img if isinstance(img, str) else write_png(img, "frame"), caption) for img, caption in frames]
+    def update(frames: StreamedFrames | list = (), gif: str | None = None, show: int | None = None):
+        """frames: the request's StreamedFrames (or an empty list while it streams); returns values for `outputs`.
+        The gallery serves the frames' PNG files and the session's state keeps only their paths (kept as PIL images,
+        every student's frames of every tab stayed in server memory for as long as the session lived)."""
+        files = frames.files if frames else []
         last = max(len(files) - 1, 0)
         show = last if show is None else show
         return (files[show][0] if files else None,

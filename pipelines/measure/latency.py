@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import time
 import urllib.request
@@ -75,21 +74,24 @@ def time_fetching(client, api_name: str, kwargs: dict) -> tuple[float, int, int]
     return time.perf_counter() - t0, updates, size
 
 
-def sampling_alone(api_name: str, kw: dict):
+def sampling_alone(api_name: str, kw: dict, precision: str):
     """The same request's sampling (and, for latent diffusion, the VAE's decoding), through its pipeline in this
-    process, at the precision $DIFFUSION_LAB_PRECISION asks for: (a callable that runs it once, the precision the
-    model chose). The model is loaded
-    anew (past the loaders' caches), so a model another benchmark row loaded at another precision is not reused."""
+    process, at `precision` resolved as the server resolves it: (a callable that runs it once, the precision's name)."""
+    from ..precision import choose
+    from .precision import at
     if api_name == "cfg_generate":
         from ..cfg.pipeline import load_cfg
-        model = load_cfg.__wrapped__("cfg-mnist" if kw["model_name"] == "MNIST" else "cfg-fashion-mnist")
+        name = "cfg-mnist" if kw["model_name"] == "MNIST" else "cfg-fashion-mnist"
+        model = load_cfg(name)
+        model = at(model, choose(model.device, precision, model=name))
         c = model.class_index(str(kw["label"]))
         return (lambda: model.frames(c, scale=float(kw["scale"]), rescale=float(kw["rescale"]), sampler=kw["sampler"],
                                      steps=int(kw["steps"]), num_images=int(kw["num_images"]),
                                      seed=int(kw["seed"])).last()), model.precision.name
     if api_name == "text2img_generate":
         from ..ldm.pipeline import load_ldm
-        model = load_ldm.__wrapped__()
+        model = load_ldm()
+        model = at(model, choose(model.device, precision, model=model.name))
         return (lambda: model.decode(model.frames(
             kw["prompt"], negative_prompt=kw["negative_prompt"], scale=float(kw["scale"]), rescale=float(kw["rescale"]),
             sampler=kw["sampler"], steps=int(kw["steps"]), num_images=int(kw["num_images"]),
@@ -100,9 +102,10 @@ def sampling_alone(api_name: str, kw: dict):
 def measure(endpoints=ENDPOINTS, repeats: int = 3, threads: int = 2, precision: str = "auto") -> dict:
     """{endpoint: {defaults, no_fetch_seconds, fetch_seconds, updates, bytes, sampling_seconds, precision}}, medians.
     The server and the sampling alone run at the same `precision` ("auto": what `python app.py` picks)."""
-    import torch
     from gradio_client import Client
+
     from ..precision import PRECISION_ENV
+    from ..runtime import torch_threads
     out = {}
     with launched_app(env={"OMP_NUM_THREADS": str(threads), PRECISION_ENV: precision}) as url:
         client = Client(url, verbose=False, download_files=False)
@@ -114,20 +117,11 @@ def measure(endpoints=ENDPOINTS, repeats: int = 3, threads: int = 2, precision: 
             out[api_name] = {"defaults": kw, "no_fetch_seconds": statistics.median(no_fetch),
                              "fetch_seconds": statistics.median(f[0] for f in fetching),
                              "updates": fetching[0][1], "bytes_fetched": fetching[0][2]}
-    previous, asked = torch.get_num_threads(), os.environ.get(PRECISION_ENV)
-    torch.set_num_threads(threads)
-    os.environ[PRECISION_ENV] = precision
-    try:
+    with torch_threads(threads):
         for api_name in endpoints:  # after the server stopped: the two never share the cores
-            run, out[api_name]["precision"] = sampling_alone(api_name, out[api_name]["defaults"])
+            run, out[api_name]["precision"] = sampling_alone(api_name, out[api_name]["defaults"], precision)
             run()
             out[api_name]["sampling_seconds"] = statistics.median(_seconds(run) for _ in range(repeats))
-    finally:
-        torch.set_num_threads(previous)
-        if asked is None:
-            os.environ.pop(PRECISION_ENV, None)
-        else:
-            os.environ[PRECISION_ENV] = asked
     return out
 
 
