@@ -18,7 +18,10 @@ from .lessons import Exposed
 from .plots import quality_diversity_plot
 from .zerogpu import gpu_task
 
-SAMPLERS = ("DDIM", "DPM-Solver++ (multistep)", "DDPM (ancestral)")
+SAMPLERS = ("DDIM", "DPM-Solver++ (multistep)", "UniPC (multistep)", "DDPM (ancestral)")
+# the cheapest sampler and steps that keep DDIM 20 fp32's quality (python -m pipelines.evaluate --frontier;
+# tests/test_frontier.py holds these to results/frontier.json)
+DEFAULT_SAMPLER, DEFAULT_STEPS = "DPM-Solver++ (multistep)", 5
 MAX_IMAGES, MAX_STEPS, MAX_FRAMES, SLIDER_MAX = 36, 250, 25, 15.0
 ALL_CLASSES = sorted({c for names in CLASS_NAMES.values() for c in names})
 BUDGET = Budget(2_100, overhead=6)  # per request: ≈ 5 s at 2.4 ms per guided image-step + 14 ms per call (bf16, 2 threads)
@@ -78,7 +81,7 @@ def generate(model_name, label, scale, rescale, sampler, steps, num_images, seed
         label: the class to draw, a class of the chosen model: "0" … "9" for MNIST; for Fashion-MNIST one of "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot".
         scale: the guidance scale w, a number from 0 to 30 (0 = unconditional, 1 = conditional without guidance, above 1 = guided; the page's slider shows 0 to 15).
         rescale: the guidance rescale φ (Lin et al.), from 0 to 1; 0 turns it off, 0.7 is the paper's value.
-        sampler: "DDIM", "DPM-Solver++ (multistep)" or "DDPM (ancestral)" (the ancestral sampler always runs all 1000 training steps and ignores steps).
+        sampler: "DDIM", "DPM-Solver++ (multistep)", "UniPC (multistep)" or "DDPM (ancestral)" (the ancestral sampler always runs all 1000 training steps and ignores steps).
         steps: the denoising steps, a whole number from 1 to 250.
         num_images: how many images to generate, a whole number from 1 to 36; images × steps is also bounded by this server's per-request budget (a clear error when over it).
         seed: the random seed of the starting noise, a whole number from 0 to 2147483647.
@@ -209,8 +212,8 @@ def build():
                 scale_slider = gr.Slider(0, SLIDER_MAX, value=3, step=0.25, label=T("cfg.scale_slider"))
                 scale = gr.Number(value=3, minimum=0, maximum=MAX_SCALE, label=T("cfg.scale_number", most=MAX_SCALE))
             rescale = gr.Slider(0, 1, value=0, step=0.05, label=T("cfg.rescale"))
-            sampler = gr.Dropdown(labelled(SAMPLERS, SAMPLER_KEYS), value="DDIM", label=T("ddpm.sampler"))
-            steps = gr.Slider(1, MAX_STEPS, value=25, step=1, label=T("cfg.steps"))
+            sampler = gr.Dropdown(labelled(SAMPLERS, SAMPLER_KEYS), value=DEFAULT_SAMPLER, label=T("ddpm.sampler"))
+            steps = gr.Slider(1, MAX_STEPS, value=DEFAULT_STEPS, step=1, label=T("cfg.steps"))
             num_images = gr.Slider(1, MAX_IMAGES, value=16, step=1, label=T("ddpm.images"),
                                    info=budget_info(BUDGET, ancestral=True))
             seed = seed_box(0)

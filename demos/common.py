@@ -165,7 +165,8 @@ def cost_scale() -> float:
 ANCESTRAL, ANCESTRAL_STEPS = "DDPM (ancestral)", 1000  # the ancestral sampler runs every training step
 
 
-SAMPLER_KEYS = {"DDPM (ancestral)": "sampler.ancestral", "DDIM": "sampler.ddim", "DPM-Solver++ (multistep)": "sampler.dpm"}
+SAMPLER_KEYS = {"DDPM (ancestral)": "sampler.ancestral", "DDIM": "sampler.ddim", "DPM-Solver++ (multistep)": "sampler.dpm",
+                "UniPC (multistep)": "sampler.unipc"}
 
 
 def labelled(values, keys: dict) -> list:

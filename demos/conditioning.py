@@ -24,6 +24,9 @@ from .zerogpu import gpu_task
 CHOICES = {TITLES[m]: m for m in CONDITIONING_MODELS}    # "cross-attention" -> "cross_attention"
 CLASSES = ["all ten", *map(str, range(10))]
 MAX_STEPS, PER_CLASS = 100, 8
+# the cheapest sampler and steps that keep DDIM 20 fp32's quality (python -m pipelines.evaluate --frontier;
+# tests/test_frontier.py holds these to results/frontier.json)
+DEFAULT_SAMPLER, DEFAULT_STEPS = "DDIM", 20
 
 # the code each mechanism adds: the classes and lines a reader should open
 CODE = {
@@ -78,7 +81,7 @@ def compare(label, scale, steps, seed, progress=gr.Progress()):
             rows.append(torch.full((len(classes), 1, 28, 28), -1.0))
             names.append(tr("conditioning.missing", title=TITLES[mechanism]))
             continue
-        rows.append(model.generate(classes, scale=scale, sampler="DDIM", steps=steps, seed=seed))
+        rows.append(model.generate(classes, scale=scale, sampler=DEFAULT_SAMPLER, steps=steps, seed=seed))
         names.append(TITLES[mechanism])
         progress((k + 1, len(CONDITIONING_MODELS)), desc=tr("conditioning.models_done"))
     cols = [f"y = {c}" for c in classes] if label == CLASSES[0] else [f"#{i + 1}" for i in range(len(classes))]
@@ -116,7 +119,7 @@ def build():
             label = gr.Dropdown(labelled(CLASSES, {CLASSES[0]: "conditioning.all_ten"}), value=CLASSES[0],
                                 label=T("conditioning.class_y"))
             scale = gr.Slider(0, 10, value=3, step=0.5, label=T("conditioning.scale"))
-            steps = gr.Slider(1, MAX_STEPS, value=20, step=1, label=T("cfg.sweep_steps"),
+            steps = gr.Slider(1, MAX_STEPS, value=DEFAULT_STEPS, step=1, label=T("cfg.sweep_steps"),
                               info=T_each("conditioning.steps_info", lambda lang: budget_text(BUDGET, lang=lang)
                                           + tr("conditioning.steps_info", lang)))
             seed = seed_box(0)

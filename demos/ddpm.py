@@ -19,7 +19,10 @@ from .plots import SCHEDULE_KEYS, loss_plot, schedule_plot
 from .zerogpu import gpu_task
 
 STRIP_T = (0, 50, 100, 200, 300, 500, 700, 999)
-REVERSE_SAMPLERS = ("DDIM", "DDPM (ancestral)")
+REVERSE_SAMPLERS = ("DDIM", "DPM-Solver++ (multistep)", "UniPC (multistep)", "DDPM (ancestral)")
+# the cheapest sampler and steps that keep DDIM 20 fp32's quality (python -m pipelines.evaluate --frontier;
+# tests/test_frontier.py holds these to results/frontier.json)
+DEFAULT_SAMPLER, DEFAULT_STEPS = "UniPC (multistep)", 6
 MAX_IMAGES, MAX_STEPS, MAX_FRAMES = 36, 250, 25
 BUDGET = Budget(2_400, overhead=10)  # per request: ≈ 5 s at 2.1 ms per image-step + 21 ms per call (bf16, 2 threads)
 
@@ -107,8 +110,8 @@ def reverse_process(sampler, steps, num_images, eta, seed, progress=gr.Progress(
     grid of samples (a PNG with its settings), every frame and an animated GIF.
 
     Args:
-        sampler: "DDIM" or "DDPM (ancestral)" (the ancestral sampler always runs all 1000 training steps and ignores steps).
-        steps: the DDIM denoising steps, a whole number from 1 to 250.
+        sampler: "DDIM", "DPM-Solver++ (multistep)", "UniPC (multistep)" or "DDPM (ancestral)" (the ancestral sampler always runs all 1000 training steps and ignores steps).
+        steps: the denoising steps, a whole number from 1 to 250.
         num_images: how many digits to generate, a whole number from 1 to 36; images × steps is also bounded by this server's per-request budget (a clear error when over it).
         eta: DDIM's η, from 0 to 1 (used by DDIM only): 0 = deterministic, 1 = as much fresh noise per step as DDPM.
         seed: the random seed of the starting noise, a whole number from 0 to 2147483647.
@@ -177,8 +180,8 @@ def build():
     gr.Markdown(T("ddpm.reverse_title"))
     with gr.Row():
         with gr.Column(scale=1):
-            sampler = gr.Radio(labelled(REVERSE_SAMPLERS, SAMPLER_KEYS), value="DDIM", label=T("ddpm.sampler"))
-            steps = gr.Slider(1, MAX_STEPS, value=20, step=1, label=T("ddpm.steps"))
+            sampler = gr.Radio(labelled(REVERSE_SAMPLERS, SAMPLER_KEYS), value=DEFAULT_SAMPLER, label=T("ddpm.sampler"))
+            steps = gr.Slider(1, MAX_STEPS, value=DEFAULT_STEPS, step=1, label=T("ddpm.steps"))
             eta = gr.Slider(0, 1, value=0, step=0.05, label=T("ddpm.eta"))
             num_images = gr.Slider(1, MAX_IMAGES, value=16, step=1, label=T("ddpm.images"),
                                    info=budget_info(BUDGET, ancestral=True))

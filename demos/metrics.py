@@ -5,6 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from pipelines.checkpoints import PROJECT_ROOT, read_json
+from pipelines.measure import frontier
 from pipelines.measure.protocol import PROTOCOLS
 from pipelines.measure.report import format_value
 from pipelines.measure.samplers import SAMPLERS
@@ -13,10 +14,10 @@ from pipelines.metrics.features import DEFAULT_FEATURES, JUDGES, get_feature_net
 from pipelines.metrics.fid import FIDNumericalError
 from pipelines.metrics.scoring import real_floor, reference_description, score_images
 
-from .common import Budget, check_choice, check_cost, check_number, formula, labelled, seed_box, user_errors
+from .common import SAMPLER_KEYS, Budget, check_choice, check_cost, check_number, formula, labelled, seed_box, user_errors
 from .i18n import T, T_each, has, tr
 from .lessons import Exposed
-from .plots import metrics_plot
+from .plots import frontier_plot, metrics_plot
 from .zerogpu import gpu_task
 
 RESULTS = PROJECT_ROOT / "results" / "metrics.json"
@@ -153,6 +154,51 @@ def plot_view(name):
     return gr.Plot(value=fig, visible=fig is not None)
 
 
+# ----------------------------------------------------------------------------- fewest steps at equal quality
+FRONTIER_COMMAND = "python -m pipelines.evaluate --frontier"
+FRONTIER_HEADER_KEYS = ["metrics.col_tab", "metrics.col_sampler", "metrics.col_steps", "metrics.col_models"]
+
+
+def frontier_tabs(doc: dict) -> list[list]:
+    """One row per tab: its title, the default sampler and steps results/frontier.json chose, the models it holds."""
+    rows = []
+    for tab, models in frontier.TABS.items():
+        d = doc["defaults"].get(tab)
+        sampler = tr(SAMPLER_KEYS[d["sampler"]]) if d and d["measured"] else tr("metrics.frontier_unmeasured")
+        rows.append([tr(f"app.tab.{tab}"), sampler, d["steps"] if d and d["measured"] else "",
+                     ", ".join(m for m in models if m in doc["models"]) or "—"])
+    return rows
+
+
+def tab_of(model: str) -> str | None:
+    return next((tab for tab, models in frontier.TABS.items() if model in models), None)
+
+
+def frontier_figure(doc: dict, name: str):
+    return frontier_plot(doc["models"][name], name, doc["bounds"], doc["defaults"].get(tab_of(name)))
+
+
+def frontier_page():
+    """The frontier section as the page loads: status, the tabs' defaults, the model choice and its curves."""
+    doc = read_json(frontier.RESULTS)
+    if not doc or not doc.get("models"):
+        return (tr("metrics.frontier_none", command=FRONTIER_COMMAND), headed([], FRONTIER_HEADER_KEYS),
+                gr.Dropdown(choices=[], value=None, visible=False), gr.Plot(value=None, visible=False))
+    commands = ", ".join(f"`{c}`" for c in doc.get("commands", [doc["command"]]))
+    names = list(doc["models"])
+    return (tr("metrics.frontier_of", commands=commands, n=doc["n"], hardware=doc["hardware"]),
+            headed(frontier_tabs(doc), FRONTIER_HEADER_KEYS), gr.Dropdown(choices=names, value=names[0], visible=True),
+            gr.Plot(value=frontier_figure(doc, names[0]), visible=True))
+
+
+@user_errors
+def frontier_view(name):
+    """The chosen model's curves (a name the file does not hold gets a clear message)."""
+    doc = read_json(frontier.RESULTS) or {"models": {}}
+    check_choice(name, "metrics.frontier_model", list(doc["models"]))
+    return frontier_figure(doc, name)
+
+
 # ----------------------------------------------------------------------------- on demand
 def generator_changed(name):
     gen = SAMPLERS.get(name)
@@ -243,6 +289,15 @@ def build():
     reload.click(results_page, [], [status, table, plot_choice, plot], api_visibility="private")
     plot_choice.change(plot_view, plot_choice, plot, api_visibility="private")
 
+    gr.Markdown(T("metrics.frontier_title", command=FRONTIER_COMMAND))
+    formula(T("metrics.frontier_md"))
+    frontier_status = gr.Markdown()
+    frontier_table = gr.Dataframe(headers=FRONTIER_HEADER_KEYS, interactive=False, wrap=True,
+                                  label=T("metrics.frontier_table"))
+    frontier_choice = gr.Dropdown([], label=T("metrics.frontier_model"), info=T("metrics.frontier_model_info"))
+    frontier_curves = gr.Plot(label=T("metrics.frontier_model"))
+    frontier_choice.change(frontier_view, frontier_choice, frontier_curves, api_visibility="private")
+
     gr.Markdown(T("metrics.compute_title"))
     formula(T("metrics.caveat_md"))
     with gr.Row():
@@ -274,4 +329,5 @@ def build():
                      dict(compute=run), checks={"plot_choice": lambda v: check_choice(
                          v, "metrics.plot_choice", plot_names((load_results()[0] or {}).get("rows", [])))})
     return {"load": [(results_page, [], [status, table, plot_choice, plot]),
+                     (frontier_page, [], [frontier_status, frontier_table, frontier_choice, frontier_curves]),
                      (history_page, [history], [history_table])], "lesson": lesson}

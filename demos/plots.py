@@ -8,6 +8,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from pipelines.schedules import SCHEDULES, alphas_cumprod, log_snr  # noqa: E402
 
+from .common import SAMPLER_KEYS  # noqa: E402
 from .i18n import tr  # noqa: E402
 
 # each schedule's key in the translation tables (schedule.<key>: its full name, schedule.<key>_short: its short one)
@@ -98,6 +99,48 @@ def metrics_plot(rows: list[dict], name: str) -> Figure | None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle(name, fontsize=10)
+    return fig
+
+
+# the figures of results/frontier.json, in the order of the panels, and the bound each is held to
+FRONTIER_FIGURES = {"fid": "fid_relative", "accuracy": "judge", "confident": "judge", "shape": "judge",
+                    "colour": "judge", "black": "brightness", "white": "brightness"}
+
+
+def frontier_plot(row: dict, name: str, bounds: dict, chosen: dict | None = None) -> Figure:
+    """One model of results/frontier.json: each figure against sampling steps, a line per sampler, the reference
+    (DDIM 20, fp32) as a dashed line, the band a point may fall short of it by and still keep quality (shaded, on the
+    worse side only: a point better than the reference keeps quality), and the tab's chosen default as a star."""
+    from pipelines.measure.precision import HIGHER_IS_WORSE
+    keys = [k for k in FRONTIER_FIGURES if k in row["reference"]]
+    fig = Figure(figsize=(4.2 * len(keys), 3.3), layout="constrained")
+    axes = fig.subplots(1, len(keys), squeeze=False)[0]
+    samplers = list(dict.fromkeys(p["sampler"] for p in row["points"]))
+    for ax, key in zip(axes, keys):
+        for i, sampler in enumerate(samplers):
+            pts = [(p["steps"], p["figures"][key]) for p in row["points"]
+                   if p["sampler"] == sampler and p["figures"].get(key) is not None]
+            if not pts:
+                continue
+            ax.plot(*zip(*pts), "o-", ms=3, lw=1.2, color=f"C{i}",
+                    label=tr(SAMPLER_KEYS[sampler]) if sampler in SAMPLER_KEYS else sampler)
+            hit = [v for s, v in pts if chosen and chosen["sampler"] == sampler and s == chosen["steps"]]
+            if hit:
+                ax.plot([chosen["steps"]], hit, "*", ms=15, color=f"C{i}", mec="k", zorder=5,
+                        label=tr("plots.frontier_chosen", steps=chosen["steps"]))
+        ref = row["reference"][key]
+        if ref is not None:
+            allowed = bounds[FRONTIER_FIGURES[key]] * (ref if key == "fid" else 1)
+            limit = ref + allowed if key in HIGHER_IS_WORSE else ref - allowed
+            ax.axhspan(min(ref, limit), max(ref, limit), color="k", alpha=0.10, lw=0)
+            ax.axhline(ref, color="k", ls="--", lw=1, label=tr("plots.frontier_reference"))
+        ax.set(title=tr("plots.frontier_worse_up" if key in HIGHER_IS_WORSE else "plots.frontier_worse_down",
+                        figure=key),
+               xlabel=tr("plots.frontier_steps"), xscale="log")
+        ax.set_xticks([4, 6, 10, 20, 50], labels=["4", "6", "10", "20", "50"])
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(tr("plots.frontier_title", model=name, precision=row.get("precision", "?")), fontsize=10)
     return fig
 
 

@@ -37,6 +37,9 @@ SPACING_CHOICES = (OWN, *SPACINGS)
 MAX_FRAMES, MAX_FRAMES_SD, MAX_PROMPT_CHARS = 10, 5, 20_000
 ALLOW_SD_ENV, SD_ALLOWLIST_ENV = "DIFFUSION_LAB_ALLOW_SD", "DIFFUSION_LAB_SD_ALLOWLIST"
 SWEEP_SCALES, MAX_SWEEP_IMAGES = "0, 1, 3, 7", 4
+# the cheapest sampler and steps that keep DDIM 20 fp32's quality (python -m pipelines.evaluate --frontier;
+# tests/test_frontier.py holds these to results/frontier.json)
+DEFAULT_SAMPLER, DEFAULT_STEPS = "DPM-Solver++ (multistep)", 8
 BUDGET = Budget(1_000, overhead=8)  # shapes model, per request: ≈ 5 s at 4.8 ms per guided image-step + 39 ms per call
 INTERP_MODES = ("between two prompts (token states, linear)", "between two seeds (latents, slerp)")
 # the choices' labels (the values, what the API takes, stay as they are)
@@ -165,7 +168,7 @@ def generate(model_choice, sd_spec, prompt, negative_prompt, scale, rescale, sam
         negative_prompt: text to steer away from (it replaces the unconditional branch of the guidance), e.g. "black background"; may be empty; at most 20000 characters.
         scale: the guidance scale w, from 0 to 30 (0 = unconditional, 1 = conditional without guidance, above 1 = guided).
         rescale: the guidance rescale φ (Lin et al.), from 0 to 1; 0 turns it off, 0.7 is the paper's value.
-        sampler: "DDIM" or "DPM-Solver++ (multistep)".
+        sampler: "DDIM", "DPM-Solver++ (multistep)" or "UniPC (multistep)".
         steps: the denoising steps, a whole number from 1 to 100.
         num_images: how many images to generate, a whole number from 1 to 16 (Stable Diffusion on a CPU: at most 4); for the shapes model images × steps is also bounded by this server's per-request budget (a clear error when over it).
         seed: the random seed of the starting noise, a whole number from 0 to 2147483647.
@@ -500,8 +503,8 @@ def build():
                               label=T("cfg.scale_slider"))
             rescale = gr.Slider(0, 1, value=0, step=0.05, label=T("text2img.rescale"))
             with gr.Row():
-                sampler = gr.Dropdown(labelled(SAMPLERS, SAMPLER_KEYS), value="DDIM", label=T("ddpm.sampler"))
-                steps = gr.Slider(1, MAX_STEPS, value=20, step=1, label=T("text2img.steps"))
+                sampler = gr.Dropdown(labelled(SAMPLERS, SAMPLER_KEYS), value=DEFAULT_SAMPLER, label=T("ddpm.sampler"))
+                steps = gr.Slider(1, MAX_STEPS, value=DEFAULT_STEPS, step=1, label=T("text2img.steps"))
             num_images = gr.Slider(1, MAX_IMAGES, value=4, step=1, label=T("ddpm.images"),
                                    info=budget_info(BUDGET))
             seed = seed_box(0)

@@ -27,6 +27,9 @@ OWN = "the model's own (leading / trailing)"
 SPACING_CHOICES = (OWN, *SPACINGS)
 SPACING_KEYS = {OWN: "zero_snr.spacing_own"} | {s: f"zero_snr.spacing_{s}" for s in SPACINGS}  # the choices' labels
 MAX_IMAGES, MAX_STEPS, COMPARE_IMAGES, MAX_FRAMES = 36, 200, 4, 25
+# the cheapest DDIM steps that keep DDIM 20 fp32's quality (python -m pipelines.evaluate --frontier;
+# tests/test_frontier.py holds these to results/frontier.json)
+DEFAULT_STEPS = 20   # DDIM: the lesson's sampler, with its timestep spacings
 BUDGET = CFG_BUDGET  # the same UNet as the CFG tab's
 
 # ---------------------------------------------------------------- helpers
@@ -226,7 +229,7 @@ def build():
             label = gr.Dropdown(class_choices(CLASSES, build=True), value="all black", label=T("zero_snr.class_label"))
             scale = gr.Slider(0, MAX_SCALE, value=3, step=0.25, label=T("cfg.scale_name"))
             rescale = gr.Slider(0, 1, value=0, step=0.05, label=T("zero_snr.rescale"))
-            steps = gr.Slider(1, MAX_STEPS, value=25, step=1, label=T("zero_snr.steps"))
+            steps = gr.Slider(1, MAX_STEPS, value=DEFAULT_STEPS, step=1, label=T("zero_snr.steps"))
             num_images = gr.Slider(1, MAX_IMAGES, value=16, step=1, label=T("ddpm.images"),
                                    info=budget_info(BUDGET))
             seed = seed_box(0)

@@ -28,8 +28,7 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 # checkpoints that keep fp32 whatever is chosen: bf16 hurt them, or has not been measured on them yet (see the module
 # docstring; tests/test_precision.py checks this list against results/precision.json)
 NOT_MEASURED = "bf16 not measured on it yet (python -m pipelines.measure.precision --only <name>)"
-FP32_ONLY: dict[str, str] = {name: NOT_MEASURED for name in ("cond-add-mnist", "cond-concat-mnist",
-                                                               "cond-cross-attention-mnist", "cond-adaln-mnist")}
+FP32_ONLY: dict[str, str] = {}   # every diffusion model shipped is within the bounds at bf16
 
 
 def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:

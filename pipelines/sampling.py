@@ -32,17 +32,33 @@ def denoise(predict: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], sched
     scheduler.set_timesteps(num_inference_steps, device=device)
     # 2. start from pure noise, drawn on the CPU for reproducibility across devices
     x = x_T if x_T is not None else randn(shape, generator, device) * scheduler.init_noise_sigma
-    extra = {"eta": eta} if "eta" in scheduler.step.__code__.co_varnames else {}
+    takes = scheduler.step.__code__.co_varnames   # UniPC's step takes no generator (it draws nothing), DDPM's no eta
+    extra = {**({"eta": eta} if "eta" in takes else {}), **({"generator": generator} if "generator" in takes else {})}
     n = len(scheduler.timesteps)
     for i, t in enumerate(scheduler.timesteps):
         # 3. the model's prediction (ε or v), guided if `predict` says so
         with torch.no_grad():
             model_output = predict(scheduler.scale_model_input(x, t), t)
         # 4. one reverse step: x_t -> x_{t-1}, and the predicted x_0 (DDPM eq. 15 / DDIM eq. 12)
-        out = scheduler.step(model_output, t, x, generator=generator, **extra)
-        x = out.prev_sample
+        out = scheduler.step(model_output, t, x, **extra)
         denoised = getattr(out, "pred_original_sample", None)
-        yield Step(i, n, int(t), x, denoised if denoised is not None else x)
+        if denoised is None:   # the multistep solvers (DPM-Solver++, UniPC) return x_{t-1} only
+            denoised = predicted_x0(scheduler, model_output, x, t)
+        x = out.prev_sample
+        yield Step(i, n, int(t), x, denoised)
+
+
+def predicted_x0(scheduler, model_output: torch.Tensor, x_t: torch.Tensor, t) -> torch.Tensor:
+    """x̂_0 from what the model predicted at timestep t, with ᾱ_t of the scheduler's training schedule:
+    ε-prediction (DDIM eq. 12):  x̂_0 = (x_t − sqrt(1 − ᾱ_t)·ε̂) / sqrt(ᾱ_t)
+    v-prediction (Salimans & Ho 2022, v = sqrt(ᾱ_t)·ε − sqrt(1 − ᾱ_t)·x_0):  x̂_0 = sqrt(ᾱ_t)·x_t − sqrt(1 − ᾱ_t)·v̂"""
+    abar = scheduler.alphas_cumprod[int(t)].to(x_t.device, torch.float32)
+    kind = scheduler.config.prediction_type
+    if kind == "v_prediction":
+        return abar.sqrt() * x_t - (1 - abar).sqrt() * model_output
+    if kind == "sample":
+        return model_output
+    return (x_t - (1 - abar).sqrt() * model_output) / abar.sqrt()
 
 
 class Run:

@@ -7,7 +7,7 @@ Zero terminal SNR:             `rescale_zero_terminal_snr` below (Lin et al. 202
 from __future__ import annotations
 
 import torch
-from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
+from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, UniPCMultistepScheduler
 
 # name shown to the user -> (diffusers beta_schedule, beta_start, beta_end)
 SCHEDULES = {
@@ -15,7 +15,10 @@ SCHEDULES = {
     "scaled-linear (Stable Diffusion)": ("scaled_linear", 0.00085, 0.012),
     "cosine (improved DDPM)": ("squaredcos_cap_v2", 1e-4, 0.02),
 }
-SAMPLERS = {"DDPM (ancestral)": DDPMScheduler, "DDIM": DDIMScheduler, "DPM-Solver++ (multistep)": DPMSolverMultistepScheduler}
+# DPM-Solver++ (2M): diffusers' defaults, algorithm_type="dpmsolver++", solver_order=2 (Lu et al. 2022);
+# UniPC: the B(h)=e^h−1 predictor-corrector of order 2 (Zhao et al. 2023). Both are multistep: one network call a step
+SAMPLERS = {"DDPM (ancestral)": DDPMScheduler, "DDIM": DDIMScheduler, "DPM-Solver++ (multistep)": DPMSolverMultistepScheduler,
+            "UniPC (multistep)": UniPCMultistepScheduler}
 SPACINGS = ("leading", "trailing", "linspace")
 
 
@@ -31,7 +34,7 @@ def make_scheduler(sampler: str, config: dict, **overrides):
     """A fresh diffusers scheduler of kind `sampler` built from a stored scheduler config."""
     cls = SAMPLERS[sampler]
     cfg = {k: v for k, v in dict(config, **overrides).items() if not k.startswith("_")}
-    if cls is DPMSolverMultistepScheduler:
+    if cls in (DPMSolverMultistepScheduler, UniPCMultistepScheduler):
         cfg.pop("clip_sample", None)
         if cfg.get("rescale_betas_zero_snr"):
             cfg.setdefault("final_sigmas_type", "zero")

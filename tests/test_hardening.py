@@ -276,9 +276,11 @@ def test_every_tabs_default_request_fits_its_budget_on_a_space(monkeypatch):
     sweep_ws = len(text2img.SWEEP_SCALES.split(","))
     cfg_ws = len(cfg.SWEEP_SCALES.split(","))
     for images, steps, budget, calls in [
-            (16, 20, ddpm.BUDGET, 1), (16, 25, cfg.BUDGET, 1), (10 * cfg_ws, 20, cfg.BUDGET, cfg_ws),
-            (16, 25, zero_snr.BUDGET, 1), (4 * zero_snr.COMPARE_IMAGES, 25, zero_snr.BUDGET, 4),
-            (4 * 10, 20, conditioning.BUDGET, 4), (4, 20, text2img.BUDGET, 1),
+            (16, ddpm.DEFAULT_STEPS, ddpm.BUDGET, 1), (16, cfg.DEFAULT_STEPS, cfg.BUDGET, 1),
+            (10 * cfg_ws, 20, cfg.BUDGET, cfg_ws),
+            (16, zero_snr.DEFAULT_STEPS, zero_snr.BUDGET, 1),
+            (4 * zero_snr.COMPARE_IMAGES, zero_snr.DEFAULT_STEPS, zero_snr.BUDGET, 4),
+            (4 * 10, conditioning.DEFAULT_STEPS, conditioning.BUDGET, 4), (4, text2img.DEFAULT_STEPS, text2img.BUDGET, 1),
             (text2img.MAX_SWEEP_IMAGES * sweep_ws, 20, text2img.BUDGET, sweep_ws)]:
         check_cost(images, steps, budget, calls=calls)
 

@@ -32,6 +32,7 @@ ALLOWED = {
     "inception", "imagenet", "heusel", "zhang",  # a network, a dataset and authors' names, written as they publish
     "gan", "dd", "mmd", "rbf", "adam", "xiao", "trilemma",  # GAN, DD-GAN, a metric, its kernel, an optimiser, an author
     "query", "consistency", "improved", "nan",  # terms beside their Persian, a paper's name (improved DDPM), NaN
+    "unipc",  # a sampler's name (Zhao et al. 2023)
 }
 
 

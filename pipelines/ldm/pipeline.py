@@ -42,7 +42,7 @@ from ..schedules import SPACINGS, make_scheduler
 from ..vae.model import slerp
 from . import NAME, TRAIN_COMMAND
 
-SAMPLERS = ("DDIM", "DPM-Solver++ (multistep)")
+SAMPLERS = ("DDIM", "DPM-Solver++ (multistep)", "UniPC (multistep)")
 MAX_IMAGES, MAX_SD_IMAGES_CPU, MAX_SCALE, MAX_STRIP = 16, 4, 30.0, 10
 MAX_STEPS = 100  # denoising steps per request: the pipeline's check and the text-to-image tab's sliders
 SD_EXAMPLES = {  # hub ids the picker suggests (downloaded once when online; any diffusers SD folder works)

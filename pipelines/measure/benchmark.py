@@ -27,6 +27,7 @@ from ..readme import replace_section
 from ..runtime import cpu_generator, randn, torch_threads
 from ..sampling import denoise
 from . import latency
+from .frontier import sampler_label, tab_choice
 
 
 # ----------------------------------------------------------------------------- timing
@@ -64,16 +65,22 @@ def bench_ddpm(args) -> list[dict]:
     load_s = time.perf_counter() - t0
     model.generate(sampler="DDIM", steps=2, num_images=2, seed=0)  # warm-up
 
+    sampler, steps = tab_choice("ddpm")   # the tab's default (results/frontier.json)
+
     def first_frame():
-        next(model.frames(sampler="DDIM", steps=25, num_images=16, seed=0))
+        next(model.frames(sampler=sampler, steps=steps, num_images=16, seed=0))
 
     rows = [dict(name="MNIST DDPM: load checkpoint", seconds=load_s)]
-    rows.append(dict(name="MNIST DDPM: first streamed frame (DDIM, 16 images)", seconds=timed(first_frame, args.repeats)))
+    rows.append(dict(name=f"MNIST DDPM: first streamed frame ({sampler_label(sampler)} {steps}, the tab's default, "
+                          "16 images)", seconds=timed(first_frame, args.repeats)))
     ddim = {}
     for steps in (20, 50):
         ddim[steps] = timed(lambda: model.generate(sampler="DDIM", steps=steps, num_images=16, seed=0), args.repeats)
         rows.append(dict(name=f"MNIST DDPM: 16 images, DDIM {steps} steps (batched)", seconds=ddim[steps],
                          images_per_s=16 / ddim[steps]))
+    default = timed(lambda: model.generate(sampler=sampler, steps=steps, num_images=16, seed=0), args.repeats)
+    rows.append(dict(name=f"MNIST DDPM: 16 images, {sampler_label(sampler)} {steps} steps (the tab's default, "
+                          "DDIM 20's quality)", seconds=default, images_per_s=16 / default))
     # the baseline: 1000 ancestral steps, one image per forward pass; timed on --naive-images images
     sched = DDPMScheduler.from_config(model.scheduler_config)
     per_image = timed(lambda: naive_ancestral(model.unet, sched, args.naive_images), 1) / args.naive_images
@@ -86,11 +93,11 @@ def bench_ddpm(args) -> list[dict]:
 
 # ----------------------------------------------------------------------------- class-conditional DDPM (CFG)
 def bench_guided(name: str = "cfg-mnist", num_images: int = 16, steps: int = 25, scale: float = 3.0,
-                 reference_steps: int = 1000, threads: int = 2, repeats: int = 2) -> dict:
-    """Time 16 guided images: DDIM with cond+uncond in ONE batched forward, versus the reference sampler
+                 reference_steps: int = 1000, threads: int = 2, repeats: int = 2, sampler: str = "DDIM") -> dict:
+    """Time 16 guided images: `sampler` with cond+uncond in ONE batched forward, versus the reference sampler
     (DDPM ancestral, 1000 steps, two separate forward passes per step), measured in the same run.
 
-    `reference_steps` < 1000 times only that many reference steps and extrapolates linearly (reported).
+    `reference_steps` < 1000 times only that many reference steps and extrapolates linearly (reported); 0 times none.
     """
     from diffusers import DDPMScheduler
 
@@ -104,8 +111,14 @@ def bench_guided(name: str = "cfg-mnist", num_images: int = 16, steps: int = 25,
         ours = []
         for r in range(repeats):
             t0 = time.perf_counter()
-            model.generate(classes, scale=scale, sampler="DDIM", steps=steps, seed=r)
+            model.generate(classes, scale=scale, sampler=sampler, steps=steps, seed=r)
             ours.append(time.perf_counter() - t0)
+        best = min(ours)
+        out = {"model": name, "images": num_images, "scale": scale, "threads": threads, "guided_sampler": sampler,
+               "guided_ddim_steps": steps, "guided_seconds": round(best, 3),
+               "guided_images_per_second": round(num_images / best, 2)}
+        if not reference_steps:
+            return out
         ref_sched = DDPMScheduler.from_config(model.scheduler_config)
         predict = two_pass_predictor(model.forward, cond, uncond, scale)
         n_ref = min(reference_steps, ref_sched.config.num_train_timesteps)
@@ -115,24 +128,26 @@ def bench_guided(name: str = "cfg-mnist", num_images: int = 16, steps: int = 25,
             if step.i + 1 >= n_ref:
                 break
         ref = (time.perf_counter() - t0) * ref_sched.config.num_train_timesteps / n_ref
-        best = min(ours)
-        return {"model": name, "images": num_images, "scale": scale, "threads": threads,
-                "guided_ddim_steps": steps, "guided_seconds": round(best, 3),
-                "guided_images_per_second": round(num_images / best, 2),
-                "reference": "DDPM ancestral, 1000 steps, 2 separate forward passes per step",
+        return {**out, "reference": "DDPM ancestral, 1000 steps, 2 separate forward passes per step",
                 "reference_seconds": round(ref, 2), "reference_steps_timed": n_ref,
                 "reference_images_per_second": round(num_images / ref, 3), "speedup": round(ref / best, 1)}
 
 
-
 def bench_cfg(args) -> list[dict]:
-    """The CFG rows: batched guided DDIM against the reference two-pass sampler."""
-    r = bench_guided(steps=20, threads=args.threads, repeats=args.repeats)  # the steps the evaluation uses
+    """The CFG rows: batched guided DDIM 20 (the evaluation's steps) and the tab's default, against the reference
+    two-pass sampler."""
+    r = bench_guided(steps=20, threads=args.threads, repeats=args.repeats)
+    sampler, steps = tab_choice("cfg")
+    d = bench_guided(steps=steps, sampler=sampler, reference_steps=0, threads=args.threads, repeats=args.repeats)
     return [dict(name=f"MNIST CFG: 16 guided images, DDIM {r['guided_ddim_steps']} steps, cond+uncond in one batch",
                  seconds=r["guided_seconds"], images_per_s=r["guided_images_per_second"]),
+            dict(name=f"MNIST CFG: 16 guided images, {sampler_label(sampler)} {steps} steps (the tab's default, "
+                      "DDIM 20's quality)", seconds=d["guided_seconds"], images_per_s=d["guided_images_per_second"]),
             dict(name="baseline: reference CFG sampler, 1000 DDPM steps, 2 separate forward passes per step",
                  seconds=r["reference_seconds"], images_per_s=r["reference_images_per_second"]),
-            dict(name="speed-up of batched guided DDIM over the reference CFG sampler", ratio=r["speedup"])]
+            dict(name="speed-up of batched guided DDIM over the reference CFG sampler", ratio=r["speedup"]),
+            dict(name="speed-up of the tab's default over the reference CFG sampler",
+                 ratio=r["reference_seconds"] / d["guided_seconds"])]
 
 
 # ----------------------------------------------------------------------------- latent diffusion
@@ -140,9 +155,9 @@ BENCH_PROMPT = "a picture of a large blue triangle sitting in the middle against
 
 
 def bench_ldm(num_images: int = 4, steps: int = 20, scale: float = 3.0, threads: int = 2, repeats: int = 3,
-              name: str = "ldm-shapes") -> dict:
-    """Time 4 guided 64x64 images (DDIM 20 steps, w = 3) on the CPU, split into text encoding, the UNet loop and VAE
-    decoding; and the same UNet loop with two separate passes per step (the reference way) as the baseline."""
+              name: str = "ldm-shapes", sampler: str = "DDIM") -> dict:
+    """Time 4 guided 64x64 images (`sampler`, `steps`, w = 3) on the CPU, split into text encoding, the UNet loop and
+    VAE decoding; and the same UNet loop with two separate passes per step (the reference way) as the baseline."""
     from ..ldm.pipeline import load_ldm
 
     with torch_threads(threads):
@@ -154,13 +169,13 @@ def bench_ldm(num_images: int = 4, steps: int = 20, scale: float = 3.0, threads:
             embeds = model.encode_prompt(BENCH_PROMPT, "", num_images)
             t1 = time.perf_counter()
             step = None
-            for step in model.frames(BENCH_PROMPT, scale=scale, steps=steps, num_images=num_images, seed=r,
-                                     embeds=embeds):
+            for step in model.frames(BENCH_PROMPT, scale=scale, sampler=sampler, steps=steps, num_images=num_images,
+                                     seed=r, embeds=embeds):
                 pass
             t2 = time.perf_counter()
             model.decode(step.x)
             t3 = time.perf_counter()
-            scheduler, _ = model.make_scheduler("DDIM")
+            scheduler, _ = model.make_scheduler(sampler)
             cond, uncond = embeds.conditions()
             for _ in denoise(two_pass_predictor(model.forward, cond, uncond, scale), scheduler,
                              model.latent_shape(num_images), steps, cpu_generator(r), model.device):
@@ -170,19 +185,22 @@ def bench_ldm(num_images: int = 4, steps: int = 20, scale: float = 3.0, threads:
                 parts[key].append(dt)
         med = {k: statistics.median(v) for k, v in parts.items()}
         total = med["text"] + med["unet"] + med["vae"]
-        return {"images": num_images, "steps": steps, "scale": scale, "threads": threads, "seconds": total,
+        return {"images": num_images, "sampler": sampler, "steps": steps, "scale": scale, "threads": threads, "seconds": total,
                 **{f"{k}_seconds": v for k, v in med.items()}, "images_per_second": num_images / total,
                 "two_pass_seconds": med["text"] + med["unet_two_pass"] + med["vae"]}
 
 
 def bench_ldm_rows(args) -> list[dict]:
     """The latent-diffusion rows: the split of one guided batch, and one batched pass against two."""
+    sampler, steps = tab_choice("text2img")
     try:
-        r = bench_ldm(threads=args.threads, repeats=args.repeats)
+        r = bench_ldm(threads=args.threads, repeats=args.repeats, sampler=sampler, steps=steps)
+        ddim = bench_ldm(threads=args.threads, repeats=args.repeats)
     except CheckpointMissing as exc:
         print(f"ldm-shapes skipped: {exc}")
         return []
-    what = f"{r['images']} images 64x64, DDIM {r['steps']} steps, CFG w = {r['scale']:g}"
+    what = (f"{r['images']} images 64x64, {sampler_label(sampler)} {r['steps']} steps (the tab's default, DDIM 20's "
+            f"quality), CFG w = {r['scale']:g}")
     return [dict(name=f"Shapes LDM: {what} (cond+uncond in one batch)", seconds=r["seconds"],
                  images_per_s=r["images_per_second"]),
             dict(name="Shapes LDM: of which text encoding (prompt + negative prompt, MiniLM)",
@@ -192,7 +210,10 @@ def bench_ldm_rows(args) -> list[dict]:
             dict(name=f"baseline: Shapes LDM, {what}, 2 separate UNet passes per step", seconds=r["two_pass_seconds"],
                  images_per_s=r["images"] / r["two_pass_seconds"]),
             dict(name="speed-up of one batched CFG pass over two passes (Shapes LDM)",
-                 ratio=r["two_pass_seconds"] / r["seconds"])]
+                 ratio=r["two_pass_seconds"] / r["seconds"]),
+            dict(name=f"Shapes LDM: the same at DDIM {ddim['steps']} steps (cond+uncond in one batch)",
+                 seconds=ddim["seconds"], images_per_s=ddim["images_per_second"]),
+            dict(name="speed-up of the tab's default over DDIM 20 (Shapes LDM)", ratio=ddim["seconds"] / r["seconds"])]
 
 
 # the benchmarks, in the order of the table: group name -> rows(args)

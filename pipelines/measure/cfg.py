@@ -63,13 +63,14 @@ def class_histogram(pred: torch.Tensor, num_classes: int) -> dict:
 
 
 @torch.no_grad()
-def judge_samples(model, judge, scale: float, per_class: int, steps: int, seed: int, batch_classes: int = 4):
+def judge_samples(model, judge, scale: float, per_class: int, steps: int, seed: int, batch_classes: int = 4,
+                  sampler: str = "DDIM"):
     """Generate per_class samples of every class at scale w; return (images, requested labels)."""
     k = len(model.class_names)
     xs, ys = [], []
     for start in range(0, k, batch_classes):  # a few classes per batch keeps memory and latency modest
         classes = [c for c in range(start, min(k, start + batch_classes)) for _ in range(per_class)]
-        xs.append(model.generate(classes, scale=scale, sampler="DDIM", steps=steps, seed=seed + start))
+        xs.append(model.generate(classes, scale=scale, sampler=sampler, steps=steps, seed=seed + start))
         ys.append(torch.tensor(classes))
     return torch.cat(xs), torch.cat(ys)
 

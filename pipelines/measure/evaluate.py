@@ -4,6 +4,7 @@
     python -m pipelines.evaluate --quick         # smoke test, ~1-2 min: tiny n, not a measurement
     python -m pipelines.evaluate --only ddpm-mnist --n 1000 --features classifier,inception-v3
     python -m pipelines.evaluate --list
+    python -m pipelines.evaluate --frontier      # fewest steps at equal quality, per sampler (measure/frontier.py)
 
 Writes `results/metrics.json` + `results/metrics.md`, regenerates the README section between
 `<!-- metrics:start -->` and `<!-- metrics:end -->`, and re-renders the "Measured quality" of each evaluated
@@ -29,6 +30,7 @@ Adding a model: see suite.py (its evaluation) and samplers.py (its sampler, for 
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -43,6 +45,10 @@ from .suite import EVALUATIONS
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--frontier" in argv:   # its own protocol (a reference point, bounds): measure/frontier.py
+        from . import frontier
+        return frontier.main([a for a in argv if a != "--frontier"])
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="smoke test: tiny n, few steps (~1-2 min)")
     p.add_argument("--n", type=int, default=None, help="generated images per point (overrides the protocol)")

@@ -81,7 +81,7 @@ def guided_sample(name: str, scale: float, n: int, seed: int, steps: int, progre
     def batch(size, batch_seed):
         classes = labels[start[0]:start[0] + size].tolist()
         start[0] += size
-        x = _stream(model.frames(classes, scale=scale, sampler="DDIM", steps=steps, num_images=size, seed=batch_seed),
+        x = _stream(model.frames(classes, scale=scale, sampler=sampler, steps=steps, num_images=size, seed=batch_seed),
                     size, done, n * steps, progress)
         return torch.where(torch.isfinite(x), x.clamp(-1, 1), torch.nan)   # clamp would turn inf into ±1
 
@@ -108,11 +108,12 @@ def best_scale(name: str = "ldm-shapes") -> float:
 
 
 @torch.no_grad()
-def generate_for(model, captions: list[str], scale: float, steps: int, seed: int, progress=None) -> torch.Tensor:
-    """One image per caption, DDIM, batches of LDM_BATCH with seeds seed·1000 + batch index; progress(done, total)."""
+def generate_for(model, captions: list[str], scale: float, steps: int, seed: int, progress=None,
+                 sampler: str = "DDIM") -> torch.Tensor:
+    """One image per caption (DDIM unless `sampler` says), batches of LDM_BATCH with seeds seed·1000 + batch index; progress(done, total)."""
     out = []
     for k in range(0, len(captions), LDM_BATCH):
-        out.append(model.generate(captions[k:k + LDM_BATCH], scale=scale, sampler="DDIM", steps=steps,
+        out.append(model.generate(captions[k:k + LDM_BATCH], scale=scale, sampler=sampler, steps=steps,
                                   seed=seed * 1000 + k // LDM_BATCH))
         if progress:
             progress(min(k + LDM_BATCH, len(captions)), len(captions))
