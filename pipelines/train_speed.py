@@ -37,12 +37,13 @@ def trainers() -> dict[str, tuple[str, list[str]]]:
 
 
 def run_one(module: str, options: list[str], mode: list[str], steps: int, threads: int, scratch: Path,
-            name: str) -> list[dict]:
-    """One short training run in its own process; returns its log rows (step, seconds, loss, ...)."""
+            name: str, extra_env: dict | None = None) -> list[dict]:
+    """One short training run in its own process (`extra_env` added to its environment); returns its log rows
+    (step, seconds, loss, ...)."""
     cmd = [sys.executable, "-m", module, *options, *mode, "--steps", str(steps), "--threads", str(threads),
            "--seed", "0", "--name", name, "--runs", str(scratch / "runs"), "--output", str(scratch / name),
            "--save-every", str(10 * steps), "--warmup", "10"]
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), HF_HUB_OFFLINE="1")
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), HF_HUB_OFFLINE="1", **(extra_env or {}))
     done = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
