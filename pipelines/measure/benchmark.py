@@ -26,7 +26,7 @@ from ..guidance import two_pass_predictor
 from ..readme import replace_section
 from ..runtime import cpu_generator, randn, torch_threads
 from ..sampling import denoise
-from . import latency
+from . import latency, peers
 from .frontier import sampler_label, tab_choice
 
 
@@ -217,7 +217,7 @@ def bench_ldm_rows(args) -> list[dict]:
 
 
 # the benchmarks, in the order of the table: group name -> rows(args)
-BENCHMARKS = {"ddpm": bench_ddpm, "cfg": bench_cfg, "ldm": bench_ldm_rows, "latency": latency.rows}
+BENCHMARKS = {"ddpm": bench_ddpm, "cfg": bench_cfg, "ldm": bench_ldm_rows, "latency": latency.rows, "peers": peers.rows}
 
 
 def markdown(rows: list[dict], header: str) -> str:
