@@ -71,8 +71,9 @@ def load_conditional(name: str):
     return zero_snr.load_variant(name) if name in zero_snr.VARIANTS.values() else cfg_pipeline.load_cfg(name)
 
 
-def guided_sample(name: str, scale: float, n: int, seed: int, steps: int, progress=None):
-    """n DDIM samples of the class-conditional checkpoint `name` at CFG scale w, with its stored timestep spacing.
+def guided_sample(name: str, scale: float, n: int, seed: int, steps: int, progress=None, sampler: str = "DDIM"):
+    """n samples (DDIM unless `sampler` says) of the class-conditional checkpoint `name` at CFG scale w, with its
+    stored timestep spacing.
 
     Returns (images in [-1, 1], NaN where the sampler diverged; the requested labels, balanced)."""
     model = load_conditional(name)
