@@ -102,6 +102,11 @@ def drive_stackgan(page):
 def drive_metrics(page):
     expect(page.get_by_text(re.compile(r"Results of|No full evaluation|No results yet")).first).to_be_visible(
         timeout=60_000)
+    # fewest steps at equal quality: the tabs' defaults and one model's curves (a panel per figure)
+    expect(page.get_by_text("Fewest steps at equal quality").first).to_be_visible(timeout=30_000)
+    expect(page.get_by_text(re.compile(r"^From `python -m pipelines.evaluate --frontier")).first).to_be_visible(
+        timeout=30_000)
+    expect(page.get_by_role("cell", name="UniPC (multistep)").first).to_be_visible(timeout=30_000)
 
 
 def drive_playground2d(page):

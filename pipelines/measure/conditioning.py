@@ -5,13 +5,15 @@ the label enters differs (add, concat, cross-attention, AdaLN; `pipelines.cfg.mo
 
 For each model, written to its checkpoint's metrics.json and card, and to the README's `conditioning` table:
 - judge accuracy against the CFG scale w (0, 1, 3, 7): the share of samples the shipped MNIST judge classifies as the
-  requested class (every class in turn, DDIM, the same seeds for every model and w);
+  requested class (every class in turn, the conditioning tab's default sampler and steps from results/frontier.json
+  unless --sampler / --steps say otherwise, the same seeds for every model and w);
 - FID and IS (judge features, against the MNIST test split) at the model's best w, from the same samples;
 - the w = 0 class histogram (the unconditional model: the label is the null label there);
 - parameters, training s/step (bf16, batch 96, as trained; timed here in one process, the four models in turn, with
-  the threads pinned, so the ratios are fair), sampling s/image (DDIM with CFG, fp32);
+  the threads pinned, so the ratios are fair), sampling s/image (the same sampler, with CFG, fp32);
 - how early each one starts obeying its label: judge accuracy at w = 3 of the probes the trainer saved every
-  `--probe-every` steps (`runs/<name>/probes/`);
+  `--probe-every` steps (`runs/<name>/probes/`; where a checkout no longer has them, the curve measured earlier
+  is kept, with its protocol);
 - the loss curve (from the training record).
 """
 from __future__ import annotations
@@ -33,7 +35,9 @@ from ..classifier import load_classifier
 from ..metrics.features import JUDGES
 from ..metrics.scoring import score_images
 from ..training import command_line, hardware_summary
+from ..schedules import SAMPLERS
 from .cfg import class_histogram, judge_samples
+from .frontier import tab_choice
 
 SCALES = (0, 1, 3, 7)
 PROBE_SCALE = 3.0
@@ -42,21 +46,23 @@ EVALUATION_SPEED = "conditioning-speed"  # its --speed rows: timed in one run of
 TITLES = {"add": "add", "concat": "concat", "cross_attention": "cross-attention", "adaln": "AdaLN"}
 
 
-def accuracy(model, judge, scale: float, per_class: int, steps: int, seed: int) -> tuple[float, torch.Tensor,
-                                                                                           torch.Tensor, torch.Tensor]:
+def accuracy(model, judge, scale: float, per_class: int, steps: int, seed: int,
+             sampler: str = "DDIM") -> tuple[float, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(judge accuracy, images, requested labels, judged labels) of per_class samples of every class at w."""
-    x, y = judge_samples(model, judge, scale, per_class, steps, seed, batch_classes=max(1, MAX_IMAGES // per_class))
+    x, y = judge_samples(model, judge, scale, per_class, steps, seed, batch_classes=max(1, MAX_IMAGES // per_class),
+                         sampler=sampler)
     pred = judge.predict_proba(x).argmax(-1)
     return (pred == y).float().mean().item(), x, y, pred
 
 
-def probe_curve(model, judge, probes: Path, per_class: int, steps: int, seed: int, log=print) -> list[list[float]]:
+def probe_curve(model, judge, probes: Path, per_class: int, steps: int, seed: int, log=print,
+                sampler: str = "DDIM") -> list[list[float]]:
     """[[training step, judge accuracy at w = PROBE_SCALE], ...] over the saved probes (the trainer saves one every --probe-every steps)."""
     curve, trained = [], model.net.state_dict()
     try:
         for path in sorted(probes.glob("step-*.safetensors")):
             model.net.load_state_dict({k: v.float() for k, v in load_file(path).items()})
-            acc = accuracy(model, judge, PROBE_SCALE, per_class, steps, seed)[0]
+            acc = accuracy(model, judge, PROBE_SCALE, per_class, steps, seed, sampler)[0]
             curve.append([int(path.stem.removeprefix("step-")), acc])
             log(f"  probe {path.stem}: accuracy {acc:.3f} at w = {PROBE_SCALE:g}")
     finally:
@@ -92,23 +98,23 @@ def training_seconds_per_step(mechanisms=CONDITIONINGS, steps: int = 4, rounds: 
     return best
 
 
-def sampling_seconds_per_image(model, n: int = 40, steps: int = 20, seed: int = 0) -> float:
-    """Wall seconds per image of guided DDIM sampling (two network passes per step: y and ∅, in one batch)."""
-    model.generate([i % 10 for i in range(n)], scale=PROBE_SCALE, steps=steps, seed=seed)   # warm-up
+def sampling_seconds_per_image(model, n: int = 40, steps: int = 20, seed: int = 0, sampler: str = "DDIM") -> float:
+    """Wall seconds per image of guided sampling (two network passes per step: y and ∅, in one batch)."""
+    model.generate([i % 10 for i in range(n)], scale=PROBE_SCALE, sampler=sampler, steps=steps, seed=seed)  # warm-up
     t0 = time.perf_counter()
-    model.generate([i % 10 for i in range(n)], scale=PROBE_SCALE, steps=steps, seed=seed)
+    model.generate([i % 10 for i in range(n)], scale=PROBE_SCALE, sampler=sampler, steps=steps, seed=seed)
     return (time.perf_counter() - t0) / n
 
 
 def evaluate(mechanism: str, per_class: int, steps: int, seed: int, probe_per_class: int, runs: Path,
-             log=print) -> dict:
+             log=print, sampler: str = "DDIM") -> dict:
     name = CONDITIONING_MODELS[mechanism]
     model, judge = load_cfg(name), load_classifier("mnist")
     log(f"{name}: {model.parameters:,} parameters")
     sweep, best = [], None
     for w in SCALES:
         t0 = time.time()
-        acc, x, y, pred = accuracy(model, judge, w, per_class, steps, seed)
+        acc, x, y, pred = accuracy(model, judge, w, per_class, steps, seed, sampler)
         sweep.append({"w": w, "accuracy": acc})
         log(f"  w = {w:g}: accuracy {acc:.3f} ({time.time() - t0:.0f} s)")
         if w == 0:
@@ -117,8 +123,17 @@ def evaluate(mechanism: str, per_class: int, steps: int, seed: int, probe_per_cl
             best = (acc, w, x, y)
     best_acc, best_w, x, y = best
     s = score_images(x, "mnist", JUDGES["mnist"], labels=y)
-    probes = probe_curve(model, judge, runs / name / "probes", probe_per_class, steps, seed, log)
-    protocol = f"DDIM {steps} steps, η=0, {per_class} per class, seeds {seed}+ (the same for every model and w)"
+    probes = probe_curve(model, judge, runs / name / "probes", probe_per_class, steps, seed, log, sampler)
+    probes_protocol = f"probes every {probes[0][0]} steps, {probe_per_class} per class" if probes else None
+    if not probes:   # this checkout has no probes: keep the curve measured when it had them, with its protocol
+        earlier = read_json(model.path / "metrics.json", {})
+        probes = earlier.get("accuracy_vs_steps", [])
+        probes_protocol = earlier.get("probes_protocol") or next(
+            (f"{r['protocol']}, {earlier.get('sampler', 'DDIM')} {earlier.get('steps')} steps (an earlier run's)"
+             for r in earlier.get("rows", []) if r.get("evaluation") == EVALUATION
+             and r["figure"].startswith("first probe")), None)
+    what = "η=0" if sampler == "DDIM" else "one network call a step"
+    protocol = f"{sampler} {steps} steps, {what}, {per_class} per class, seeds {seed}+ (the same for every model and w)"
     rows = [{"figure": f"judge accuracy at w = {r['w']:g}", "value": r["accuracy"], "protocol": protocol}
             for r in sweep]
     rows += [{"figure": "best w (highest judge accuracy)", "value": f"{best_w:g}", "protocol": protocol},
@@ -134,25 +149,25 @@ def evaluate(mechanism: str, per_class: int, steps: int, seed: int, probe_per_cl
         first = next((s for s, a in probes if a >= 0.9), None)
         rows.append({"figure": "first probe with accuracy ≥ 0.9 at w = 3 (training step)",
                      "value": str(first) if first else "none",
-                     "protocol": f"probes every {probes[0][0]} steps, {probe_per_class} per class"})
+                     "protocol": probes_protocol})
     return {"name": name, "mechanism": mechanism, "weights": model.weights_hash, "rows": rows,
             "accuracy_vs_w": sweep, "best_w": best_w, "best_accuracy": best_acc, "fid_best_w": s.fid,
             "histogram_w0": hist, "parameters": model.parameters, "accuracy_vs_steps": probes, "probe_scale": PROBE_SCALE,
-            "steps": steps, "per_class": per_class, "probe_per_class": probe_per_class, "seed": seed,
+            "probes_protocol": probes_protocol, "sampler": sampler, "steps": steps, "per_class": per_class, "probe_per_class": probe_per_class, "seed": seed,
             "loss_curve": model.record.get("loss_curve", []), "training_steps": model.record.get("steps"),
             "batch_size": model.record.get("batch_size"), "hardware": hardware_summary()}
 
 
-def write_speed(mechanisms, steps: int, seed: int) -> None:
+def write_speed(mechanisms, steps: int, seed: int, sampler: str = "DDIM") -> None:
     """Training s/step (fresh networks of all four) and sampling s/image (each trained model), in one process."""
     train = training_seconds_per_step()
     print("training s/step: " + ", ".join(f"{TITLES[m]} {s:.3f}" for m, s in train.items()))
     for mechanism in mechanisms:
         model = load_cfg(CONDITIONING_MODELS[mechanism])
-        per_image = sampling_seconds_per_image(model, steps=steps, seed=seed)
+        per_image = sampling_seconds_per_image(model, steps=steps, seed=seed, sampler=sampler)
         rows = [{"figure": "training s/step (bf16, batch 96)", "value": round(train[mechanism], 4),
                  "protocol": "the four take turns in one process, threads pinned; fastest of 3 rounds"},
-                {"figure": f"sampling s/image (DDIM {steps}, CFG)", "value": round(per_image, 5),
+                {"figure": f"sampling s/image ({sampler} {steps}, CFG)", "value": round(per_image, 5),
                  "protocol": "fp32, 40 images in one batch, after a warm-up"}]
         update_metrics(model.path, EVALUATION_SPEED, command_line(), rows, train_seconds_per_step=train[mechanism],
                        sample_seconds_per_image=per_image)
@@ -164,7 +179,10 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--per-class", type=int, default=30)
     p.add_argument("--probe-per-class", type=int, default=10)
-    p.add_argument("--steps", type=int, default=20)
+    sampler, steps = tab_choice("conditioning")
+    p.add_argument("--sampler", default=sampler, choices=list(SAMPLERS),
+                   help="default: the conditioning tab's (results/frontier.json)")
+    p.add_argument("--steps", type=int, default=steps)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--runs", default="runs", help="the trainer's --runs folder (its probes/)")
     p.add_argument("--threads", type=int, default=None)
@@ -179,10 +197,11 @@ def main(argv=None):
                and (not args.only or m in args.only.split(","))]
     t0 = time.time()
     if args.speed:
-        write_speed(present, args.steps, args.seed)
+        write_speed(present, args.steps, args.seed, args.sampler)
     else:
         for mechanism in present:
-            doc = evaluate(mechanism, args.per_class, args.steps, args.seed, args.probe_per_class, Path(args.runs))
+            doc = evaluate(mechanism, args.per_class, args.steps, args.seed, args.probe_per_class, Path(args.runs),
+                           sampler=args.sampler)
             folder = checkpoints_root() / doc.pop("name")
             update_metrics(folder, EVALUATION, command_line(), doc.pop("rows"), **doc)
             write_cfg_card(folder)
@@ -226,9 +245,11 @@ def readme_section() -> str:
     speed = first["commands"].get(EVALUATION_SPEED, "python -m pipelines.measure.conditioning --speed")
     return (f"The four ways to give the UNet its label, measured by {quality} and, for the speeds (the four in one "
             f"process, in turn), `{speed}` (the same "
-            f"backbone, data, {first['training_steps']:,} steps of batch {first['batch_size']} and seed; DDIM {first['steps']} steps, {first['per_class']} samples per "
+            f"backbone, data, {first['training_steps']:,} steps of batch {first['batch_size']} and seed; "
+            f"{first.get('sampler', 'DDIM')} {first['steps']} steps, {first['per_class']} samples per "
             f"class; the judge is the shipped MNIST classifier; \"first step ≥ 0.9\" is the first saved probe whose "
-            f"accuracy at w = {first['probe_scale']:g} reaches 0.9):\n\n" + "\n".join(lines) + "\n\n" + bar_line(docs))
+            f"accuracy at w = {first['probe_scale']:g} reaches 0.9"
+            f"{' (' + first['probes_protocol'] + ')' if first.get('probes_protocol') else ''}):\n\n" + "\n".join(lines) + "\n\n" + bar_line(docs))
 
 
 BAR = 0.95  # issue 19: every mechanism ≥ 95 % judge accuracy at its best w
