@@ -30,10 +30,10 @@ import time
 
 import torch
 
-from ..checkpoints import CheckpointMissing, PROJECT_ROOT, read_json, write_json
+from ..checkpoints import PROJECT_ROOT, read_json, write_json
 from ..precision import FP32, choose
 from ..training import command_line, hardware_summary
-from .precision import BOUNDS, at, compare, fmt, models
+from .precision import BOUNDS, at, compare, fmt, loaded_models
 
 RESULTS = PROJECT_ROOT / "results" / "frontier.json"
 SAMPLERS = ("DDIM", "DPM-Solver++ (multistep)", "UniPC (multistep)")
@@ -115,14 +115,7 @@ def tab_choice(tab: str) -> tuple[str, int]:
 def evaluate(n: int = 300, seed: int = 0, only=None, samplers=SAMPLERS, steps=STEPS, log=print) -> dict:
     doc = {"command": command_line(), "n": n, "seed": seed, "bounds": BOUNDS, "reference": list(REFERENCE),
            "steps": list(steps), "samplers": list(samplers), "hardware": hardware_summary(), "models": {}}
-    for name, load, figures, _ in models():
-        if only and name not in only:
-            continue
-        try:
-            model = load(name)
-        except CheckpointMissing as exc:
-            log(f"{name}: skipped ({exc})")
-            continue
+    for name, model, figures, _ in loaded_models(only, log):
         t0 = time.time()
         doc["models"][name] = measure_model(name, model, figures, n, seed, samplers, steps, log)
         log(f"{name}: cheapest stable points {doc['models'][name]['cheapest']} ({time.time() - t0:.0f} s)")

@@ -151,17 +151,22 @@ def models():
            lambda m: m.generate(["a small red circle on a white background"] * 16, scale=SCALE, steps=20, seed=0))
 
 
-def evaluate(n: int = 500, steps: int = 20, seed: int = 0, only=None, log=print) -> dict:
-    doc = {"command": command_line(), "n": n, "steps": steps, "seed": seed, "bounds": BOUNDS,
-           "native_bf16": cpu_has_native_bf16(), "hardware": hardware_summary(), "models": {}}
+def loaded_models(only=None, log=print):
+    """(name, loaded model, figures, speed call) of `models()`, those named in `only` (default: all), skipping with
+    a word those whose checkpoint is missing."""
     for name, load, figures, call in models():
         if only and name not in only:
             continue
         try:
-            model = load(name)
+            yield name, load(name), figures, call
         except CheckpointMissing as exc:
             log(f"{name}: skipped ({exc})")
-            continue
+
+
+def evaluate(n: int = 500, steps: int = 20, seed: int = 0, only=None, log=print) -> dict:
+    doc = {"command": command_line(), "n": n, "steps": steps, "seed": seed, "bounds": BOUNDS,
+           "native_bf16": cpu_has_native_bf16(), "hardware": hardware_summary(), "models": {}}
+    for name, model, figures, call in loaded_models(only, log):
         if not hasattr(model, "precision"):
             log(f"{name}: skipped (its pipeline has no precision switch yet)")
             continue
