@@ -134,9 +134,12 @@ def frontier_plot(row: dict, name: str, bounds: dict, chosen: dict | None = None
             limit = ref + allowed if key in HIGHER_IS_WORSE else ref - allowed
             ax.axhspan(min(ref, limit), max(ref, limit), color="k", alpha=0.10, lw=0)
             ax.axhline(ref, color="k", ls="--", lw=1, label=tr("plots.frontier_reference"))
+        else:
+            ax.text(0.5, 0.02, tr("plots.frontier_no_reference"), transform=ax.transAxes, ha="center", fontsize=8)
         ax.set(title=tr("plots.frontier_worse_up" if key in HIGHER_IS_WORSE else "plots.frontier_worse_down",
                         figure=key),
                xlabel=tr("plots.frontier_steps"), xscale="log")
+        ax.minorticks_off()   # the log axis' minor labels (3×10¹, 4×10¹) would crowd the steps
         ax.set_xticks([4, 6, 10, 20, 50], labels=["4", "6", "10", "20", "50"])
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
