@@ -26,7 +26,7 @@ CLASSES = ["all ten", *map(str, range(10))]
 MAX_STEPS, PER_CLASS = 100, 8
 # the cheapest sampler and steps that keep DDIM 20 fp32's quality (python -m pipelines.evaluate --frontier;
 # tests/test_frontier.py holds these to results/frontier.json)
-DEFAULT_SAMPLER, DEFAULT_STEPS = "DDIM", 20
+DEFAULT_SAMPLER, DEFAULT_STEPS = "DPM-Solver++ (multistep)", 4
 
 # the code each mechanism adds: the classes and lines a reader should open
 CODE = {
