@@ -65,21 +65,21 @@ def bench_ddpm(args) -> list[dict]:
     load_s = time.perf_counter() - t0
     model.generate(sampler="DDIM", steps=2, num_images=2, seed=0)  # warm-up
 
-    sampler, steps = tab_choice("ddpm")   # the tab's default (results/frontier.json)
+    sampler, tab_steps = tab_choice("ddpm")   # the tab's default (results/frontier.json)
 
     def first_frame():
-        next(model.frames(sampler=sampler, steps=steps, num_images=16, seed=0))
+        next(model.frames(sampler=sampler, steps=tab_steps, num_images=16, seed=0))
 
     rows = [dict(name="MNIST DDPM: load checkpoint", seconds=load_s)]
-    rows.append(dict(name=f"MNIST DDPM: first streamed frame ({sampler_label(sampler)} {steps}, the tab's default, "
+    rows.append(dict(name=f"MNIST DDPM: first streamed frame ({sampler_label(sampler)} {tab_steps}, the tab's default, "
                           "16 images)", seconds=timed(first_frame, args.repeats)))
     ddim = {}
     for steps in (20, 50):
         ddim[steps] = timed(lambda: model.generate(sampler="DDIM", steps=steps, num_images=16, seed=0), args.repeats)
         rows.append(dict(name=f"MNIST DDPM: 16 images, DDIM {steps} steps (batched)", seconds=ddim[steps],
                          images_per_s=16 / ddim[steps]))
-    default = timed(lambda: model.generate(sampler=sampler, steps=steps, num_images=16, seed=0), args.repeats)
-    rows.append(dict(name=f"MNIST DDPM: 16 images, {sampler_label(sampler)} {steps} steps (the tab's default, "
+    default = timed(lambda: model.generate(sampler=sampler, steps=tab_steps, num_images=16, seed=0), args.repeats)
+    rows.append(dict(name=f"MNIST DDPM: 16 images, {sampler_label(sampler)} {tab_steps} steps (the tab's default, "
                           "DDIM 20's quality)", seconds=default, images_per_s=16 / default))
     # the baseline: 1000 ancestral steps, one image per forward pass; timed on --naive-images images
     sched = DDPMScheduler.from_config(model.scheduler_config)
