@@ -105,7 +105,6 @@ def drive_metrics(page):
     # fewest steps at equal quality: the tabs' defaults and one model's curves (a panel per figure)
     expect(page.get_by_text("Fewest steps at equal quality").first).to_be_visible(timeout=30_000)
     expect(page.get_by_text(re.compile(r"images per point, on ")).first).to_be_visible(timeout=30_000)
-    expect(page.get_by_role("cell", name="UniPC (multistep)").first).to_be_visible(timeout=30_000)
 
 
 def drive_playground2d(page):
