@@ -110,8 +110,10 @@ def write_card(folder: str | Path, title: str, summary: str, extra: str = "") ->
     lines = [f"# {title}", "", summary.strip(), "", "## Training record", "", "| | |", "|---|---|"]
     lines += [f"| {label} | {_fmt(record[key])} |" for key, label in RECORD_FIELDS if key in record]
     if len(record.get("history", [])) > 1:
-        lines += ["", "Trained in stages (each resumed from the saved state of the one before):", ""]
-        lines += [f"- from step {h['from_step']:,}: `{h['command']}`" for h in record["history"]]
+        lines += ["", "Trained in stages (each resumed from the saved state of the one before, unless it says otherwise):",
+                  ""]
+        lines += [f"- from step {h['from_step']:,}: `{h['command']}`" + (f" ({h['start']})" if h.get("start") else "")
+                  for h in record["history"]]
     lines += ["", "The loss curve is `loss_curve` in `training_record.json` (step, running mean).", "",
               "## Measured quality", "", measured_block(metrics, folder.name), ""]
     if extra:

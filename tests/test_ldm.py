@@ -231,14 +231,22 @@ def test_evaluation_sweeps_held_out_prompts(tiny):
     assert [r["w"] for r in doc["sweep"]] == [0, 3] and doc["best_scale"] in (0, 3)
     assert doc["real"]["all"] >= 0.75   # the judge reads real images; a 3-step model is not expected to score
     # each row is the judge's reading of what the model draws for those 4 prompts (one batch: seed 0·1000 + 0)
+    from pipelines.shapes.geometry import GeometryJudge
     from pipelines.shapes.judge import load_judge
     judge, (prompts, wanted) = load_judge("cpu"), heldout_prompts(4, 0)
     for row in doc["sweep"]:
         images = tiny.generate(prompts, scale=row["w"], sampler="DDIM", steps=2, num_images=4, seed=0)
         expected = judge.score(images, wanted)
         assert {k: row[k] for k in expected} == pytest.approx(expected), (row, expected)
+        assert row["geometry"] == pytest.approx(GeometryJudge().score(images, wanted))
     assert doc["target_met"] is False   # three training steps cannot draw the asked shape and colour 90% of the time
-    assert len(evaluate.rows(doc)) == 2 + 2 + 1 and "misses" in evaluate.rows(doc)[-1]["value"]
+    # the geometric judge: validated on real renders, and it reads the 4 real images right
+    assert doc["geometry"]["validation"]["all"] >= 0.99 and doc["bar_met"]["validation"]
+    assert doc["geometry"]["real"]["all"] == 1.0
+    assert doc["bar_met"]["best"] is False and doc["geometry"]["least_of_both"] == evaluate.worst_of_both(
+        next(r for r in doc["sweep"] if r["w"] == doc["best_scale"]))
+    rows = evaluate.rows(doc)
+    assert len(rows) == 2 + 2 + 1 + 1 + 2 + 2 + 1 and "misses" in rows[4]["value"] and "misses" in rows[-1]["value"]
 
 
 # ---------------------------------------------------------------- missing and corrupt folders

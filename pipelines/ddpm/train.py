@@ -11,6 +11,7 @@ DDPMPipeline layout (unet/ + scheduler/), with `training_record.json`.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -18,7 +19,7 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader, TensorDataset
 
-from ..checkpoints import write_json
+from ..checkpoints import read_json, write_json
 from ..data import dataset_tensors
 from ..runtime import count_parameters
 from ..training import (EMA_DECAY, ResumableState, add_diffusion_args, add_run_args, autocast, command_line,
@@ -35,6 +36,10 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--warmup", type=int, default=100)
+    p.add_argument("--init-from", default=None, metavar="CHECKPOINT",
+                   help="continue a finished run: start from its exported EMA weights with a fresh optimiser and "
+                        "learning-rate schedule; --steps counts from its last step, and its stages and wall time "
+                        "carry over into the new record")
     add_diffusion_args(p, mixed_precision="bf16", save_every=250)  # 1.6× fp32 (python -m pipelines.train_speed)
     add_run_args(p)
     return p.parse_args(argv)
@@ -53,12 +58,20 @@ def main(argv=None):
 
     # 2. model, noise schedule, optimiser with warm-up + cosine decay, EMA of the weights
     unet = build_unet()
+    prior = init_weights(unet, args.init_from) if args.init_from else {}
+    base = prior.get("steps", 0)   # a continued run counts its steps from the finished run's last one
     noise_scheduler = training_scheduler(args)
-    unet, opt, loader, lr_sched, ema = prepare_diffusion_training(accelerator, unet, loader, args)
+    unet, opt, loader, lr_sched, ema = prepare_diffusion_training(
+        accelerator, unet, loader, argparse.Namespace(**dict(vars(args), steps=args.steps - base)))
 
     # 3. resume if a saved state exists
     state = ResumableState(accelerator, run_dir, out_dir, name)
     log, step = state.log, state.step
+    if prior and step == 0:  # the first session of a continued run: the finished run's record is its past
+        step = base
+        log.meta["wall_seconds"], log.meta["sessions"] = prior.get("wall_seconds", 0), prior.get("sessions", 0) + 1
+        log.meta["history"] = prior.get("history", []) + [
+            {"command": command_line(), "from_step": base, "start": "EMA weights of the run before, fresh optimiser"}]
 
     # 4. Algorithm 1: x_0 ~ data, t ~ U{0..T-1}, ε ~ N(0, I); regress the target on x_t
     unet.train()
@@ -95,6 +108,7 @@ def main(argv=None):
         write_json(out_dir / "training_record.json", {
             "command": command_line(), "dataset": args.dataset, "split": "train",
             "train_images": len(x_train), "steps": step, "batch_size": args.batch_size * accelerator.num_processes,
+            **({"continued_from_step": base} if base else {}),
             "epochs": round(step * args.batch_size * accelerator.num_processes / len(x_train), 2),
             "lr": args.lr, "mixed_precision": args.mixed_precision,
             "channels_last": args.channels_last, "ema_decay": EMA_DECAY,
@@ -103,9 +117,16 @@ def main(argv=None):
             "wall_seconds": round(log.wall_seconds()), "sessions": log.meta["sessions"],
             "history": log.meta["history"],
             "hardware": hardware_summary(), "final_loss": sum(tail) / max(1, len(tail)),
-            "loss_curve": downsample_curve(rows),
+            "loss_curve": prior.get("loss_curve", []) + downsample_curve(rows),
         })
         accelerator.print(f"exported {name} to {out_dir}")
+
+
+def init_weights(unet, checkpoint: str) -> dict:
+    """Load a finished run's exported UNet into `unet` (fp32); return that run's training record."""
+    from diffusers import UNet2DModel
+    unet.load_state_dict(UNet2DModel.from_pretrained(Path(checkpoint) / "unet").float().state_dict())
+    return read_json(Path(checkpoint) / "training_record.json", {})
 
 
 if __name__ == "__main__":

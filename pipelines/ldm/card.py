@@ -68,13 +68,16 @@ def write_vae_metrics(folder: str | Path, figures: dict, stats: dict, command: s
              "protocol": f"D(μ(x)) of {n} test-split images"},
             {"figure": "reconstruction PSNR (dB)", "value": figures["psnr_db"],
              "protocol": f"D(μ(x)) of {n} test-split images, peak-to-peak 2"}]
-    for key, label in (("judge_real", "real test images"), ("judge_reconstructed", "their reconstructions")):
+    for key, label, judge in (("judge_real", "real test images", "shapes-judge"),
+                              ("judge_reconstructed", "their reconstructions", "shapes-judge"),
+                              ("geometry_reconstructed", "their reconstructions", "the geometric judge")):
         if key in figures:
             acc = figures[key]
-            rows.append({"figure": f"judge accuracy on {label} (shape / colour / size / position / background; all)",
+            who = "judge" if judge == "shapes-judge" else "geometric judge"
+            rows.append({"figure": f"{who} accuracy on {label} (shape / colour / size / position / background; all)",
                          "value": " / ".join(f"{acc[a]:.3f}" for a in ("shape", "colour", "size", "position",
                                                                        "background")) + f"; {acc['all']:.3f}",
-                         "protocol": f"{n} test-split images, shapes-judge"})
+                         "protocol": f"{n} test-split images, {judge}"})
     return update_metrics(folder, "pipelines.ldm.vae", command, rows, reconstruction=figures, latent_statistics=stats)
 
 
@@ -86,13 +89,21 @@ def write_vae_card(folder: str | Path) -> Path:
                                  factor=r.get("downsampling_factor", 4), latent=latent, beta=r.get("kl_weight", 0),
                                  scale_images=r.get("latent_statistics", {}).get("images", 0),
                                  scale=r.get("scaling_factor", float("nan")))
-    ft = r.get("decoder_finetune")
-    if ft:
-        summary += (f"\n\n**Decoder fine-tune** (`{ft['command']}`, {ft['steps']:,} steps, {ft['wall_seconds']:,} s): "
+    stages = r.get("decoder_stages") or ([r["decoder_finetune"]] if r.get("decoder_finetune") else [])
+    if stages:
+        first = stages[0]
+        summary += (f"\n\n**Decoder fine-tune** (`{first['command']}`, {first['steps']:,} steps, "
+                    f"{first['wall_seconds']:,} s): "
                     "trained with the L1 loss alone, the VAE drew red and green shapes orange and purple ones blue "
                     "(the judge read the right colour in 54% of its reconstructions). The decoder alone was then "
                     "trained further on mean |x̂ − x| + mean (x̂ − x)², the encoder frozen, so the latents (and the "
-                    "scaling factor, and everything the UNet learned) stay the same; the figures below are after it.")
+                    "scaling factor, and everything the UNet learned) stay the same; the figures below are after "
+                    + ("it." if len(stages) == 1 else "every stage."))
+        for st in stages[1:]:
+            summary += (f"\n\n**Decoder stage** (`{st['command']}`, {st['steps']:,} steps, {st['wall_seconds']:,} s): "
+                        f"{st['loss']}. The geometric judge had found the decoder drawing small triangles as rings "
+                        "and squares with rounded corners; this stage weighs the shape's pixels as much as the "
+                        "background's, and the outline's error.")
     return write_card(folder, "ldm-shapes / vae: the autoencoder of the shapes latent diffusion model", summary,
                       VAE_EXTRA)
 

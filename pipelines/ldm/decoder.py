@@ -10,7 +10,15 @@ adds the squared error, which weighs a wrong hue (|Δ| ≈ 0.4–0.8) far more t
     L = mean |D(z) − x| + mean (D(z) − x)²,   z ~ q(z | x) of the FROZEN encoder
 
 Only the decoder (and `post_quant_conv`) learn, so every latent the UNet was trained on, and the latent scaling
-factor, stay valid: the UNet can train at the same time. Full precision (fp32), resumable (`runs/ldm-shapes-decoder`).
+factor, stay valid: the UNet can train at the same time. Resumable (`runs/ldm-shapes-decoder`).
+
+A later stage sharpens the outlines (issue 17: the decoder drew small triangles as rings and squares with rounded
+corners, so its reconstructions were the ceiling of every generated shape). Two terms, both off by default:
+
+- `--balance`: each image's shape pixels and background pixels weigh half the error each (a small shape is ~3% of
+  the pixels, so the plain mean all but ignores it): L_rec = Σ_p a_p (|e_p| + e_p²), a_p = 1 / (2 n_shape) on the
+  shape, 1 / (2 n_background) off it, the shape being the pixels that differ from the image's border colour;
+- `--edge-weight λ`: + λ · mean |∇D(z) − ∇x| over horizontal and vertical pixel differences (the outline's own error).
 """
 from __future__ import annotations
 
@@ -22,20 +30,39 @@ import torch.nn.functional as F
 
 from ..checkpoints import read_json, write_json
 from ..shapes.data import shapes_tensors, to_float
-from ..training import ResumableState, add_run_args, command_line, loss_summary, run_paths, warmup_cosine
+from ..training import (ResumableState, add_run_args, command_line, loss_summary, mixed_precision_for, run_paths,
+                        warmup_cosine)
 from . import NAME
 from .vae import TRAIN_IMAGES, TEST_IMAGES, load_autoencoder, reconstruction_figures
 
 RUN_NAME = "ldm-shapes-decoder"
 
 
-def decoder_loss(vae, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(loss, L1, MSE) of D(z), z sampled from the frozen encoder's posterior."""
+def shape_weights(x: torch.Tensor) -> torch.Tensor:
+    """(B, 1, H, W) weights a_p: half of each image's weight on its shape's pixels, half on the background's."""
+    border = torch.cat([x[:, :, 0], x[:, :, -1], x[:, :, :, 0], x[:, :, :, -1]], 2)     # (B, 3, 4·side)
+    shape = (x - border.median(2).values[..., None, None]).abs().amax(1, keepdim=True) > 0.02
+    n_shape = shape.flatten(1).sum(1).clamp(min=1).view(-1, 1, 1, 1)
+    n_background = (~shape).flatten(1).sum(1).clamp(min=1).view(-1, 1, 1, 1)
+    return torch.where(shape, 0.5 / n_shape, 0.5 / n_background)
+
+
+def decoder_loss(vae, x: torch.Tensor, balance: bool = False, edge_weight: float = 0.0
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(loss, L1, MSE) of D(z), z sampled from the frozen encoder's posterior; L1 and MSE are plain means."""
     with torch.no_grad():
         z = vae.encode(x).latent_dist.sample()
-    x_hat = vae.decode(z).sample
-    l1, mse = F.l1_loss(x_hat, x), F.mse_loss(x_hat, x)
-    return l1 + mse, l1, mse
+    x_hat = vae.decode(z).sample.float()
+    err = x_hat - x
+    l1, mse = err.abs().mean(), err.pow(2).mean()
+    if balance:
+        loss = ((err.abs() + err.pow(2)).mean(1, keepdim=True) * shape_weights(x)).sum() / len(x)
+    else:
+        loss = l1 + mse
+    if edge_weight:
+        loss = loss + edge_weight * ((err[..., :, 1:] - err[..., :, :-1]).abs().mean()
+                                     + (err[..., 1:, :] - err[..., :-1, :]).abs().mean())
+    return loss, l1, mse
 
 
 def main(argv=None):
@@ -50,11 +77,15 @@ def main(argv=None):
     p.add_argument("--warmup", type=int, default=50)
     p.add_argument("--train-images", type=int, default=TRAIN_IMAGES)
     p.add_argument("--save-every", type=int, default=100)
+    p.add_argument("--balance", action="store_true", help="shape and background pixels weigh half the error each")
+    p.add_argument("--edge-weight", type=float, default=0.0, help="weight of the image-gradient error")
+    p.add_argument("--mixed-precision", default="no", type=mixed_precision_for, choices=["no", "bf16", "fp16"],
+                   help="auto: bf16 where the hardware has it natively (default: no, fp32)")
     add_run_args(p)
     args = p.parse_args(argv)
     run_dir, out_dir = run_paths(args, NAME)
     run_dir, vae_dir = run_dir.with_name(RUN_NAME), out_dir / "vae"
-    accelerator = Accelerator(mixed_precision="no")
+    accelerator = Accelerator(mixed_precision=args.mixed_precision)
     set_seed(args.seed)
 
     # 1. the trained VAE, encoder frozen; the same training images
@@ -71,11 +102,12 @@ def main(argv=None):
     state = ResumableState(accelerator, run_dir, vae_dir, RUN_NAME)
     step = state.step
 
-    # 2. minimise mean |D(z) − x| + mean (D(z) − x)² over the decoder only
+    # 2. minimise mean |D(z) − x| + mean (D(z) − x)² (or its shape-balanced form, + the edge term) over the decoder
     vae.train()
     while step < args.steps:
         for (x8,) in loader:
-            loss, l1, mse = decoder_loss(vae, to_float(x8))
+            with accelerator.autocast():
+                loss, l1, mse = decoder_loss(vae, to_float(x8), args.balance, args.edge_weight)
             accelerator.backward(loss)
             accelerator.clip_grad_norm_(trainable, 1.0)
             opt.step(), lr_sched.step(), opt.zero_grad(set_to_none=True)
@@ -97,9 +129,15 @@ def main(argv=None):
         figures = reconstruction_figures(export, TEST_IMAGES)
         record = read_json(vae_dir / "training_record.json", {})
         command = command_line() if argv is None else "python -m pipelines.ldm.decoder " + shlex.join(argv)
-        record["decoder_finetune"] = {"command": command, "steps": step, "batch_size": args.batch_size, "lr": args.lr,
-                                      "loss": "mean |x̂ − x| + mean (x̂ − x)², encoder frozen, fp32",
-                                      "wall_seconds": round(state.log.wall_seconds()), **loss_summary(state.log, step)}
+        loss = ("Σ a_p (|x̂ − x| + (x̂ − x)²), shape and background halves" if args.balance
+                else "mean |x̂ − x| + mean (x̂ − x)²") + (f" + {args.edge_weight:g} · mean |∇x̂ − ∇x|"
+                                                        if args.edge_weight else "")
+        stage = {"command": command, "steps": step, "batch_size": args.batch_size, "lr": args.lr,
+                 "loss": loss + f", encoder frozen, {'fp32' if args.mixed_precision == 'no' else args.mixed_precision}",
+                 "wall_seconds": round(state.log.wall_seconds()), **loss_summary(state.log, step)}
+        stages = record.get("decoder_stages") or ([record["decoder_finetune"]] if "decoder_finetune" in record else [])
+        record["decoder_stages"] = [st for st in stages if st["command"] != command] + [stage]
+        record["decoder_finetune"] = stage
         history = record.setdefault("history", [])
         if not any(h.get("command") == command for h in history):
             history.append({"command": command, "from_step": record.get("steps", 0)})

@@ -127,8 +127,10 @@ def reconstruction_figures(vae, n: int = TEST_IMAGES, seed: int = 0) -> dict:
         judge = load_judge("cpu")
     except (FileNotFoundError, ValueError):
         return out
+    from ..shapes.geometry import GeometryJudge
     out["judge_real"] = judge.score(x, labels_to_dicts(labels))
     out["judge_reconstructed"] = judge.score(x_hat, labels_to_dicts(labels))
+    out["geometry_reconstructed"] = GeometryJudge().score(x_hat, labels_to_dicts(labels))
     return out
 
 

@@ -1,11 +1,16 @@
 """Measure the shipped MNIST DDPM and write its model card.
 
-    python -m pipelines.measure.ddpm              # n=1000, DDIM 50 steps (a few minutes on 2 cores)
+    python -m pipelines.measure.ddpm                                        # n=1000, DDIM 50 (a few minutes)
+    python -m pipelines.measure.ddpm --sampler "DDPM (ancestral)" --steps 1000   # all 1000 ancestral steps (long)
 
 Figures (into checkpoints/ddpm-mnist/metrics.json, then README.md via cards.write_card):
   - the MNIST judge's verdict on samples: share judged with confidence > 0.9, and the class histogram;
   - FID and IS on the judge's features against the MNIST test split, beside the same figures for
     n real training images (the floor at this n: FID is biased upwards at small n).
+
+Each sampler's figures are rows of their own (the protocol names it); measuring one sampler keeps the other's rows.
+Bar (issue 17), with DDIM 50 and with DDPM ancestral over all 1000 steps: FID ≤ 3× the floor, ≥ 85% judged with
+confidence > 0.9, the class histogram near uniform.
 """
 from __future__ import annotations
 
@@ -27,6 +32,9 @@ stored in fp16. Folder layout is diffusers' `DDPMPipeline` (`unet/`, `scheduler/
 `DDPMPipeline.from_pretrained` loads it too. Sampled live in the "Forward & reverse diffusion" tab."""
 
 
+FID_BAR, CONFIDENT_BAR = 3.0, 0.85
+
+
 def judge_rows(x: torch.Tensor, protocol: str) -> list[dict]:
     from ..classifier import load_classifier
     probs = load_classifier("mnist").predict_proba(x)
@@ -44,6 +52,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--name", default="ddpm-mnist")
     p.add_argument("--n", type=int, default=1000)
+    p.add_argument("--sampler", default="DDIM", choices=list(DDPM_SAMPLERS))
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--batch", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
@@ -53,10 +62,10 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     model = load_ddpm(args.name)
     # 1. samples: batch b uses seed + b, so any n reproduces the first images of a larger run
-    x = torch.cat([model.generate(sampler="DDIM", steps=args.steps, num_images=min(args.batch, args.n - i),
+    x = torch.cat([model.generate(sampler=args.sampler, steps=args.steps, num_images=min(args.batch, args.n - i),
                                   seed=args.seed + i // args.batch)
                    for i in range(0, args.n, args.batch)])
-    protocol = f"DDIM {args.steps} steps, η=0, n={args.n}, seeds {args.seed}…"
+    protocol = f"{DDPM_SAMPLERS[args.sampler]}, {args.steps} steps, n={args.n}, seeds {args.seed}…"
     rows = judge_rows(x, protocol)
     # 2. FID / IS on the judge's features, and the real-data floor at the same n
     s, floor = score_images(x, "mnist", "mnist-classifier"), real_floor("mnist", "mnist-classifier", args.n)
@@ -66,7 +75,11 @@ def main(argv=None):
              dict(figure=s.is_label, value=s.is_mean, protocol=protocol),
              dict(figure=floor.is_label + " — real training images", value=floor.is_mean,
                   protocol=f"n={args.n} real training images")]
-    update_metrics(model.path, "ddpm-card", command_line(), rows)
+    rows.append(dict(figure="issue 17's bar: FID ≤ 3× the floor and ≥ 85% judged confident",
+                     value=("meets" if s.fid <= FID_BAR * floor.fid and rows[0]["value"] >= CONFIDENT_BAR else "misses")
+                     + f" (FID {s.fid / floor.fid:.2f}× the floor, {rows[0]['value']:.1%} confident)", protocol=protocol))
+    evaluation = "ddpm-card" if args.sampler == "DDIM" else f"ddpm-card-{args.sampler}"
+    update_metrics(model.path, evaluation, command_line(), rows)
     write_card(model.path, "MNIST DDPM", SUMMARY)
     for r in rows:
         print(f"{r['figure']}: {r['value']:.4g}   ({r['protocol']})")

@@ -94,22 +94,28 @@ class ShapesJudge(nn.Module):
         """Per-attribute accuracy of `images` against the requested `labels` — a (n, n_attributes) tensor
         (columns in `self.attributes` order) or a list of {attribute: index} dicts (missing attributes are
         not scored) — plus "all": the share of images with every scored attribute right."""
-        pred = self.predict(images)
-        if isinstance(labels, torch.Tensor):
-            labels = [dict(zip(self.attributes, row.tolist())) for row in labels]
-        if len(labels) != len(pred):
-            raise ValueError(f"{len(pred)} images but {len(labels)} label sets")
-        out, all_right = {}, torch.ones(len(pred), dtype=torch.bool)
-        for j, a in enumerate(self.attributes):
-            rows = [i for i, lab in enumerate(labels) if a in lab]
-            if not rows:
-                continue
-            want = torch.tensor([labels[i][a] for i in rows])
-            right = pred[rows, j] == want
-            out[a] = right.float().mean().item()
-            all_right[rows] &= right
-        out["all"] = all_right.float().mean().item()
-        return out
+        return score_predictions(self.predict(images), labels, self.attributes)
+
+
+def score_predictions(pred: torch.Tensor, labels, attributes: list[str]) -> dict[str, float]:
+    """Per-attribute accuracy of predicted value indices `pred` (n, len(attributes)) against the requested `labels`
+    — a tensor with the same columns or a list of {attribute: index} dicts (missing attributes are not scored) —
+    plus "all": the share of images with every scored attribute right."""
+    if isinstance(labels, torch.Tensor):
+        labels = [dict(zip(attributes, row.tolist())) for row in labels]
+    if len(labels) != len(pred):
+        raise ValueError(f"{len(pred)} images but {len(labels)} label sets")
+    out, all_right = {}, torch.ones(len(pred), dtype=torch.bool)
+    for j, a in enumerate(attributes):
+        rows = [i for i, lab in enumerate(labels) if a in lab]
+        if not rows:
+            continue
+        want = torch.tensor([labels[i][a] for i in rows])
+        right = pred[rows, j] == want
+        out[a] = right.float().mean().item()
+        all_right[rows] &= right
+    out["all"] = all_right.float().mean().item()
+    return out
 
 
 @lru_cache(maxsize=4)
