@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import importlib
+import importlib.util
 import os
 from pathlib import Path
 
@@ -79,18 +80,23 @@ REASON_KEYS = {"native bf16 on this CPU, chosen automatically": "app.reason.cpu_
 def runtime_note(lang: str | None = None) -> str:
     """Where the models run and at what precision, e.g. "Models run on CPU at bf16 (native bf16 on this CPU, ...)"."""
     from demos.i18n import tr
+    from pipelines import backends
     from pipelines.precision import FP32_ONLY, choose
     from pipelines.runtime import pick_device
     device = pick_device()
     try:
         p = choose(device)
-    except ValueError as exc:  # a bad DIFFUSION_LAB_PRECISION: the models refuse to load with the same message
+        backends.requested()
+    except ValueError as exc:  # a bad DIFFUSION_LAB_PRECISION / _BACKEND: the models refuse to load with it too
         return f"**{exc}**"
     force = "" if p.name == "fp32" else tr("app.runtime_force", lang)
     kept = ("" if p.name == "fp32" or not FP32_ONLY else
             tr("app.runtime_kept", lang, models=", ".join(f"`{m}`" for m in FP32_ONLY)))
     reason = tr(REASON_KEYS[p.reason], lang) if p.reason in REASON_KEYS else p.reason
-    return tr("app.runtime", lang, device=device.type.upper(), precision=p.name, reason=reason, force=force, kept=kept)
+    note = tr("app.runtime", lang, device=device.type.upper(), precision=p.name, reason=reason, force=force, kept=kept)
+    if backends.requested() == "onnxruntime" and device.type == "cpu":
+        note += tr("app.runtime_backend", lang, engine="ONNX Runtime")
+    return note
 
 
 def header_note():
@@ -229,6 +235,10 @@ def main(argv=None):
     p.add_argument("--precision", default=None, choices=["auto", "fp32", "bf16", "fp16"],
                    help="inference precision (default: $DIFFUSION_LAB_PRECISION, else auto: bf16 autocast on CPUs with "
                         "native bf16 and on GPUs that have it, fp16 on other GPUs, fp32 elsewhere)")
+    p.add_argument("--backend", default=None, choices=["torch", "onnxruntime"],
+                   help="the engine of the class-conditional and DDPM networks (default: $DIFFUSION_LAB_BACKEND, else "
+                        "torch); onnxruntime runs them exported at fp32, faster on CPUs without native bf16 "
+                        "(pip install onnxruntime; python -m pipelines.benchmark --only peers measures it)")
     p.add_argument("--allow-sd", action=argparse.BooleanOptionalAction, default=None,
                    help="let visitors load any Stable Diffusion folder or hub id (default: on for a loopback --host "
                         "that is not a Hugging Face Space, off otherwise; DIFFUSION_LAB_SD_ALLOWLIST lists ids that "
@@ -243,6 +253,15 @@ def main(argv=None):
     if args.precision:
         os.environ[PRECISION_ENV] = args.precision
     os.environ.setdefault(PRECISION_ENV, "auto")  # the app picks bf16 where the hardware has it (pipelines/precision.py)
+    from pipelines import backends
+    if args.backend:
+        os.environ[backends.BACKEND_ENV] = args.backend
+    try:
+        backend = backends.requested()
+    except ValueError as exc:
+        p.error(str(exc))
+    if backend == "onnxruntime" and importlib.util.find_spec("onnxruntime") is None:
+        p.error("--backend onnxruntime needs the onnxruntime package: pip install onnxruntime")
     from demos.text2img import ALLOW_SD_ENV
     os.environ[ALLOW_SD_ENV] = "1" if allow_sd(args.allow_sd, args.host, args.share) else "0"
     from demos.common import COST_SCALE_ENV, PRIVATE_COST_SCALE

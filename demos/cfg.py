@@ -110,7 +110,7 @@ def generate(model_name, label, scale, rescale, sampler, steps, num_images, seed
     final = attach(grid(step.x.clamp(-1, 1), nrow, scale=3), tab="cfg", model_name=model_name,
                    checkpoint=MODELS[model_name], weights=model.weights_hash, label=label, scale=scale, rescale=rescale,
                    sampler=sampler, steps=steps, num_images=num_images, seed=seed, schedule=model.record.get("schedule"),
-                   precision=model.precision.name)
+                   precision=model.precision.label)
     name = str(model.class_names[c])
     done = tr("cfg.status_done", label=tr(f"classes.{name}") if has(f"classes.{name}") else name, scale=scale,
               n=step.n, seed=seed)

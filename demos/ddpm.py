@@ -135,7 +135,7 @@ def reverse_process(sampler, steps, num_images, eta, seed, progress=gr.Progress(
     gif = frames.gif("reverse", duration_ms=120)
     final = attach(grid(step.x.clamp(-1, 1), nrow, scale=3), tab="ddpm", checkpoint="ddpm-mnist",
                    weights=model.weights_hash, sampler=sampler, steps=steps, num_images=num_images, eta=eta, seed=seed,
-                   precision=model.precision.name)
+                   precision=model.precision.label)
     yield frames.last, final, tr("ddpm.status_done", n=step.n, seed=seed), *FramesView.update(frames, gif)
 
 

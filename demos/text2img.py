@@ -32,9 +32,9 @@ MODEL_CHOICES = (SHAPES, SD)
 OWN = "the model's own"
 ZERO_SNR_CHOICES = (OWN, "on", "off")
 SPACING_CHOICES = (OWN, *SPACINGS)
-# frames streamed per request: each is the VAE decoding x̂₀ (~30 ms for 4 shapes images), so the default 20 steps
-# stream every 2nd step and the last (11 frames, ~0.4 s less per request than every step, measured through the API)
-MAX_FRAMES, MAX_FRAMES_SD, MAX_PROMPT_CHARS = 10, 5, 20_000
+# frames streamed per request: each is the VAE decoding x̂₀ (~30 ms for 4 shapes images) and one more update through
+# gradio (~55 ms, measured through the API), so the default 8 steps stream steps 1, 3, 5, 7 and 8 (5 frames, not 8)
+MAX_FRAMES, MAX_FRAMES_SD, MAX_PROMPT_CHARS = 4, 5, 20_000
 ALLOW_SD_ENV, SD_ALLOWLIST_ENV = "DIFFUSION_LAB_ALLOW_SD", "DIFFUSION_LAB_SD_ALLOWLIST"
 SWEEP_SCALES, MAX_SWEEP_IMAGES = "0, 1, 3, 7", 4
 # the cheapest sampler and steps that keep DDIM 20 fp32's quality (python -m pipelines.evaluate --frontier;
@@ -204,7 +204,7 @@ def generate(model_choice, sd_spec, prompt, negative_prompt, scale, rescale, sam
                    sd_spec=sd_spec if model_choice == SD else None, checkpoint=str(model.name),
                    weights=model.weights_hash, prompt=prompt, negative_prompt=negative_prompt, scale=scale,
                    rescale=rescale, sampler=sampler, steps=steps, num_images=num_images, seed=seed, zero_snr=zero_snr,
-                   spacing=spacing, prediction_type=model.prediction_type, precision=model.precision.name)
+                   spacing=spacing, prediction_type=model.prediction_type, precision=model.precision.label)
     gif = frames.gif("text2img", duration_ms=150)
     what = quoted(prompt) if prompt.strip() else tr("text2img.empty_prompt")
     named = tr(SAMPLER_KEYS[sampler]) if sampler in SAMPLER_KEYS else sampler

@@ -149,7 +149,7 @@ def generate(zero_snr, v_prediction, label, scale, rescale, spacing, steps, num_
     final = attach(grid(torch.nan_to_num(x), nrow, scale=3), tab="zero-snr", checkpoint=model.path.name,
                    weights=model.weights_hash, zero_snr=zero_snr, v_prediction=v_prediction, label=label,
                    scale=scale, rescale=rescale, spacing=spacing, sampler="DDIM", steps=steps, num_images=num_images,
-                   seed=seed, schedule=model.record.get("schedule"), precision=model.precision.name)
+                   seed=seed, schedule=model.record.get("schedule"), precision=model.precision.label)
     gif = frames.gif("zero-snr", duration_ms=120)
     yield final, f"{title}: {_readout(x, ok)}", *FramesView.update(frames, gif)
 

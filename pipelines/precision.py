@@ -50,10 +50,16 @@ class Precision:
     name: str          # "fp32", "bf16" or "fp16"
     device_type: str   # "cpu", "cuda", "mps"
     reason: str        # why: shown in the UI next to the choice
+    engine: str = ""   # "" for PyTorch; else the engine that runs the network (pipelines/backends.py)
 
     @property
     def dtype(self) -> torch.dtype:
         return DTYPES[self.name]
+
+    @property
+    def label(self) -> str:
+        """What a PNG's settings record: "bf16", or "fp32 (ONNX Runtime 1.x)" when another engine runs it."""
+        return f"{self.name} ({self.engine})" if self.engine else self.name
 
     def autocast(self):
         """The context a network's forward runs in: autocast to the low precision, or nothing for fp32."""
@@ -62,7 +68,7 @@ class Precision:
         return torch.autocast(self.device_type, dtype=self.dtype)
 
     def describe(self) -> str:
-        return f"running {self.name} on {self.device_type.upper()} ({self.reason})"
+        return f"running {self.label} on {self.device_type.upper()} ({self.reason})"
 
 
 FP32 = Precision("fp32", "cpu", "full precision")   # what a model built by hand (a test's tiny one) runs at

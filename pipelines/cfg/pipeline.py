@@ -11,6 +11,7 @@ from safetensors.torch import load_file
 
 from ..checkpoints import checkpoint_dir, read_json, weights_hash
 from ..guidance import guided_predictor
+from .. import backends
 from ..precision import FP32, Precision, choose
 from ..runtime import count_parameters, cpu_generator, pick_device
 from ..sampling import Run, denoise
@@ -138,8 +139,8 @@ def load_cfg(name: str = "cfg-mnist", device: str | None = None, retrain: str | 
     net.load_state_dict({k: v.float() for k, v in load_file(path / "model.safetensors").items()})
     device = pick_device(device)
     sched = read_json(path / "scheduler" / "scheduler_config.json")
-    return CFGModel(net.to(device).eval(), sched, config, read_json(path / "training_record.json", {}), path, device,
-                    choose(device, model=name))
+    net, precision = backends.apply(net.to(device).eval(), "class-conditional", choose(device, model=name))
+    return CFGModel(net, sched, config, read_json(path / "training_record.json", {}), path, device, precision)
 
 
 __all__ = ["CFGModel", "load_cfg", "MODELS", "CONDITIONING_MODELS", "MAX_IMAGES", "MAX_STEPS", "MAX_SCALE"]

@@ -9,6 +9,7 @@ import torch
 from diffusers import UNet2DModel
 
 from ..checkpoints import checkpoint_dir, load_pretrained, read_json, weights_hash
+from .. import backends
 from ..precision import FP32, Precision, choose
 from ..runtime import count_parameters, cpu_generator, pick_device
 from ..sampling import Run, denoise
@@ -66,7 +67,8 @@ def load_ddpm(name: str = "ddpm-mnist", device: str | None = None) -> DDPM:
     device = pick_device(device)
     unet = load_pretrained(UNet2DModel, path / "unet").to(device).eval()
     sched = read_json(path / "scheduler" / "scheduler_config.json")
-    return DDPM(unet, sched, read_json(path / "training_record.json", {}), path, device, choose(device, model=name))
+    unet, precision = backends.apply(unet, "unet2d", choose(device, model=name))
+    return DDPM(unet, sched, read_json(path / "training_record.json", {}), path, device, precision)
 
 
 __all__ = ["DDPM", "load_ddpm", "TRAIN_COMMAND"]

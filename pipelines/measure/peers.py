@@ -20,43 +20,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
+from ..backends import Engine, UNetSample, export_onnx, labelled_batch, sample_output, timestep_batch
 from .devices import image_difference
 from .frontier import sampler_label, tab_choice
-
-
-class Engine(torch.nn.Module):
-    """An exported network behind the module's call: f(*tensors) -> tensor, run by ONNX Runtime or OpenVINO.
-    Attributes the pipeline reads from its network (config, null_label, ...) are the original's."""
-
-    def __init__(self, name: str, run, original: torch.nn.Module, batch_of):
-        super().__init__()
-        self.name, self._run, self._batch_of = name, run, batch_of
-        object.__setattr__(self, "_original", original)   # not a submodule: its weights are not this engine's
-
-    def __getattr__(self, key):
-        try:
-            return super().__getattr__(key)
-        except AttributeError:
-            return getattr(object.__getattribute__(self, "_original"), key)
-
-    def forward(self, *inputs):
-        arrays = [a.detach().cpu().numpy() for a in self._batch_of(*inputs)]
-        return torch.from_numpy(np.ascontiguousarray(self._run(arrays)))
-
-
-def export_onnx(net: torch.nn.Module, example: tuple, folder: Path, threads: int):
-    import onnxruntime as ort
-    path = folder / "net.onnx"
-    names = [f"in{i}" for i in range(len(example))]
-    torch.onnx.export(net, example, str(path), input_names=names, output_names=["out"], opset_version=17,
-                      dynamo=False, dynamic_axes={**{n: {0: "batch"} for n in names}, "out": {0: "batch"}})
-    options = ort.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return lambda arrays: session.run(None, dict(zip(names, arrays)))[0], f"ONNX Runtime {ort.__version__}"
 
 
 def export_openvino(net: torch.nn.Module, example: tuple, threads: int):
@@ -64,17 +32,6 @@ def export_openvino(net: torch.nn.Module, example: tuple, threads: int):
     compiled = ov.compile_model(ov.convert_model(net, example_input=example), "CPU",
                                 {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32"})
     return lambda arrays: compiled(arrays)[0], f"OpenVINO {ov.__version__.split('-')[0]}"
-
-
-class UNetSample(torch.nn.Module):
-    """diffusers' UNet2DModel returns an output object; the engines take a module that returns a tensor."""
-
-    def __init__(self, unet):
-        super().__init__()
-        self.unet = unet
-
-    def forward(self, x, t):
-        return self.unet(x, t).sample
 
 
 def networks():
@@ -91,12 +48,6 @@ def networks():
         sampler, steps = tab_choice("ddpm")
         return m.generate(sampler=sampler, steps=steps, num_images=16, seed=0)
 
-    def labelled_batch(x, t, labels):   # the hand-written UNet takes one t for the batch too
-        return x, torch.as_tensor(t, device=labels.device).reshape(-1).expand(labels.shape[0]).long(), labels
-
-    def timestep_batch(x, t):
-        return x, torch.as_tensor(t).reshape(-1).expand(x.shape[0]).long()
-
     x32, x16 = torch.randn(32, 1, 28, 28), torch.randn(16, 1, 28, 28)
     return {
         "cfg-mnist": (lambda: load_cfg("cfg-mnist", "cpu"), "net", lambda m: m.net,
@@ -105,16 +56,6 @@ def networks():
         "ddpm-mnist": (lambda: load_ddpm("ddpm-mnist", "cpu"), "unet", lambda m: UNetSample(m.unet),
                        (x16, torch.full((16,), 500)), timestep_batch, ddpm_action, "diffusers UNet2DModel"),
     }
-
-
-def ddpm_swap(model, engine):
-    """The DDPM pipeline calls `self.unet(x, t).sample`: the engine answers with an object that has .sample."""
-    class Sampled(torch.nn.Module):
-        config = model.unet.config
-
-        def forward(self, x, t):
-            return type("Out", (), {"sample": engine(x, t)})()
-    return dataclasses.replace(model, unet=Sampled())
 
 
 def measure(threads: int = 2, rounds: int = 3, only=None, log=print) -> dict:
@@ -132,9 +73,9 @@ def measure(threads: int = 2, rounds: int = 3, only=None, log=print) -> dict:
                 onnx_run, onnx_name = export_onnx(net, example, Path(tmp), threads)
                 ov_run, ov_name = export_openvino(net, example, threads)
                 for run, label in ((onnx_run, onnx_name), (ov_run, ov_name)):
-                    engine = Engine(label, run, getattr(model, field), batch_of)
-                    engines[label] = (dataclasses.replace(model, **{field: engine}) if field == "net"
-                                      else ddpm_swap(model, engine))
+                    engine = Engine(label, run, getattr(model, field), batch_of,
+                                    sample_output if field == "unet" else None)   # the DDPM reads .sample
+                    engines[label] = dataclasses.replace(model, **{field: engine})
             ours = f"PyTorch {torch.__version__.split('+')[0]} ({model.precision.name})"
             paths = {ours: model, **engines}
             images = {k: action(m) for k, m in paths.items()}          # warm-up, and the images compared
