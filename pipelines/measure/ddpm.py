@@ -24,6 +24,7 @@ from ..metrics.scoring import real_floor, score_images
 from ..training import command_line
 from ..ddpm.pipeline import load_ddpm
 from .context import Context
+from .ddpm_probes import probes_md
 from .samplers import DDPM_SAMPLERS, ddpm_sample
 
 SUMMARY = """A DDPM (Ho et al. 2020) trained here on the MNIST training set: a diffusers `UNet2DModel`
@@ -80,7 +81,7 @@ def main(argv=None):
                      + f" (FID {s.fid / floor.fid:.2f}× the floor, {rows[0]['value']:.1%} confident)", protocol=protocol))
     evaluation = "ddpm-card" if args.sampler == "DDIM" else f"ddpm-card-{args.sampler}"
     update_metrics(model.path, evaluation, command_line(), rows)
-    write_card(model.path, "MNIST DDPM", SUMMARY)
+    write_card(model.path, "MNIST DDPM", SUMMARY, extra=probes_md(model.path))
     for r in rows:
         print(f"{r['figure']}: {r['value']:.4g}   ({r['protocol']})")
 
