@@ -28,7 +28,9 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 # checkpoints that keep fp32 whatever is chosen: bf16 hurt them, or has not been measured on them yet (see the module
 # docstring; tests/test_precision.py checks this list against results/precision.json)
 NOT_MEASURED = "bf16 not measured on it yet (python -m pipelines.measure.precision --only <name>)"
-FP32_ONLY: dict[str, str] = {}   # every diffusion model shipped is within the bounds at bf16
+FP32_ONLY: dict[str, str] = {   # the shipped diffusion models bf16 put outside the bounds
+    "ddpm-mnist": "bf16 put its FID 10.4% above fp32's (n = 300, DDIM 20; the bound is 10%)",
+}
 
 
 def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:

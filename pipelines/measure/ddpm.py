@@ -19,7 +19,7 @@ import time
 
 import torch
 
-from ..cards import update_metrics, write_card
+from ..cards import format_value, update_metrics, write_card
 from ..metrics.scoring import real_floor, score_images
 from ..training import command_line
 from ..ddpm.pipeline import load_ddpm
@@ -83,7 +83,7 @@ def main(argv=None):
     update_metrics(model.path, evaluation, command_line(), rows)
     write_card(model.path, "MNIST DDPM", SUMMARY, extra=probes_md(model.path))
     for r in rows:
-        print(f"{r['figure']}: {r['value']:.4g}   ({r['protocol']})")
+        print(f"{r['figure']}: {format_value(r)}   ({r['protocol']})")
 
 
 # ----------------------------------------------------------------------------- in the evaluation command
