@@ -33,7 +33,8 @@ OWN = "the model's own"
 ZERO_SNR_CHOICES = (OWN, "on", "off")
 SPACING_CHOICES = (OWN, *SPACINGS)
 # frames streamed per request: each is the VAE decoding x̂₀ (~30 ms for 4 shapes images) and one more update through
-# gradio (~55 ms, measured through the API), so the default 8 steps stream steps 1, 3, 5, 7 and 8 (5 frames, not 8)
+# gradio, so the default 8 steps stream steps 1, 3, 5, 7 and 8 (5 frames, not 8; the request through the API then
+# took 0.69 s against 1.49 s, bf16 against fp32 on two machines: python -m pipelines.benchmark --only latency)
 MAX_FRAMES, MAX_FRAMES_SD, MAX_PROMPT_CHARS = 4, 5, 20_000
 ALLOW_SD_ENV, SD_ALLOWLIST_ENV = "DIFFUSION_LAB_ALLOW_SD", "DIFFUSION_LAB_SD_ALLOWLIST"
 SWEEP_SCALES, MAX_SWEEP_IMAGES = "0, 1, 3, 7", 4

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from ..precision import FP32, choose
 from ..backends import Engine, UNetSample, export_onnx, labelled_batch, sample_output, timestep_batch
 from .devices import image_difference
 from .frontier import sampler_label, tab_choice
@@ -67,6 +68,8 @@ def measure(threads: int = 2, rounds: int = 3, only=None, log=print) -> dict:
             if only and name not in only:
                 continue
             model = load()
+            # ours: the precision the server picks for this model here (bf16 where native), not a script's fp32
+            model = dataclasses.replace(model, precision=choose(model.device, "auto", model=name))
             net = module(model).eval()
             with torch.no_grad():
                 engines = {}
@@ -75,7 +78,7 @@ def measure(threads: int = 2, rounds: int = 3, only=None, log=print) -> dict:
                 for run, label in ((onnx_run, onnx_name), (ov_run, ov_name)):
                     engine = Engine(label, run, getattr(model, field), batch_of,
                                     sample_output if field == "unet" else None)   # the DDPM reads .sample
-                    engines[label] = dataclasses.replace(model, **{field: engine})
+                    engines[label] = dataclasses.replace(model, **{field: engine}, precision=FP32)   # exported fp32
             ours = f"PyTorch {torch.__version__.split('+')[0]} ({model.precision.name})"
             paths = {ours: model, **engines}
             images = {k: action(m) for k, m in paths.items()}          # warm-up, and the images compared
