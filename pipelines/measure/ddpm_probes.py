@@ -27,17 +27,15 @@ PROBES = "probes.json"
 
 def probe(model, state_dir: Path, n: int, batch: int, steps: int) -> dict:
     """One probe of the EMA weights in `state_dir` (loaded into `model.unet` in place)."""
-    from ..classifier import load_classifier
+    from .ddpm import judge_rows
     ema = torch.load(state_dir / "custom_checkpoint_0.pkl", weights_only=False)
     with torch.no_grad():
         for p, s in zip(model.unet.parameters(), ema["shadow_params"]):
             p.copy_(s.to(p.dtype))
     x = torch.cat([model.generate(sampler="DDIM", steps=steps, num_images=min(batch, n - i), seed=i // batch)
                    for i in range(0, n, batch)])
-    probs = load_classifier("mnist").predict_proba(x)
-    hist = torch.bincount(probs.argmax(-1), minlength=10).float() / len(x)
-    entropy = -(hist[hist > 0] * hist[hist > 0].log()).sum().item() / torch.log(torch.tensor(10.0)).item()
-    return {"confident": (probs.max(-1).values > 0.9).float().mean().item(), "entropy": entropy}
+    confident, entropy, _ = (r["value"] for r in judge_rows(x, protocol=""))   # the card's own judge figures
+    return {"confident": confident, "entropy": entropy}
 
 
 def main(argv=None):

@@ -26,7 +26,6 @@ import argparse
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
@@ -52,11 +51,9 @@ def to_canvas(images: torch.Tensor) -> np.ndarray:
     """(n, 3, H, W) in [-1, 1] or uint8 -> (n, 64, 64, 3) float64 in [0, 1]."""
     if images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"images must be (n, 3, H, W), got shape {tuple(images.shape)}")
+    from .judge import resize_square
     x = images.float().div(255) if images.dtype == torch.uint8 else (images.float().clamp(-1, 1) + 1) / 2
-    if x.shape[-2:] != (SIDE, SIDE):
-        mode = "bilinear" if x.shape[-1] < SIDE else "area"
-        x = F.interpolate(x, size=(SIDE, SIDE), mode=mode, **({"align_corners": False} if mode == "bilinear" else {}))
-    return x.clamp(0, 1).permute(0, 2, 3, 1).double().numpy()
+    return resize_square(x, SIDE).clamp(0, 1).permute(0, 2, 3, 1).double().numpy()
 
 
 def segment(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -32,6 +32,14 @@ TRAIN_COMMAND = "python -m pipelines.shapes.train_judge --threads 1"
 LABEL_SMOOTHING = 0.05  # of every head's cross-entropy in training
 
 
+def resize_square(x: torch.Tensor, side: int) -> torch.Tensor:
+    """(n, c, H, W) -> (n, c, side, side): bilinear up (a 32 px Stage I), area down, unchanged at `side`."""
+    if x.shape[-2:] == (side, side):
+        return x
+    mode = "bilinear" if x.shape[-1] < side else "area"
+    return F.interpolate(x, size=(side, side), mode=mode, **({"align_corners": False} if mode == "bilinear" else {}))
+
+
 class ShapesJudge(nn.Module):
     def __init__(self, heads: dict[str, int] | None = None, width: int = 24, feature_dim: int = 128,
                  resolution: int = 64):
@@ -55,11 +63,7 @@ class ShapesJudge(nn.Module):
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"images must be (n, 3, H, W), got shape {tuple(x.shape)}")
         x = x.float().div(127.5).sub(1) if x.dtype == torch.uint8 else x.float()
-        r = self.config["resolution"]
-        if x.shape[-2:] != (r, r):
-            mode = "bilinear" if x.shape[-1] < r else "area"
-            x = F.interpolate(x, size=(r, r), mode=mode, **({"align_corners": False} if mode == "bilinear" else {}))
-        return x.clamp(-1, 1)
+        return resize_square(x, self.config["resolution"]).clamp(-1, 1)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
