@@ -178,22 +178,22 @@ def architecture(variant=next(iter(VARIANTS))) -> str:
 
 def failure_md(variant=next(iter(VARIANTS))) -> str:
     from pipelines.shapes.diversity import real_groups, within_prompt_diversity
-    from pipelines.measure.stackgan_diagnose import diagnose
+    from pipelines.measure.stackgan_diagnose import diagnosed_runs
     from pipelines.stackgan.train import PROBE_PROMPTS, PROBE_Z
     from pipelines.shapes.data import heldout_prompts
     _, labels = heldout_prompts(PROBE_PROMPTS, 0)
     lines = []
     stages = (("stackgan.stage1", STAGE1, 32), ("stackgan.stage2", VARIANTS.get(variant, STAGE2), 64))
     for stage, folder, res in stages:
-        record = read_json(checkpoints_root() / folder / "training_record.json", {})
-        if not record:
+        runs = diagnosed_runs(checkpoints_root() / folder, within_prompt_diversity(real_groups(labels, PROBE_Z, res)))
+        if not runs:
             lines.append(tr("stackgan.stage_untrained", stage=tr(stage), command=COMMANDS[folder]))
-            continue
-        real = within_prompt_diversity(real_groups(labels, PROBE_Z, res))
-        for f in diagnose(record, real):  # the evidence is the diagnosis' own English sentence
-            key = "stackgan.failure_" + f.failure.replace(" ", "_").replace("-", "_")
-            lines.append(tr("stackgan.finding", stage=tr(stage), failure=tr(key) if has(key) else f.failure,
-                            seen=tr("stackgan.seen" if f.seen else "stackgan.not_seen"), evidence=f.evidence))
+        for k, (run, findings) in enumerate(runs):
+            title = tr(stage) if k == len(runs) - 1 else tr("stackgan.earlier_run", stage=tr(stage), steps=run["steps"])
+            for f in findings:  # the evidence is the diagnosis' own English sentence
+                key = "stackgan.failure_" + f.failure.replace(" ", "_").replace("-", "_")
+                lines.append(tr("stackgan.finding", stage=title, failure=tr(key) if has(key) else f.failure,
+                                seen=tr("stackgan.seen" if f.seen else "stackgan.not_seen"), evidence=f.evidence))
     return "\n".join(lines)
 
 

@@ -11,8 +11,16 @@ from .checkpoints import PROJECT_ROOT, read_json, write_json
 
 RECORD_FIELDS = [("command", "Training command"), ("dataset", "Data"), ("train_images", "Training images"),
                  ("steps", "Optimiser steps"), ("batch_size", "Batch size"), ("epochs", "Epochs"),
-                 ("parameters", "Parameters"), ("wall_seconds", "Wall time (s)"), ("hardware", "Hardware"),
+                 ("parameters", "Parameters"), ("wall_seconds", "Wall time (s)"),
+                 ("total_wall_seconds", "Wall time of every run of this model, the earlier ones included (s)"),
+                 ("hardware", "Hardware"),
                  ("final_loss", "Final training loss")]
+
+
+EARLIER_FIELDS = [("steps", "steps", "{:,}".format), ("width", "width", str), ("epochs", "epochs", str),
+                  ("test_elbo_curve", "final test ELBO (nats)", lambda c: f"{c[-1][1]:.2f}"),
+                  ("hard_negatives", "hard-negative share", "{:g}".format),
+                  ("weights", "weights", "`{}`".format)]
 
 
 def _fmt(v) -> str:
@@ -114,6 +122,11 @@ def write_card(folder: str | Path, title: str, summary: str, extra: str = "") ->
                   ""]
         lines += [f"- from step {h['from_step']:,}: `{h['command']}`" + (f" ({h['start']})" if h.get("start") else "")
                   for h in record["history"]]
+    if record.get("earlier_runs"):
+        lines += ["", "Earlier runs of this model, each started afresh and superseded by the one after:", ""]
+        lines += [f"- `{r['command']}`: {r['wall_seconds']:,} s" + "".join(
+            f", {label} {fmt(r[key])}" for key, label, fmt in EARLIER_FIELDS if r.get(key) is not None)
+            for r in record["earlier_runs"]]
     lines += ["", "The loss curve is `loss_curve` in `training_record.json` (step, running mean).", "",
               "## Measured quality", "", measured_block(metrics, folder.name), ""]
     if extra:

@@ -52,6 +52,38 @@ def command_line() -> str:
     return "python " + " ".join([module] + args)
 
 
+def add_earlier_arg(p) -> None:
+    p.add_argument("--earlier", nargs="*", default=[], metavar="RECORD",
+                   help="earlier runs of this model (oldest first), started afresh and superseded by this one: their "
+                        "training_record.json or checkpoint folder; their commands and wall time go into this run's "
+                        "record, so the card counts the model's whole CPU budget")
+
+
+def earlier_runs(paths, keep=("command", "steps", "epochs", "wall_seconds")) -> list[dict]:
+    """The earlier runs of one model (oldest first), each started afresh and superseded by the run being recorded:
+    from each a training_record.json (or a checkpoint folder holding one, whose weights hash is kept too) the `keep`
+    fields, its own earlier runs before it. A record quotes them so its card counts the model's whole CPU budget."""
+    from .checkpoints import weights_hash
+    runs = []
+    for path in map(Path, paths):
+        record = read_json(path / "training_record.json" if path.is_dir() else path, None)
+        if not isinstance(record, dict) or not isinstance(record.get("wall_seconds"), (int, float)):
+            raise SystemExit(f"--earlier {path.name}: not a training record with a wall time")
+        entry = {k: record[k] for k in keep if k in record}
+        if path.is_dir():
+            entry["weights"] = weights_hash(path)
+        runs += record.get("earlier_runs", []) + [entry]
+    return runs
+
+
+def with_earlier(record: dict, earlier: list[dict]) -> dict:
+    """`record` plus its earlier runs and the wall time of every run of the model (nothing when there are none)."""
+    if not earlier:
+        return record
+    return {**record, "earlier_runs": earlier,
+            "total_wall_seconds": round(record["wall_seconds"] + sum(r["wall_seconds"] for r in earlier))}
+
+
 EMA_DECAY = 0.9995
 
 

@@ -147,6 +147,107 @@ def test_diagnosis_reports_collapse_only_when_diversity_falls():
     assert "ABOVE real" in {f.failure: f for f in diagnose(healthy, 0.1)}["mode collapse"].evidence
 
 
+def test_a_hard_negative_changes_exactly_the_one_attribute():
+    import numpy as np
+    from pipelines.shapes.data import ATTRIBUTE_NAMES, BACKGROUNDS, COLOURS
+    from pipelines.stackgan.negatives import changed, hard_negative_captions, names
+    labels = torch.tensor([[0, 1, 0, 2, 3], [3, 5, 1, 0, 0]])
+    rng = np.random.default_rng(0)
+    for row in labels:
+        attrs = names(row)
+        for a in ATTRIBUTE_NAMES:
+            new = changed(attrs, a, rng)
+            assert new[a] != attrs[a] and {k: v for k, v in new.items() if k != a} == \
+                {k: v for k, v in attrs.items() if k != a}
+    captions = hard_negative_captions(labels, seed=0)
+    assert len(captions) == 2 * len(ATTRIBUTE_NAMES)
+    col, bg = ATTRIBUTE_NAMES.index("colour"), ATTRIBUTE_NAMES.index("background")
+    for i, row in enumerate(labels):
+        attrs = names(row)
+        colour_caption, bg_caption = captions[i * 5 + col], captions[i * 5 + bg]
+        assert attrs["colour"] not in colour_caption.split() and any(c in colour_caption for c in COLOURS)
+        assert attrs["background"] in colour_caption and attrs["colour"] in bg_caption
+        assert not any(b in bg_caption.split() for b in (attrs["background"],)) and any(b in bg_caption for b in BACKGROUNDS)
+
+
+def test_wrong_captions_mix_hard_negatives_and_random_ones():
+    from pipelines.stackgan.negatives import pick_wrong
+    phi, hard = torch.randn(64, 4), torch.randn(64, 5, 4)
+    wrong, which = pick_wrong(phi, hard, 0.5, torch.Generator().manual_seed(0))
+    for i in range(64):
+        assert torch.equal(wrong[i], hard[i, which[i]] if which[i] >= 0 else phi[i - 1])
+    assert 10 < (which >= 0).sum() < 54 and set(which[which >= 0].tolist()) == set(range(5))
+    wrong, which = pick_wrong(phi, hard, 0.0)
+    assert torch.equal(wrong, phi.roll(1, 0)) and (which == -1).all()
+
+
+def test_discriminator_loss_logs_d_wrong_for_each_attribute_s_hard_negatives():
+    n = 4
+    real, fake = torch.ones(n, 3, 8, 8), -torch.ones(n, 3, 8, 8)
+    phi = torch.arange(1, n + 1, dtype=torch.float32)[:, None].repeat(1, 3)
+    phi_wrong = phi.clone()
+    phi_wrong[:2] += 10                     # rows 0, 1: mismatched (D says −a); rows 2, 3: unchanged (D says +a)
+    _, probs = M.discriminator_loss(_Scripted(5.0), real, fake, phi, phi_wrong, torch.tensor([0, -1, 1, 1]))
+    assert probs["d_wrong_shape"] < 0.01 and probs["d_wrong_colour"] > 0.99 and "d_wrong_size" not in probs
+
+
+def test_diagnosis_finds_the_attribute_the_samples_draw_at_chance():
+    curves = {"d_fake": [[1, 0.5], [100, 0.5]], "g_grad_norm": [[1, 2.0], [100, 1.0]],
+              "d_loss": [[1, 1.3], [100, 0.8]], "d_real": [[1, 0.5], [100, 0.73]], "d_wrong": [[1, 0.5], [100, 0.04]]}
+    probes = [{"step": s, "all": 0.05, "shape": sh, "colour": 0.9, "diversity": 0.3}
+              for s, sh in ((1, 0.1), (50, 0.2), (100, 0.16))]
+    ranks = {a: {"rank": r} for a, r in (("random", 1.0), ("shape", 0.69), ("colour", 1.0))}
+    found = {f.failure: f for f in diagnose({"probes": probes, "curves": curves}, 0.3, ranks)}["attribute ignored"]
+    assert found.seen and found.evidence.startswith("shape drawn near chance") and "0.04" in found.evidence
+    assert "shape 69%" in found.evidence and "random" not in found.evidence.split("in:")[1]
+    good = [dict(p, shape=0.9) for p in probes]
+    hard = dict(curves, d_wrong_shape=[[100, 0.1]], d_wrong_colour=[[100, 0.05]])
+    found = {f.failure: f for f in diagnose({"probes": good, "curves": hard}, 0.3)}["attribute ignored"]
+    assert not found.seen and "hard negatives" in found.evidence and "shape 0.10" in found.evidence
+
+
+def test_the_d_check_figure_is_how_often_d_prefers_the_right_caption():
+    from pipelines.measure.stackgan_negatives import attribute_ranks
+
+    class ReadsOnlyColour(torch.nn.Module):     # D's logit = −|φ's colour coordinate − the image's colour|
+        def forward(self, image, phi):
+            return -(phi[:, 1] - image[:, 0, 0, 0]).abs()
+    n = 8
+    images = torch.zeros(n, 3, 4, 4)
+    images[:, 0, 0, 0] = torch.arange(n, dtype=torch.float32)
+    phi = torch.stack([torch.zeros(n), torch.arange(n, dtype=torch.float32)], 1)
+    hard = phi[:, None].repeat(1, 5, 1)
+    hard[:, 0, 0] += 3                          # shape changed: a coordinate this D does not read
+    hard[:, 1, 1] += 3                          # colour changed
+    ranks = attribute_ranks(ReadsOnlyColour(), images, phi, hard)
+    assert ranks["colour"]["rank"] == 1.0 and ranks["shape"]["rank"] == 0.0 and ranks["random"]["rank"] == 1.0
+    assert ranks["colour"]["d_wrong"] < ranks["colour"]["d_right"]
+
+
+def test_a_record_quotes_the_earlier_runs_and_the_card_counts_their_wall_time(tmp_path):
+    import json
+    from pipelines.cards import write_card
+    from pipelines.training import earlier_runs, with_earlier
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "training_record.json").write_text(json.dumps(
+        {"command": "python -m x --steps 10", "steps": 10, "wall_seconds": 100, "probes": [1]}))
+    (tmp_path / "old" / "generator.safetensors").write_bytes(b"weights")
+    (tmp_path / "bad.json").write_text(json.dumps({"command": "x"}))
+    runs = earlier_runs([tmp_path / "old"], keep=("command", "steps", "wall_seconds"))
+    assert runs == [{"command": "python -m x --steps 10", "steps": 10, "wall_seconds": 100,
+                     "weights": runs[0]["weights"]}] and len(runs[0]["weights"]) == 10
+    with pytest.raises(SystemExit, match="not a training record"):
+        earlier_runs([tmp_path / "bad.json"])
+    record = with_earlier({"command": "python -m x --steps 20", "wall_seconds": 50}, runs)
+    assert record["total_wall_seconds"] == 150 and with_earlier({"wall_seconds": 1}, []) == {"wall_seconds": 1}
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new" / "training_record.json").write_text(json.dumps(dict(record, earlier_runs=runs + [
+        dict(runs[0], command="python -m x --again", wall_seconds=7)])))
+    card = write_card(tmp_path / "new", "t", "s").read_text()
+    assert "| Wall time of every run of this model, the earlier ones included (s) | 150 |" in card
+    assert "- `python -m x --steps 10`: 100 s, steps 10, weights `" in card and "- `python -m x --again`: 7 s" in card
+
+
 # ----------------------------------------------------------------------------- the training command and pipeline
 def _reset_accelerate():
     from accelerate.state import AcceleratorState
@@ -193,6 +294,7 @@ def test_training_resumes_and_exports_record_card_and_both_networks(tiny_root):
     assert json.loads((tiny_root / "runs" / STAGE1 / "meta.json").read_text())["sessions"] == 2   # resumed once
     assert {"d_loss", "g_adv", "d_real", "d_wrong", "d_fake", "g_grad_norm", "kl"} <= set(record["curves"])
     assert [p["step"] for p in record["probes"]] == [1, 2, 3]
+    assert record["hard_negatives"] == 0.5 and any(k.startswith("d_wrong_") for k in record["curves"])
     assert 0 <= record["probes"][-1]["diversity"] and "shape" in record["probes"][-1]
     for name in (STAGE1, STAGE2, STAGE2_PIXELSHUFFLE):
         folder = tiny_root / "ck" / name

@@ -1,6 +1,8 @@
 """StackGAN (Zhang et al. 2017), trained here on captioned shapes: a text-to-image GAN in two stages.
 
     model.py     the four networks (Stage I/II generator and discriminator), conditioning augmentation, losses
+    negatives.py the discriminator's wrong captions: random ones (the paper's) and hard negatives (one attribute
+                 changed), and why the random ones let D ignore shape
     train.py     Stage I, then Stage II on the frozen Stage I; resumable
     pipeline.py  caption -> Stage I sketch (32 px) -> Stage II image (64 px)
     card.py      the model card's text (its figures: pipelines/measure/stackgan.py, prompt adherence and

@@ -25,7 +25,11 @@ DEVIATIONS = """Where this differs from the paper, and why (each found while tra
 augmentation is taken per dimension of ĉ (as in the authors' code; on the summed KL the generator ignored the
 caption); φ is standardised with the training captions' per-dimension mean and std inside both networks (MiniLM's
 sentence embeddings of these captions differ little); the discriminator is spectrally normalised instead of using
-BatchNorm{sn} (with BatchNorm, D rejected every fake within 500 steps), its text branch excepted."""
+BatchNorm{sn} (with BatchNorm, D rejected every fake within 500 steps), its text branch excepted.{hard}"""
+
+HARD_NEGATIVES = """ A share {share:g} of the discriminator's wrong captions are **hard negatives**, the right caption with one
+attribute changed (`negatives.py`): with the paper's random wrong captions alone, D could reject nearly all of them
+by colour and never checked the shape, and the generator drew shapes at chance (below)."""
 
 EXTRA = """`generator.safetensors` and `discriminator.safetensors` are float32 weights; `config.json` rebuilds both
 (`pipelines.stackgan.pipeline.load_network`). `training_record.json` holds the discriminator and generator loss
@@ -50,4 +54,26 @@ def write_stackgan_card(folder: str | Path) -> Path:
     title = f"{folder.name}: StackGAN Stage {'I' if stage == 1 else 'II'}" + \
         (" (PixelShuffle up-sampling)" if g.get("upsample") == "pixelshuffle" else "")
     sn = "" if r.get("spectral_norm", True) else " — **not in this checkpoint: it was trained with --no-spectral-norm**"
-    return write_card(folder, title, summary + "\n\n" + DEVIATIONS.format(sn=sn), EXTRA.format(evaluate=EVALUATE_COMMAND))
+    hard = HARD_NEGATIVES.format(share=r["hard_negatives"]) if r.get("hard_negatives") else ""
+    return write_card(folder, title, summary + "\n\n" + DEVIATIONS.format(sn=sn, hard=hard),
+                      attribute_findings(folder, 32 if stage == 1 else 64) + EXTRA.format(evaluate=EVALUATE_COMMAND))
+
+
+def attribute_findings(folder: Path, resolution: int) -> str:
+    """The card's section on what each run of this checkpoint drew at chance and what its D checked, from the
+    diagnosis of the training records (`pipelines.measure.stackgan_diagnose`), earlier runs first."""
+    from ..measure.stackgan_diagnose import diagnosed_runs
+    from ..shapes.data import heldout_prompts
+    from ..shapes.diversity import real_groups, within_prompt_diversity
+    from .train import PROBE_PROMPTS, PROBE_Z
+    real = within_prompt_diversity(real_groups(heldout_prompts(PROBE_PROMPTS, 0)[1], PROBE_Z, resolution))
+    runs = diagnosed_runs(folder, real)
+    lines = []
+    for k, (run, findings) in enumerate(runs):
+        who = "This checkpoint" if k == len(runs) - 1 else f"The earlier run (`{run['command']}`)"
+        lines += [f"- {who}: {f.evidence}." for f in findings if f.failure == "attribute ignored"]
+    if not lines:
+        return ""
+    return ("## Does it draw every attribute of the caption? (from the training logs)\n\n" + "\n".join(lines)
+            + "\n\nThe other failure modes (collapse, vanishing gradients, non-convergence) are in the StackGAN "
+              "tab's failure-modes panel.\n\n")

@@ -24,6 +24,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from ..runtime import count_parameters
+from ..shapes.data import ATTRIBUTE_NAMES
 
 KL_WEIGHT = 2.0
 UPSAMPLES = ("nearest", "pixelshuffle")
@@ -233,15 +234,27 @@ def mismatched(phi: torch.Tensor) -> torch.Tensor:
     return phi.roll(1, dims=0)
 
 
-def discriminator_loss(D, real: torch.Tensor, fake: torch.Tensor, phi: torch.Tensor) -> tuple[torch.Tensor, dict]:
+def discriminator_loss(D, real: torch.Tensor, fake: torch.Tensor, phi: torch.Tensor,
+                       phi_wrong: torch.Tensor | None = None, wrong_attribute: torch.Tensor | None = None
+                       ) -> tuple[torch.Tensor, dict]:
     """Matching-aware D loss (paper's code): BCE(D(real, φ), 1) + ½·[BCE(D(real, φ_wrong), 0) + BCE(D(fake, φ), 0)].
-    Also returns the three mean probabilities D gives, for the training log."""
-    real_logit, wrong_logit, fake_logit = D(real, phi), D(real, mismatched(phi)), D(fake.detach(), phi)
+
+    φ_wrong: the wrong captions (default `mismatched(φ)`; hard negatives: `negatives.pick_wrong`). Also returns the
+    mean probabilities D gives, for the training log: the three kinds of pair and, when `wrong_attribute` says which
+    attribute each wrong caption changed (−1 = a random caption), D(wrong) for each attribute's hard negatives."""
+    phi_wrong = mismatched(phi) if phi_wrong is None else phi_wrong
+    real_logit, wrong_logit, fake_logit = D(real, phi), D(real, phi_wrong), D(fake.detach(), phi)
     loss = (F.binary_cross_entropy_with_logits(real_logit, torch.ones_like(real_logit))
             + 0.5 * (F.binary_cross_entropy_with_logits(wrong_logit, torch.zeros_like(wrong_logit))
                      + F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit))))
     probs = {"d_real": real_logit.sigmoid().mean().item(), "d_wrong": wrong_logit.sigmoid().mean().item(),
              "d_fake": fake_logit.sigmoid().mean().item()}
+    if wrong_attribute is not None:
+        p = wrong_logit.detach().sigmoid()
+        for j, a in enumerate(ATTRIBUTE_NAMES):
+            rows = wrong_attribute.to(p.device) == j
+            if rows.any():
+                probs[f"d_wrong_{a}"] = p[rows].mean().item()
     return loss, probs
 
 

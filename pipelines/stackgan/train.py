@@ -10,6 +10,8 @@ Each optimiser step (Zhang et al. 2017, Algorithm as in the paper's code; `model
     2. fake = G_0(z, ĉ_0(φ))                              Stage I
        fake = G(G_0(z, ĉ_0(φ)), ĉ(φ))                      Stage II, G_0 frozen (eval mode, no gradient)
     3. D step:  BCE(D(real, φ), 1) + ½·[BCE(D(real, φ_wrong), 0) + BCE(D(fake, φ), 0)]   (matching-aware)
+                φ_wrong: a share `--hard-negatives` of them the right caption with one attribute changed
+                (`negatives.py`: a random caption can be rejected by colour alone, so D never checked shape)
     4. G step:  BCE(D(fake, φ), 1) + λ·KL(N(μ, Σ) ‖ N(0, I))                           (eq. 5, λ = 2)
 
 Adam, lr 2e-4, β = (0.5, 0.999) for both networks (the paper's). Every `--probe-every` steps a fixed set of
@@ -34,17 +36,20 @@ from pathlib import Path
 import torch
 
 from ..checkpoints import checkpoints_root, weights_hash, write_json
-from ..shapes.data import DATA_VERSION, collate, shapes_tensors, to_float
+from ..shapes.data import ATTRIBUTE_NAMES, DATA_VERSION, collate, shapes_tensors, to_float
 from ..text_encoder import MODEL_NAME
-from ..training import (ResumableState, add_run_args, command_line, downsample_curve, hardware_summary, run_paths)
+from ..training import (ResumableState, add_earlier_arg, add_run_args, command_line, downsample_curve, earlier_runs,
+                        hardware_summary, run_paths, with_earlier)
 from . import NAMES, STAGE1_COMMAND
 from .pipeline import load_generator
+from .negatives import hard_negative_captions, pick_wrong
 from .model import KL_WEIGHT, UPSAMPLES, StageIDiscriminator, StageIGenerator, StageIIDiscriminator, \
     StageIIGenerator, count_parameters, discriminator_loss, generator_loss, set_text_statistics
 
 TRAIN_IMAGES = 10_000
 PROBE_PROMPTS, PROBE_Z = 8, 8
-CURVE_KEYS = ("d_loss", "g_loss", "g_adv", "kl", "d_real", "d_wrong", "d_fake", "g_grad_norm")
+CURVE_KEYS = ("d_loss", "g_loss", "g_adv", "kl", "d_real", "d_wrong", "d_fake", "g_grad_norm",
+              *(f"d_wrong_{a}" for a in ATTRIBUTE_NAMES))   # the last five: D(wrong) on each attribute's hard negatives
 
 
 # ----------------------------------------------------------------------------- data
@@ -138,6 +143,9 @@ def parse_args(argv=None):
     p.add_argument("--steps", type=int, default=None, help="optimiser steps (default: 4000 Stage I, 1500 Stage II)")
     p.add_argument("--batch-size", type=int, default=None, help="default: 64 Stage I, 32 Stage II")
     p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--hard-negatives", type=float, default=0.5,
+                   help="share of D's wrong captions that are the right caption with one attribute changed "
+                        "(negatives.py; 0 = the paper's random captions only)")
     p.add_argument("--kl-weight", type=float, default=KL_WEIGHT, help="λ of the conditioning-augmentation KL")
     p.add_argument("--c-dim", type=int, default=64, help="dimension of the conditioning vector ĉ")
     p.add_argument("--z-dim", type=int, default=64)
@@ -152,6 +160,7 @@ def parse_args(argv=None):
     p.add_argument("--probe-every", type=int, default=250)
     p.add_argument("--save-every", type=int, default=250)
     add_run_args(p)
+    add_earlier_arg(p)
     args = p.parse_args(argv)
     args.name = args.name or NAMES[(args.stage, args.upsample if args.stage == 2 else "nearest")]
     args.steps = args.steps or (4000 if args.stage == 1 else 1500)
@@ -187,7 +196,12 @@ def main(argv=None):
     # 2. data: images at this stage's resolution and the captions' φ
     images, phi_all, labels = training_data(args, resolution, run_dir, log=accelerator.print)
     set_text_statistics(G, phi_all), set_text_statistics(D, phi_all)   # φ standardised inside both (buffers)
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images, phi_all), batch_size=args.batch_size,
+    tensors = [images, phi_all]
+    if labels is not None and args.hard_negatives > 0:   # φ of each image's five one-attribute-changed captions
+        hard = hard_negative_captions(labels, args.seed)
+        tensors.append(sentence_embeddings(hard, run_dir.parent / "cache", log=accelerator.print)
+                       .view(len(labels), len(ATTRIBUTE_NAMES), -1))
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(*tensors), batch_size=args.batch_size,
                                          shuffle=True, drop_last=True)
     opt_g = torch.optim.Adam(G.parameters(), lr=args.lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=args.lr, betas=(0.5, 0.999))
@@ -212,7 +226,7 @@ def main(argv=None):
 
     G.train(), D.train()
     while step < args.steps:
-        for real, phi in loader:
+        for real, phi, *phi_hard in loader:
             # 1-2. the captions' φ and this stage's fake images
             real = as_float(real)
             z = torch.randn(len(real), z_dim, device=dev)
@@ -223,7 +237,8 @@ def main(argv=None):
             else:
                 fake, mu, logvar = G(z, phi)
             # 3. the discriminator: real+matching -> 1, real+mismatched -> 0, fake+matching -> 0
-            d_loss, probs = discriminator_loss(D, real, fake, phi)
+            phi_wrong, which = pick_wrong(phi, phi_hard[0] if phi_hard else None, args.hard_negatives)
+            d_loss, probs = discriminator_loss(D, real, fake, phi, phi_wrong, which)
             opt_d.zero_grad(set_to_none=True)
             accelerator.backward(d_loss)
             opt_d.step()
@@ -270,23 +285,26 @@ def export(args, argv, out_dir: Path, run_dir: Path, G, D, state, step: int, sta
     if probe is not None:
         probe.save_strip(out_dir / "training_samples.png", run_dir)
     rows = state.log.rows(upto_step=step)
-    curves = {k: downsample_curve(rows, k) for k in CURVE_KEYS if rows and k in rows[0]}
+    curves = {k: downsample_curve(have, k) for k in CURVE_KEYS if (have := [r for r in rows if k in r])}
     probes = [{"step": r["step"], **r["probe"]} for r in rows if "probe" in r]
-    write_json(out_dir / "training_record.json", {
+    earlier = earlier_runs(args.earlier, keep=("command", "steps", "wall_seconds", "hard_negatives", "probes", "curves"))
+    write_json(out_dir / "training_record.json", with_earlier({
         "command": command_line() if argv is None else "python -m pipelines.stackgan.train " + shlex.join(argv),
         "stage": args.stage, "upsample": args.upsample if args.stage == 2 else None,
         "dataset": (f"captioned shapes v{DATA_VERSION} (pipelines.shapes.data), training phrasings only, "
                     f"{'32' if args.stage == 1 else '64'} px") if not args.data else f"image folder {Path(args.data).name}",
         "train_images": len(images), "steps": step, "batch_size": args.batch_size,
         "epochs": round(step * args.batch_size / len(images), 2), "lr": args.lr, "adam_betas": [0.5, 0.999],
-        "kl_weight": args.kl_weight, "spectral_norm": args.spectral_norm, "parameters": count_parameters(G),
+        "kl_weight": args.kl_weight, "hard_negatives": args.hard_negatives if probe is not None else 0.0,
+        "spectral_norm": args.spectral_norm, "parameters": count_parameters(G),
         "parameters_discriminator": count_parameters(D), "wall_seconds": round(state.log.wall_seconds()),
         "hardware": hardware_summary(), "history": state.log.meta.get("history", []),
         "final_loss": sum(r["g_loss"] for r in rows[-100:]) / max(1, len(rows[-100:])),
         "final_d_loss": sum(r["d_loss"] for r in rows[-100:]) / max(1, len(rows[-100:])),
         "loss_curve": curves.get("g_loss", []), "curves": curves, "probes": probes,
         "probe_protocol": f"{PROBE_PROMPTS} held-out-phrasing test prompts x {PROBE_Z} fixed noise vectors, "
-                          "judged by shapes-judge; diversity = mean pairwise RMS pixel distance within a prompt"})
+                          "judged by shapes-judge; diversity = mean pairwise RMS pixel distance within a prompt"},
+        earlier))
     write_stackgan_card(out_dir)
     print(f"exported {out_dir}")
 

@@ -21,7 +21,8 @@ from safetensors.torch import save_file
 
 from ..checkpoints import write_json
 from ..data import dataset_tensors
-from ..training import RunLog, add_run_args, command_line, downsample_curve, hardware_summary, run_paths
+from ..training import (RunLog, add_earlier_arg, add_run_args, command_line, downsample_curve, earlier_runs, hardware_summary,
+                        run_paths, with_earlier)
 from ..runtime import count_parameters
 from .model import ConvVAE, to_unit, vae_loss
 
@@ -40,6 +41,7 @@ def parse_args(argv=None):
     p.add_argument("--name", default=None, help="run / checkpoint name (default: vae-mnist-<latent-dim>d)")
     p.add_argument("--limit", type=int, default=None, help="use only the first N training images (smoke tests)")
     add_run_args(p)
+    add_earlier_arg(p)
     return p.parse_args(argv)
 
 
@@ -119,7 +121,7 @@ def main(argv=None):
     write_json(out_dir / "config.json", {"_class_name": "ConvVAE", **model.config})
     rows = log.rows(upto_step=step)
     tail = rows[-100:]
-    write_json(out_dir / "training_record.json", {
+    write_json(out_dir / "training_record.json", with_earlier({
         "command": command_line(), "dataset": "mnist", "split": "train", "train_images": len(x_train),
         "latent_dim": args.latent_dim, "beta": args.beta, "width": args.width, "lr": args.lr, "seed": args.seed,
         "mixed_precision": args.mixed_precision,
@@ -129,7 +131,7 @@ def main(argv=None):
         "loss_note": "per image in nats: BCE summed over 784 pixels + β·KL (the negative ELBO when β = 1)",
         **{f"{key}_curve": [[s, round(v, 3)] for s, v in downsample_curve(rows, key)] for key in ("loss", "rec", "kl")},
         "test_elbo_curve": elbo_curve,
-    })
+    }, earlier_runs(args.earlier, keep=("command", "width", "epochs", "wall_seconds", "test_elbo_curve"))))
     print(f"exported {name} to {out_dir} ({log.wall_seconds():.0f} s)", flush=True)
 
 
