@@ -30,25 +30,27 @@ def hardware_summary() -> str:
     return f"CPU: {cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
 
 
-LOCAL_OPTIONS = ("--runs", "--output", "--data-root")   # where files go on one machine, not how a model was made
+LOCAL_OPTIONS = ("--runs", "--output", "--data-root", "--earlier")   # where files go on one machine, not how a
+#                                                                      model was made (--earlier: the record says it)
 
 
 def command_line() -> str:
     """The command being run, as a record can quote it: `python -m <module> <args>`, without the options that
-    only name this machine's folders (a card must not carry machine paths)."""
+    only name this machine's files and folders, and their values (a card must not carry machine paths)."""
     module = sys.argv[0]
     if module.endswith(".py"):
         parts = Path(module).resolve().with_suffix("").parts
         if "pipelines" in parts:
             module = "-m " + ".".join(parts[parts.index("pipelines"):])
-    args, skip = [], False
+    args, skipping = [], False
     for a in sys.argv[1:]:
-        if skip:
-            skip = False
-        elif a in LOCAL_OPTIONS:
-            skip = True
-        elif not a.startswith(tuple(f"{o}=" for o in LOCAL_OPTIONS)):
-            args.append(a)
+        if a.startswith("--"):
+            skipping = a in LOCAL_OPTIONS
+            if skipping or a.startswith(tuple(f"{o}=" for o in LOCAL_OPTIONS)):
+                continue
+        elif skipping:   # a value of a local option (--earlier takes several)
+            continue
+        args.append(a)
     return "python " + " ".join([module] + args)
 
 

@@ -55,8 +55,9 @@ def test_command_line_leaves_out_the_machine_folders(monkeypatch):
 
     from pipelines import training
     monkeypatch.setattr(sys, "argv", ["/srv/x/pipelines/vae/train.py", "--latent-dim", "2", "--runs", "/home/u/runs",
-                                      "--output=/tmp/o", "--data-root", "data", "--epochs", "3"])
-    assert training.command_line() == "python -m pipelines.vae.train --latent-dim 2 --epochs 3"
+                                      "--output=/tmp/o", "--data-root", "data", "--epochs", "3", "--earlier", "a/r.json",
+                                      "b", "--width", "-1"])
+    assert training.command_line() == "python -m pipelines.vae.train --latent-dim 2 --epochs 3 --width -1"
 
 
 @pytest.mark.parametrize("native, expected", [(True, "bf16"), (False, "no")])

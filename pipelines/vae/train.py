@@ -85,6 +85,7 @@ def main(argv=None):
         model.load_state_dict(state["model"]), opt.load_state_dict(state["opt"]), sched.load_state_dict(state["sched"])
         gen.set_state(state["gen"])
         epoch, step, elbo_curve = state["epoch"], state["step"], state.get("test_elbo_curve", [])
+        sched.T_max = total_steps   # resumed with more --epochs: the cosine stretches to the new end
         print(f"resumed {name} at epoch {epoch} (step {step})", flush=True)
 
     # 4. minimise BCE + β·KL with one reparameterised sample z = μ + σ·ε per image
