@@ -181,6 +181,20 @@ def test_wrong_captions_mix_hard_negatives_and_random_ones():
     assert torch.equal(wrong, phi.roll(1, 0)) and (which == -1).all()
 
 
+def test_the_adaptive_pick_draws_more_often_what_d_still_accepts():
+    from pipelines.stackgan.negatives import AdaptivePick, pick_wrong
+    pick = AdaptivePick()
+    assert torch.allclose(pick.weights, torch.full((5,), 0.2))
+    for _ in range(300):
+        pick.update({"d_wrong_shape": 0.6, "d_wrong_colour": 0.2, "d_wrong_size": 0.2, "d_wrong_position": 0.4,
+                     "d_wrong_background": 0.0})
+    w = pick.weights
+    assert w[0] > w[3] > w[1] == w[2] and w[4] == pytest.approx(0.1 / 5)   # background: at the floor, not 0
+    _, which = pick_wrong(torch.randn(4000, 4), torch.randn(4000, 5, 4), 1.0, torch.Generator().manual_seed(0), w)
+    counts = torch.bincount(which, minlength=5).float() / 4000
+    assert torch.allclose(counts, w / w.sum(), atol=0.03)
+
+
 def test_discriminator_loss_logs_d_wrong_for_each_attribute_s_hard_negatives():
     n = 4
     real, fake = torch.ones(n, 3, 8, 8), -torch.ones(n, 3, 8, 8)

@@ -13,6 +13,12 @@ A **hard negative** is the right caption with exactly ONE attribute changed:
 It can be rejected only by reading attribute a, so every attribute, shape included, gets its share of D's
 attention. `--hard-negatives p` (train.py) makes a share p of the wrong pairs hard, the rest stay the paper's
 random ones.
+
+Which attribute a hard negative changes: uniformly, or (`--hard-attributes adaptive`) in proportion to how often D
+still accepts that attribute's hard negatives, a running mean of D(wrong_a). With uniform picks D learned the
+attributes one after another, easiest first (background, colour, size, position), and still accepted shape-changed
+captions as often as right ones after 3,400 steps; the adaptive pick spends the wrong pairs on what D has not
+learned yet.
 """
 from __future__ import annotations
 
@@ -46,15 +52,38 @@ def hard_negative_captions(labels: torch.Tensor, seed: int = 0, templates=TRAIN_
 
 
 def pick_wrong(phi: torch.Tensor, phi_hard: torch.Tensor | None, share: float,
-               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each image's wrong caption: with probability `share` a hard negative (attribute drawn uniformly), else the
-    next image's caption (the paper's). Returns (φ_wrong (B, d), which attribute was changed (B,), −1 = random)."""
+               generator: torch.Generator | None = None, weights: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each image's wrong caption: with probability `share` a hard negative (the attribute drawn with probabilities
+    ∝ `weights`, default uniform), else the next image's caption (the paper's). Returns (φ_wrong (B, d), which
+    attribute was changed (B,), −1 = random)."""
     rolled = phi.roll(1, dims=0)
     which = torch.full((len(phi),), -1, dtype=torch.long)
     if phi_hard is None or share <= 0:
         return rolled, which
     hard = torch.rand(len(phi), generator=generator) < share
-    attribute = torch.randint(len(ATTRIBUTE_NAMES), (len(phi),), generator=generator)
+    weights = torch.ones(len(ATTRIBUTE_NAMES)) if weights is None else weights.float()
+    attribute = torch.multinomial(weights, len(phi), replacement=True, generator=generator)
     which[hard] = attribute[hard]
     chosen = phi_hard[torch.arange(len(phi)), attribute.clamp_min(0)]
     return torch.where(hard[:, None].to(phi.device), chosen, rolled), which
+
+
+class AdaptivePick:
+    """The attribute weights of `--hard-attributes adaptive`: a running mean of D(wrong) on each attribute's hard
+    negatives (start ½, decay `decay` per step); an attribute D rejects well is drawn less often, never below
+    `floor` of the uniform share."""
+
+    def __init__(self, decay: float = 0.98, floor: float = 0.1):
+        self.accepted = torch.full((len(ATTRIBUTE_NAMES),), 0.5)
+        self.decay, self.floor = decay, floor
+
+    def update(self, probs: dict) -> None:
+        for j, a in enumerate(ATTRIBUTE_NAMES):
+            if f"d_wrong_{a}" in probs:
+                self.accepted[j] = self.decay * self.accepted[j] + (1 - self.decay) * probs[f"d_wrong_{a}"]
+
+    @property
+    def weights(self) -> torch.Tensor:
+        w = self.accepted / self.accepted.sum()
+        return w.clamp_min(self.floor / len(w))

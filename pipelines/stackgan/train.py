@@ -42,7 +42,7 @@ from ..training import (ResumableState, add_earlier_arg, add_run_args, command_l
                         hardware_summary, run_paths, with_earlier)
 from . import NAMES, STAGE1_COMMAND
 from .pipeline import load_generator
-from .negatives import hard_negative_captions, pick_wrong
+from .negatives import AdaptivePick, hard_negative_captions, pick_wrong
 from .model import KL_WEIGHT, UPSAMPLES, StageIDiscriminator, StageIGenerator, StageIIDiscriminator, \
     StageIIGenerator, count_parameters, discriminator_loss, generator_loss, set_text_statistics
 
@@ -146,6 +146,9 @@ def parse_args(argv=None):
     p.add_argument("--hard-negatives", type=float, default=0.5,
                    help="share of D's wrong captions that are the right caption with one attribute changed "
                         "(negatives.py; 0 = the paper's random captions only)")
+    p.add_argument("--hard-attributes", default="uniform", choices=["uniform", "adaptive"],
+                   help="which attribute a hard negative changes: uniformly, or more often the ones D still accepts "
+                        "(negatives.AdaptivePick)")
     p.add_argument("--kl-weight", type=float, default=KL_WEIGHT, help="λ of the conditioning-augmentation KL")
     p.add_argument("--c-dim", type=int, default=64, help="dimension of the conditioning vector ĉ")
     p.add_argument("--z-dim", type=int, default=64)
@@ -224,6 +227,7 @@ def main(argv=None):
         G.train()
         return out
 
+    adaptive = AdaptivePick() if args.hard_attributes == "adaptive" else None
     G.train(), D.train()
     while step < args.steps:
         for real, phi, *phi_hard in loader:
@@ -237,8 +241,11 @@ def main(argv=None):
             else:
                 fake, mu, logvar = G(z, phi)
             # 3. the discriminator: real+matching -> 1, real+mismatched -> 0, fake+matching -> 0
-            phi_wrong, which = pick_wrong(phi, phi_hard[0] if phi_hard else None, args.hard_negatives)
+            phi_wrong, which = pick_wrong(phi, phi_hard[0] if phi_hard else None, args.hard_negatives,
+                                          weights=adaptive.weights if adaptive else None)
             d_loss, probs = discriminator_loss(D, real, fake, phi, phi_wrong, which)
+            if adaptive:
+                adaptive.update(probs)
             opt_d.zero_grad(set_to_none=True)
             accelerator.backward(d_loss)
             opt_d.step()
@@ -296,6 +303,7 @@ def export(args, argv, out_dir: Path, run_dir: Path, G, D, state, step: int, sta
         "train_images": len(images), "steps": step, "batch_size": args.batch_size,
         "epochs": round(step * args.batch_size / len(images), 2), "lr": args.lr, "adam_betas": [0.5, 0.999],
         "kl_weight": args.kl_weight, "hard_negatives": args.hard_negatives if probe is not None else 0.0,
+        "hard_attributes": args.hard_attributes,
         "spectral_norm": args.spectral_norm, "parameters": count_parameters(G),
         "parameters_discriminator": count_parameters(D), "wall_seconds": round(state.log.wall_seconds()),
         "hardware": hardware_summary(), "history": state.log.meta.get("history", []),
