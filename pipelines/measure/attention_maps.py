@@ -8,9 +8,9 @@ training), one image each, DDIM `--steps` steps at w = `--scale`, seeds seed·10
 `pipelines.ldm.attention_maps` (heads, layers of every resolution and every step averaged), upsampled bilinearly to
 the 64×64 image.
 
-- The shape's mask is read from the generated image: the background colour is the median of the image's border
-  pixels (a rendered shape never touches the border), and a pixel belongs to the shape when its RGB distance from it
-  exceeds half the smallest distance between any shape colour and any background colour of the data.
+- The shape's mask is read from the generated image by the geometric judge's segmentation
+  (`pipelines.shapes.geometry.segment`: background = the border's median colour, a pixel belongs to the shape when it
+  is more than half covered by the shape's colour, cut down to the largest 8-connected component).
 - A word's map is the sum of its word pieces' maps ("plus sign": both words). Thresholded at its own mean over the
   image (rule stated once here, used for every word), it gives a region; IoU = |region ∩ mask| / |region ∪ mask|.
 - Targets (issue 19): the shape word's and the colour word's IoU ≥ 0.5 on average; the background word puts most of
@@ -37,7 +37,8 @@ from ..ldm import NAME
 from ..ldm.attention_maps import attention_maps, capture
 from ..ldm.card import ATTENTION_RESULTS, write_ldm_card
 from ..ldm.pipeline import load_ldm
-from ..shapes.data import ATTRIBUTES, BACKGROUNDS, COLOURS, SYNONYMS, heldout_prompts
+from ..shapes.data import ATTRIBUTES, SYNONYMS, heldout_prompts
+from ..shapes.geometry import segment
 from ..training import command_line, hardware_summary
 
 TARGET_IOU, TARGET_OUTSIDE = 0.5, 0.5
@@ -45,19 +46,10 @@ README_SECTION = "attention-maps"
 WORDS = ("shape", "colour", "background")
 
 
-def shape_threshold() -> float:
-    """Half the smallest RGB distance (0-1 units) between a shape colour and a background colour."""
-    dist = [sum((a - b) ** 2 for a, b in zip(c, g)) ** 0.5 / 255 for c in COLOURS.values()
-            for g in BACKGROUNDS.values()]
-    return min(dist) / 2
-
-
-def shape_mask(image: torch.Tensor, threshold: float | None = None) -> torch.Tensor:
-    """(H, W) bool: the pixels of `image` ((3, H, W) in [-1, 1]) far from its background (the border's median)."""
-    x = (image.float() + 1) / 2
-    border = torch.cat([x[:, 0], x[:, -1], x[:, :, 0], x[:, :, -1]], 1)       # (3, 4·side)
-    background = border.median(1).values.view(3, 1, 1)
-    return (x - background).norm(dim=0) > (shape_threshold() if threshold is None else threshold)
+def shape_mask(image: torch.Tensor) -> torch.Tensor:
+    """(H, W) bool: the shape's pixels in `image` ((3, H, W) in [-1, 1]), as the geometric judge segments them."""
+    x = ((image.float().clamp(-1, 1) + 1) / 2).permute(1, 2, 0).double().numpy()
+    return torch.from_numpy(segment(x)[0])
 
 
 def word_positions(model, tokens: list[str], word: str) -> list[int]:
@@ -94,12 +86,12 @@ def iou(region: torch.Tensor, mask: torch.Tensor) -> float:
     return (region & mask).sum().item() / union if union else 0.0
 
 
-def score_one(model, maps: torch.Tensor, image: torch.Tensor, caption: str, label: dict, threshold=None) -> dict:
+def score_one(model, maps: torch.Tensor, image: torch.Tensor, caption: str, label: dict) -> dict:
     """The figures of one image: maps (L, h, w) -> per word IoU, mass outside the mask; token mass shares."""
     tokens = model.tokenize(caption)[0]
     size = image.shape[-1]
     up = F.interpolate(maps[None], size=(size, size), mode="bilinear", align_corners=False)[0]   # (L, H, W)
-    mask = shape_mask(image, threshold)
+    mask = shape_mask(image)
     out = {"mask_area": mask.float().mean().item()}
     for attribute in WORDS:
         value = ATTRIBUTES[attribute][label[attribute]]
@@ -190,6 +182,7 @@ def summary_md(doc: dict) -> str:
     a = doc["views"]["all"]
     met = lambda ok: "meets" if ok else "misses"  # noqa: E731
     s = doc["speed"]
+    m = s["median_seconds"]
     mass = ", ".join(f"{k} {v:.0%}" for k, v in a["mass"].items())
     res = "; ".join(f"{v}: shape {doc['views'][v]['shape_iou']:.2f}, colour {doc['views'][v]['colour_iou']:.2f}"
                     for v in doc["views"] if v != "all")
@@ -204,7 +197,8 @@ def summary_md(doc: dict) -> str:
             f"By layers and steps: {res}. Where the attention goes (share of all of it): {mass}. "
             f"Sampling with the maps off after a capture takes {s['off_after_over_before']:.2f}× the time before "
             f"any capture; with the maps on {s['on_over_off']:.2f}× ({s['steps']} DDIM steps, 1 image, "
-            f"{s['threads']} torch threads, the fastest of {s['rounds']} interleaved rounds, beside a training job).")
+            f"{s['threads']} torch threads, the fastest of {s['rounds']} interleaved rounds; medians "
+            f"{m['before']:.3f} s before, {m['maps on']:.3f} s with the maps on, {m['after']:.3f} s after).")
 
 
 def main(argv=None):
@@ -227,7 +221,8 @@ def main(argv=None):
     doc.update(command=command_line(), checkpoint=NAME, weights=model.weights_hash, n=args.n, steps=args.steps,
                scale=args.scale, seed=args.seed, speed=speed, hardware=hardware_summary(),
                threshold_rule="a word's map (upsampled bilinearly to the image) > its own mean over the image",
-               mask_rule=f"RGB distance from the border's median colour > {shape_threshold():.3f} (0-1 units)",
+               mask_rule="the geometric judge's segmentation (pipelines.shapes.geometry.segment): coverage by the "
+                         "shape's colour > 1/2 against the border's median colour, largest 8-connected component",
                protocol=(f"{args.n} held-out-phrasing prompts, 1 image each, DDIM {args.steps} steps at w = "
                          f"{args.scale:g}, seeds {args.seed}·1000 + batch; maps averaged over heads, the layers of "
                          f"every resolution and every step"))
