@@ -147,6 +147,18 @@ def test_diagnosis_reports_collapse_only_when_diversity_falls():
     assert "ABOVE real" in {f.failure: f for f in diagnose(healthy, 0.1)}["mode collapse"].evidence
 
 
+def test_the_projection_term_adds_the_inner_product_of_text_and_pooled_image_features():
+    torch.manual_seed(0)
+    head = M.MatchingLogit(8, text_dim=6, text_dim_out=4, sn=False, projection=True).eval()
+    features, phi = torch.randn(3, 8, 4, 4), torch.randn(3, 6)
+    t = head.text(phi)
+    paper = head.joint(torch.cat([features, t[:, :, None, None].expand(-1, -1, 4, 4)], 1)).flatten()
+    bilinear = torch.einsum("bc,bc->b", t @ head.project.weight.T, features.sum((2, 3)))
+    assert torch.allclose(head(features, phi), paper + bilinear, atol=1e-5)
+    assert M.StageIDiscriminator(ndf=8).config.get("projection") is None        # the paper's head by default
+    assert M.StageIIDiscriminator(ndf=8, projection=True).config["projection"] is True
+
+
 def test_a_hard_negative_changes_exactly_the_one_attribute():
     import numpy as np
     from pipelines.shapes.data import ATTRIBUTE_NAMES, BACKGROUNDS, COLOURS

@@ -117,9 +117,18 @@ def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tenso
 
 class MatchingLogit(nn.Module):
     """The discriminators' shared head: compress φ to `text_dim_out`, tile it over the 4x4 image features, join along
-    channels, and read one logit: conv1x1 + BN + LeakyReLU, then a 4x4 conv (the paper's D_0 / D head)."""
+    channels, and read one logit: conv1x1 + BN + LeakyReLU, then a 4x4 conv (the paper's D_0 / D head).
 
-    def __init__(self, image_channels: int, text_dim: int = 384, text_dim_out: int = 64, sn: bool = False):
+    `projection` (off in the paper) adds the projection discriminator's term (Miyato & Koyama 2018):
+
+        logit = head([h, t]) + ⟨W t, Σ_xy h⟩,   t = the compressed φ, h = the image features
+
+    a bilinear score of image against text. The paper's head can only match them through one LeakyReLU of a 1x1
+    conv on their concatenation, which has to learn every (image attribute, word) pair; the inner product scores
+    them directly."""
+
+    def __init__(self, image_channels: int, text_dim: int = 384, text_dim_out: int = 64, sn: bool = False,
+                 projection: bool = False):
         super().__init__()
         # the text projection is never spectrally normalised: φ's differences between captions are small (per-dim
         # std ≈ 0.03), and a 1-Lipschitz projection kept them too small for D to tell matching from mismatched
@@ -128,10 +137,14 @@ class MatchingLogit(nn.Module):
         self.joint = nn.Sequential(spectral(nn.Conv2d(image_channels + text_dim_out, image_channels, 1, bias=sn), sn),
                                    *([] if sn else [nn.BatchNorm2d(image_channels)]), nn.LeakyReLU(0.2, inplace=True),
                                    spectral(nn.Conv2d(image_channels, 1, 4), sn))
+        self.project = spectral(nn.Linear(text_dim_out, image_channels, bias=False), sn) if projection else None
 
     def forward(self, features: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
-        t = self.text(phi)[:, :, None, None].expand(-1, -1, *features.shape[-2:])
-        return self.joint(torch.cat([features, t], dim=1)).flatten()
+        t = self.text(phi)
+        logit = self.joint(torch.cat([features, t[:, :, None, None].expand(-1, -1, *features.shape[-2:])], 1)).flatten()
+        if self.project is not None:
+            logit = logit + (self.project(t) * features.sum((2, 3))).sum(1)
+        return logit
 
 
 # ----------------------------------------------------------------------------- the four networks
@@ -163,13 +176,15 @@ class StageIDiscriminator(nn.Module):
     first run here had D reject every fake within 500 steps (D loss 0.02, D(fake) 0.02) while its samples fell apart
     (that run also had the over-strong KL described in `generator_loss`); `--no-spectral-norm` trains the paper's D."""
 
-    def __init__(self, text_dim: int = 384, ndf: int = 32, text_dim_out: int = 64, spectral_norm: bool = True):
+    def __init__(self, text_dim: int = 384, ndf: int = 32, text_dim_out: int = 64, spectral_norm: bool = True,
+                 projection: bool = False):
         super().__init__()
         sn = spectral_norm
-        self.config = dict(text_dim=text_dim, ndf=ndf, text_dim_out=text_dim_out, spectral_norm=sn)
+        self.config = dict(text_dim=text_dim, ndf=ndf, text_dim_out=text_dim_out, spectral_norm=sn,
+                           **({"projection": True} if projection else {}))
         self.encode = nn.Sequential(downsample_block(3, ndf, norm=False, sn=sn), downsample_block(ndf, 2 * ndf, sn=sn),
                                     downsample_block(2 * ndf, 4 * ndf, sn=sn))
-        self.logit = MatchingLogit(4 * ndf, text_dim, text_dim_out, sn)
+        self.logit = MatchingLogit(4 * ndf, text_dim, text_dim_out, sn, projection)
 
     def forward(self, image: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
         return self.logit(self.encode(image), phi)
@@ -212,13 +227,15 @@ class StageIIGenerator(nn.Module):
 class StageIIDiscriminator(nn.Module):
     """64 x 64 image -> four /2 down-blocks -> (8·ndf, 4, 4) features -> matching logit with φ."""
 
-    def __init__(self, text_dim: int = 384, ndf: int = 16, text_dim_out: int = 64, spectral_norm: bool = True):
+    def __init__(self, text_dim: int = 384, ndf: int = 16, text_dim_out: int = 64, spectral_norm: bool = True,
+                 projection: bool = False):
         super().__init__()
         sn = spectral_norm
-        self.config = dict(text_dim=text_dim, ndf=ndf, text_dim_out=text_dim_out, spectral_norm=sn)
+        self.config = dict(text_dim=text_dim, ndf=ndf, text_dim_out=text_dim_out, spectral_norm=sn,
+                           **({"projection": True} if projection else {}))
         self.encode = nn.Sequential(downsample_block(3, ndf, norm=False, sn=sn), downsample_block(ndf, 2 * ndf, sn=sn),
                                     downsample_block(2 * ndf, 4 * ndf, sn=sn), downsample_block(4 * ndf, 8 * ndf, sn=sn))
-        self.logit = MatchingLogit(8 * ndf, text_dim, text_dim_out, sn)
+        self.logit = MatchingLogit(8 * ndf, text_dim, text_dim_out, sn, projection)
 
     def forward(self, image: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
         return self.logit(self.encode(image), phi)

@@ -157,6 +157,8 @@ def parse_args(argv=None):
     p.add_argument("--res-blocks", type=int, default=2)
     p.add_argument("--spectral-norm", action=argparse.BooleanOptionalAction, default=True,
                    help="spectrally normalise D instead of BatchNorm (--no-spectral-norm: the paper's D)")
+    p.add_argument("--projection", action="store_true",
+                   help="add the projection discriminator's term ⟨W t, Σ h⟩ to D's matching logit (model.MatchingLogit)")
     p.add_argument("--train-images", type=int, default=TRAIN_IMAGES)
     p.add_argument("--data", default=None, help="an image folder to train on instead of the shapes (e.g. CUB)")
     p.add_argument("--captions", default=None, help="its mirrored caption tree (one caption per line)")
@@ -186,14 +188,14 @@ def main(argv=None):
     if args.stage == 1:
         stage1, resolution = None, 32
         G = StageIGenerator(c_dim=args.c_dim, z_dim=args.z_dim, ngf=args.ngf)
-        D = StageIDiscriminator(ndf=args.ndf, spectral_norm=args.spectral_norm)
+        D = StageIDiscriminator(ndf=args.ndf, spectral_norm=args.spectral_norm, projection=args.projection)
     else:
         stage1_dir = Path(args.stage1) if args.stage1 else checkpoints_root() / NAMES[(1, "nearest")]
         if not (stage1_dir / "generator.safetensors").is_file():
             raise SystemExit(f"No Stage I generator in {stage1_dir}: train it first with  {STAGE1_COMMAND}")
         stage1, resolution = load_generator(stage1_dir).to(dev).eval(), 64
         G = StageIIGenerator(c_dim=args.c_dim, ngf=args.ngf, res_blocks=args.res_blocks, upsample=args.upsample)
-        D = StageIIDiscriminator(ndf=args.ndf, spectral_norm=args.spectral_norm)
+        D = StageIIDiscriminator(ndf=args.ndf, spectral_norm=args.spectral_norm, projection=args.projection)
     z_dim = stage1.config["z_dim"] if stage1 is not None else args.z_dim
 
     # 2. data: images at this stage's resolution and the captions' φ
