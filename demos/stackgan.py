@@ -177,15 +177,11 @@ def architecture(variant=next(iter(VARIANTS))) -> str:
 
 
 def failure_md(variant=next(iter(VARIANTS))) -> str:
-    from pipelines.shapes.diversity import real_groups, within_prompt_diversity
     from pipelines.measure.stackgan_diagnose import diagnosed_runs
-    from pipelines.stackgan.train import PROBE_PROMPTS, PROBE_Z
-    from pipelines.shapes.data import heldout_prompts
-    _, labels = heldout_prompts(PROBE_PROMPTS, 0)
     lines = []
     stages = (("stackgan.stage1", STAGE1, 32), ("stackgan.stage2", VARIANTS.get(variant, STAGE2), 64))
     for stage, folder, res in stages:
-        runs = diagnosed_runs(checkpoints_root() / folder, within_prompt_diversity(real_groups(labels, PROBE_Z, res)))
+        runs = diagnosed_runs(checkpoints_root() / folder, res)
         if not runs:
             lines.append(tr("stackgan.stage_untrained", stage=tr(stage), command=COMMANDS[folder]))
         for k, (run, findings) in enumerate(runs):

@@ -106,18 +106,23 @@ def diagnose(record: dict, real_diversity: float, ranks: dict | None = None) -> 
     return out
 
 
-def diagnosed_runs(folder, real_diversity: float) -> list[tuple[dict, list[Finding]]]:
+def diagnosed_runs(folder, resolution: int) -> list[tuple[dict, list[Finding]]]:
     """Every run of one StackGAN checkpoint, oldest first: (its record, its findings). The earlier runs its record
     quotes (`--earlier`, each with its probes and curves), then the shipped one, each with the D-check figures of
-    its own weights (`stackgan_negatives`) where they were measured."""
+    its own weights (`stackgan_negatives`) where they were measured; diversity against real renders of the
+    probe's prompts at the stage's `resolution`."""
     from pathlib import Path
 
     from ..checkpoints import read_json, weights_hash
+    from ..shapes.data import heldout_prompts
+    from ..shapes.diversity import real_groups, within_prompt_diversity
+    from ..stackgan.train import PROBE_PROMPTS, PROBE_Z
     from .stackgan_negatives import entries_for
     folder = Path(folder)
     record = read_json(folder / "training_record.json", {})
     if not record:
         return []
+    real_diversity = within_prompt_diversity(real_groups(heldout_prompts(PROBE_PROMPTS, 0)[1], PROBE_Z, resolution))
     ranks = {e["weights"]: e["ranks"] for e in entries_for(folder.name)}
     runs = [r for r in record.get("earlier_runs", []) if r.get("probes")]
     runs.append(dict(record, weights=weights_hash(folder)))

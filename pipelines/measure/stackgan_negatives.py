@@ -23,12 +23,12 @@ import torch
 from ..checkpoints import PROJECT_ROOT, checkpoints_root, read_json, weights_hash, write_json
 from ..shapes.data import ATTRIBUTE_NAMES, shapes_tensors, to_float
 from ..stackgan import NAMES
+from ..stackgan.model import mismatched
 from ..stackgan.negatives import hard_negative_captions
 from ..stackgan.pipeline import load_network
 from ..training import command_line, hardware_summary
 
 RESULT = PROJECT_ROOT / "results" / "stackgan-negatives.json"
-WRONG_KINDS = ("random", *ATTRIBUTE_NAMES)
 
 
 @torch.no_grad()
@@ -36,7 +36,7 @@ def attribute_ranks(D, images: torch.Tensor, phi: torch.Tensor, phi_hard: torch.
     """images (N, 3, R, R) in [-1, 1], φ (N, d), φ_hard (N, 5, d) -> per kind of wrong caption: the rank figure
     and D's mean probabilities on the right and the wrong pairs."""
     right = D(images, phi)
-    wrongs = {"random": D(images, phi.roll(1, dims=0))}
+    wrongs = {"random": D(images, mismatched(phi))}
     wrongs.update({a: D(images, phi_hard[:, j]) for j, a in enumerate(ATTRIBUTE_NAMES)})
     return {kind: {"rank": (right > w).double().mean().item(), "d_right": right.sigmoid().mean().item(),
                    "d_wrong": w.sigmoid().mean().item()} for kind, w in wrongs.items()}
@@ -64,11 +64,10 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    from ..text_encoder import load_text_encoder
-    encoder = load_text_encoder("cpu")
+    from ..stackgan.train import sentence_embeddings
 
-    def encode(captions):
-        return torch.cat([encoder.encode(captions[i:i + 256]).pooled for i in range(0, len(captions), 256)])
+    def encode(captions):   # the trainer's cached MiniLM φ
+        return sentence_embeddings(captions, PROJECT_ROOT / "runs" / "cache")
 
     names = args.only.split(",") if args.only else list(NAMES.values())
     doc = read_json(RESULT, {"entries": []})

@@ -63,11 +63,7 @@ def attribute_findings(folder: Path, resolution: int) -> str:
     """The card's section on what each run of this checkpoint drew at chance and what its D checked, from the
     diagnosis of the training records (`pipelines.measure.stackgan_diagnose`), earlier runs first."""
     from ..measure.stackgan_diagnose import diagnosed_runs
-    from ..shapes.data import heldout_prompts
-    from ..shapes.diversity import real_groups, within_prompt_diversity
-    from .train import PROBE_PROMPTS, PROBE_Z
-    real = within_prompt_diversity(real_groups(heldout_prompts(PROBE_PROMPTS, 0)[1], PROBE_Z, resolution))
-    runs = diagnosed_runs(folder, real)
+    runs = diagnosed_runs(folder, resolution)
     lines = []
     for k, (run, findings) in enumerate(runs):
         who = "This checkpoint" if k == len(runs) - 1 else f"The earlier run (`{run['command']}`)"

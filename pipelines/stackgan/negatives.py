@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from ..shapes.data import ATTRIBUTE_NAMES, ATTRIBUTES, TRAIN_TEMPLATES, caption_for
+from .model import mismatched
 
 
 def changed(attributes: dict[str, str], attribute: str, rng: np.random.Generator) -> dict[str, str]:
@@ -57,7 +58,7 @@ def pick_wrong(phi: torch.Tensor, phi_hard: torch.Tensor | None, share: float,
     """Each image's wrong caption: with probability `share` a hard negative (the attribute drawn with probabilities
     ∝ `weights`, default uniform), else the next image's caption (the paper's). Returns (φ_wrong (B, d), which
     attribute was changed (B,), −1 = random)."""
-    rolled = phi.roll(1, dims=0)
+    rolled = mismatched(phi)
     which = torch.full((len(phi),), -1, dtype=torch.long)
     if phi_hard is None or share <= 0:
         return rolled, which
