@@ -64,7 +64,8 @@ def add_earlier_arg(p) -> None:
 def earlier_runs(paths, keep=("command", "steps", "epochs", "wall_seconds")) -> list[dict]:
     """The earlier runs of one model (oldest first), each started afresh and superseded by the run being recorded:
     from each a training_record.json (or a checkpoint folder holding one, whose weights hash is kept too) the `keep`
-    fields, its own earlier runs before it. A record quotes them so its card counts the model's whole CPU budget."""
+    fields, its own earlier runs before it. A record quotes them so its card counts the model's whole CPU budget.
+    A run named twice (directly and inside a later run's record) is counted once."""
     from .checkpoints import weights_hash
     runs = []
     for path in map(Path, paths):
@@ -74,7 +75,7 @@ def earlier_runs(paths, keep=("command", "steps", "epochs", "wall_seconds")) -> 
         entry = {k: record[k] for k in keep if k in record}
         if path.is_dir():
             entry["weights"] = weights_hash(path)
-        runs += record.get("earlier_runs", []) + [entry]
+        runs += [run for run in record.get("earlier_runs", []) + [entry] if run not in runs]
     return runs
 
 

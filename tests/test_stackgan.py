@@ -159,6 +159,22 @@ def test_the_projection_term_adds_the_inner_product_of_text_and_pooled_image_fea
     assert M.StageIIDiscriminator(ndf=8, projection=True).config["projection"] is True
 
 
+def test_the_sketch_skip_makes_stage_ii_a_correction_to_the_up_sampled_sketch():
+    torch.manual_seed(0)
+    G = M.StageIIGenerator(ngf=8, sketch_skip=True).eval()
+    sketch, phi = torch.rand(2, 3, 32, 32) * 2 - 1, torch.randn(2, 384)
+    with torch.no_grad():
+        G.to_rgb[0].weight.zero_(), G.to_rgb[0].bias.zero_()        # no correction: the sketch, up-sampled
+        out, _, _ = G(sketch, phi)
+    up = torch.nn.functional.interpolate(sketch, scale_factor=2, mode="bilinear", align_corners=False)
+    assert torch.allclose(out, 0.99 * up, atol=1e-5)
+    with torch.no_grad():
+        G.to_rgb[0].bias.fill_(0.5)                                 # a correction moves it, inside (-1, 1)
+        moved, _, _ = G(sketch, phi)
+    assert (moved > out).all() and moved.abs().max() < 1
+    assert "sketch_skip" not in M.StageIIGenerator(ngf=8).config    # the paper's decoder by default
+
+
 def test_a_hard_negative_changes_exactly_the_one_attribute():
     import numpy as np
     from pipelines.shapes.data import ATTRIBUTE_NAMES, BACKGROUNDS, COLOURS
@@ -264,6 +280,11 @@ def test_a_record_quotes_the_earlier_runs_and_the_card_counts_their_wall_time(tm
                      "weights": runs[0]["weights"]}] and len(runs[0]["weights"]) == 10
     with pytest.raises(SystemExit, match="not a training record"):
         earlier_runs([tmp_path / "bad.json"])
+    (tmp_path / "later").mkdir()                # a later run that already quotes "old": "old" is counted once
+    (tmp_path / "later" / "training_record.json").write_text(json.dumps(
+        {"command": "python -m x --later", "wall_seconds": 30, "earlier_runs": runs}))
+    both = earlier_runs([tmp_path / "old", tmp_path / "later"], keep=("command", "steps", "wall_seconds"))
+    assert [r["command"] for r in both] == ["python -m x --steps 10", "python -m x --later"]
     record = with_earlier({"command": "python -m x --steps 20", "wall_seconds": 50}, runs)
     assert record["total_wall_seconds"] == 150 and with_earlier({"wall_seconds": 1}, []) == {"wall_seconds": 1}
     (tmp_path / "new").mkdir()
@@ -296,10 +317,11 @@ def tiny_root(tmp_path_factory):
     for steps in ("2", "3"):
         _reset_accelerate()
         train.main(["--stage", "1", "--steps", steps, "--output", str(ck / STAGE1), *common])
-    for name, up in ((STAGE2, "nearest"), (STAGE2_PIXELSHUFFLE, "pixelshuffle")):
+    for name, up, extra in ((STAGE2, "nearest", []), (STAGE2_PIXELSHUFFLE, "pixelshuffle", ["--sketch-skip",
+                                                                                           "--projection"])):
         _reset_accelerate()
         train.main(["--stage", "2", "--upsample", up, "--steps", "2", "--stage1", str(ck / STAGE1),
-                    "--output", str(ck / name), *common])
+                    "--output", str(ck / name), *extra, *common])
     return root
 
 
@@ -328,6 +350,9 @@ def test_training_resumes_and_exports_record_card_and_both_networks(tiny_root):
                 "training_samples.png"} <= {p.name for p in folder.iterdir()}
     card = (tiny_root / "ck" / STAGE2_PIXELSHUFFLE / "README.md").read_text()
     assert "PixelShuffle" in card and "Stage II" in card
+    assert "correction to the sketch" in card and "projection term" in card    # the flags it was trained with
+    plain = (tiny_root / "ck" / STAGE2 / "README.md").read_text()
+    assert "correction to the sketch" not in plain and "projection term" not in plain
     assert json.loads((tiny_root / "ck" / STAGE2 / "config.json").read_text())["stage1"]["name"] == STAGE1
 
 
@@ -415,9 +440,9 @@ def test_shipped_stage2_obeys_held_out_captions_and_is_diverse():
     captions, labels = heldout_prompts(48, seed=5)
     _, s2 = stackgan_images(gan, captions, seed=77)
     acc = load_judge("cpu").score(s2, labels)
-    # measured on 240 prompts: colour 0.79, background 0.95, shape 0.29 (chance: 0.25; the blobs are not yet
-    # shapes); 48 prompts: standard error ≈ 0.06
-    assert acc["colour"] >= 0.6 and acc["background"] >= 0.8, acc
+    # measured on 240 prompts (python -m pipelines.measure.stackgan): shape 0.82, colour 0.97, background 0.96
+    # (the model before hard negatives and the sketch skip: shape 0.29, chance 0.25); 48 prompts: standard error ≈ 0.06
+    assert acc["shape"] >= 0.65 and acc["colour"] >= 0.85 and acc["background"] >= 0.85, acc
     _, groups = stackgan_groups(gan, captions[:6], 6, seed=77)
     real = within_prompt_diversity(real_groups(labels[:6], 6, 64))
-    assert within_prompt_diversity(groups) > 0.3 * real
+    assert 0.5 * real < within_prompt_diversity(groups) < 1.5 * real       # the band around real

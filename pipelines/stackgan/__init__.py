@@ -8,9 +8,11 @@
     card.py      the model card's text (its figures: pipelines/measure/stackgan.py, prompt adherence and
                  diversity against the latent diffusion model; failure modes: measure/stackgan_diagnose.py)
 
-    python -m pipelines.stackgan.train --stage 1 --threads 2
-    python -m pipelines.stackgan.train --stage 2 --threads 2
-    python -m pipelines.stackgan.train --stage 2 --upsample pixelshuffle --threads 2
+    python -m pipelines.stackgan.train --stage 1 --steps 8000 --projection --hard-attributes adaptive --threads 2
+    python -m pipelines.stackgan.train --stage 2 --steps 2000 --ndf 32 --sketch-skip \
+        --projection --hard-attributes adaptive --threads 2
+    python -m pipelines.stackgan.train --stage 2 --upsample pixelshuffle --steps 1500 --sketch-skip \
+        --projection --hard-attributes adaptive --threads 2
     python -m pipelines.measure.stackgan --threads 2
 """
 from __future__ import annotations
@@ -19,8 +21,11 @@ STAGE1 = "stackgan-stage1"
 STAGE2 = "stackgan-stage2"
 STAGE2_PIXELSHUFFLE = "stackgan-stage2-pixelshuffle"
 NAMES = {(1, "nearest"): STAGE1, (2, "nearest"): STAGE2, (2, "pixelshuffle"): STAGE2_PIXELSHUFFLE}
-STAGE1_COMMAND = "python -m pipelines.stackgan.train --stage 1 --threads 2"
-STAGE2_COMMAND = "python -m pipelines.stackgan.train --stage 2 --threads 2"
-PIXELSHUFFLE_COMMAND = "python -m pipelines.stackgan.train --stage 2 --upsample pixelshuffle --steps 1000 --threads 2"
+_SHIPPED_LOSSES = "--projection --hard-attributes adaptive"  # the shipped runs' discriminator terms and negatives
+STAGE1_COMMAND = f"python -m pipelines.stackgan.train --stage 1 --steps 8000 {_SHIPPED_LOSSES} --threads 2"
+STAGE2_COMMAND = (f"python -m pipelines.stackgan.train --stage 2 --steps 2000 --ndf 32 --sketch-skip "
+                  f"{_SHIPPED_LOSSES} --threads 2")
+PIXELSHUFFLE_COMMAND = (f"python -m pipelines.stackgan.train --stage 2 --upsample pixelshuffle --steps 1500 "
+                        f"--sketch-skip {_SHIPPED_LOSSES} --threads 2")
 EVALUATE_COMMAND = "python -m pipelines.measure.stackgan --threads 2"
 COMMANDS = {STAGE1: STAGE1_COMMAND, STAGE2: STAGE2_COMMAND, STAGE2_PIXELSHUFFLE: PIXELSHUFFLE_COMMAND}

@@ -25,11 +25,18 @@ DEVIATIONS = """Where this differs from the paper, and why (each found while tra
 augmentation is taken per dimension of ĉ (as in the authors' code; on the summed KL the generator ignored the
 caption); φ is standardised with the training captions' per-dimension mean and std inside both networks (MiniLM's
 sentence embeddings of these captions differ little); the discriminator is spectrally normalised instead of using
-BatchNorm{sn} (with BatchNorm, D rejected every fake within 500 steps), its text branch excepted.{hard}"""
+BatchNorm{sn} (with BatchNorm, D rejected every fake within 500 steps), its text branch excepted.{hard}{extras}"""
 
 HARD_NEGATIVES = """ A share {share:g} of the discriminator's wrong captions are **hard negatives**, the right caption with one
 attribute changed (`negatives.py`): with the paper's random wrong captions alone, D could reject nearly all of them
 by colour and never checked the shape, and the generator drew shapes at chance (below)."""
+
+PROJECTION = """ D's matching logit adds the projection term ⟨W φ, Σ_xy h⟩ (Miyato & Koyama 2018) to the paper's head on
+the concatenation [h, φ], a bilinear image-text score (`model.MatchingLogit`)."""
+
+SKETCH_SKIP = """ Stage II's decoder draws a **correction to the sketch**, s = tanh(r + atanh(0.99 · bilinear_x2(s_0))), instead
+of redrawing the image through the 8 x 8 bottleneck: without it, the Stage II trained here drew the requested
+shape less often than the Stage I sketch it was given."""
 
 EXTRA = """`generator.safetensors` and `discriminator.safetensors` are float32 weights; `config.json` rebuilds both
 (`pipelines.stackgan.pipeline.load_network`). `training_record.json` holds the discriminator and generator loss
@@ -55,7 +62,9 @@ def write_stackgan_card(folder: str | Path) -> Path:
         (" (PixelShuffle up-sampling)" if g.get("upsample") == "pixelshuffle" else "")
     sn = "" if r.get("spectral_norm", True) else " — **not in this checkpoint: it was trained with --no-spectral-norm**"
     hard = HARD_NEGATIVES.format(share=r["hard_negatives"]) if r.get("hard_negatives") else ""
-    return write_card(folder, title, summary + "\n\n" + DEVIATIONS.format(sn=sn, hard=hard),
+    extras = (PROJECTION if config.get("discriminator_config", {}).get("projection") else "") + \
+        (SKETCH_SKIP if g.get("sketch_skip") else "")
+    return write_card(folder, title, summary + "\n\n" + DEVIATIONS.format(sn=sn, hard=hard, extras=extras),
                       attribute_findings(folder, 32 if stage == 1 else 64) + EXTRA.format(evaluate=EVALUATE_COMMAND))
 
 

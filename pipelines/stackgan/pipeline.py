@@ -47,7 +47,7 @@ def load_network(folder: str | Path, which: str = "generator"):
         config = json.loads((folder / "config.json").read_text())
         net = _network_class(config[which])(**config[f"{which}_config"])
         net.load_state_dict(load_file(str(weights)))
-    except (OSError, KeyError, ValueError, RuntimeError, json.JSONDecodeError) as exc:
+    except (OSError, KeyError, TypeError, ValueError, RuntimeError, json.JSONDecodeError) as exc:
         raise ValueError(f"The StackGAN checkpoint {folder.name} cannot be loaded ({type(exc).__name__}: "
                          f"{str(exc)[:200]}). Retrain it: {COMMANDS.get(folder.name, '')}") from exc
     return net.eval()

@@ -4,6 +4,10 @@
     python -m pipelines.stackgan.train --stage 2 --threads 2                          # -> checkpoints/stackgan-stage2
     python -m pipelines.stackgan.train --stage 2 --upsample pixelshuffle --threads 2  # -> ...-stage2-pixelshuffle
 
+The shipped checkpoints add `--steps 8000` (Stage I), `--steps 2000 --ndf 32` / `--steps 1500` (Stage II nearest /
+PixelShuffle), `--sketch-skip` (Stage II) and `--projection --hard-attributes adaptive` (both stages;
+pipelines/stackgan/__init__.py: COMMANDS).
+
 Each optimiser step (Zhang et al. 2017, Algorithm as in the paper's code; `model.py` has the networks and losses):
 
     1. φ = the captions' sentence embeddings (frozen MiniLM, mean-pooled; computed once and cached)
@@ -157,6 +161,8 @@ def parse_args(argv=None):
     p.add_argument("--res-blocks", type=int, default=2)
     p.add_argument("--spectral-norm", action=argparse.BooleanOptionalAction, default=True,
                    help="spectrally normalise D instead of BatchNorm (--no-spectral-norm: the paper's D)")
+    p.add_argument("--sketch-skip", action="store_true",
+                   help="Stage II draws a correction to the up-sampled sketch (model.StageIIGenerator)")
     p.add_argument("--projection", action="store_true",
                    help="add the projection discriminator's term ⟨W t, Σ h⟩ to D's matching logit (model.MatchingLogit)")
     p.add_argument("--train-images", type=int, default=TRAIN_IMAGES)
@@ -194,7 +200,8 @@ def main(argv=None):
         if not (stage1_dir / "generator.safetensors").is_file():
             raise SystemExit(f"No Stage I generator in {stage1_dir}: train it first with  {STAGE1_COMMAND}")
         stage1, resolution = load_generator(stage1_dir).to(dev).eval(), 64
-        G = StageIIGenerator(c_dim=args.c_dim, ngf=args.ngf, res_blocks=args.res_blocks, upsample=args.upsample)
+        G = StageIIGenerator(c_dim=args.c_dim, ngf=args.ngf, res_blocks=args.res_blocks, upsample=args.upsample,
+                             sketch_skip=args.sketch_skip)
         D = StageIIDiscriminator(ndf=args.ndf, spectral_norm=args.spectral_norm, projection=args.projection)
     z_dim = stage1.config["z_dim"] if stage1 is not None else args.z_dim
 
