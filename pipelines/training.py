@@ -75,7 +75,9 @@ def earlier_runs(paths, keep=("command", "steps", "epochs", "wall_seconds")) -> 
         entry = {k: record[k] for k in keep if k in record}
         if path.is_dir():
             entry["weights"] = weights_hash(path)
-        runs += [run for run in record.get("earlier_runs", []) + [entry] if run not in runs]
+        for run in record.get("earlier_runs", []) + [entry]:
+            if run not in runs:
+                runs.append(run)
     return runs
 
 

@@ -282,7 +282,7 @@ def test_a_record_quotes_the_earlier_runs_and_the_card_counts_their_wall_time(tm
         earlier_runs([tmp_path / "bad.json"])
     (tmp_path / "later").mkdir()                # a later run that already quotes "old": "old" is counted once
     (tmp_path / "later" / "training_record.json").write_text(json.dumps(
-        {"command": "python -m x --later", "wall_seconds": 30, "earlier_runs": runs}))
+        {"command": "python -m x --later", "wall_seconds": 30, "earlier_runs": runs + runs}))
     both = earlier_runs([tmp_path / "old", tmp_path / "later"], keep=("command", "steps", "wall_seconds"))
     assert [r["command"] for r in both] == ["python -m x --steps 10", "python -m x --later"]
     record = with_earlier({"command": "python -m x --steps 20", "wall_seconds": 50}, runs)
